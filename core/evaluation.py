@@ -1,0 +1,64 @@
+"""Test-set metrics from predicted probabilities, with scikit-learn doing the arithmetic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
+
+
+def evaluate_predictions(
+    y_true: Sequence[int],
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    paths: Sequence[str],
+    split: str = "test",
+) -> dict:
+    """Accuracy, loss, confusion matrix, per-class scores and the mistakes, most confident first.
+
+    Args:
+        y_true: the true class index of each image.
+        probabilities: (N, classes) predicted probabilities, rows in the same order.
+        paths: the image file of each row, for the mistakes gallery.
+        split: which split these images are ("test", or "val" when there is no test split).
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = list(range(len(class_names)))
+    y_pred = probabilities.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    clipped = np.clip(probabilities, 1e-7, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
+    mistakes = [
+        {
+            "path": str(paths[i]),
+            "true": class_names[y_true[i]],
+            "predicted": class_names[y_pred[i]],
+            "confidence": float(probabilities[i, y_pred[i]]),
+            "true_class_probability": float(probabilities[i, y_true[i]]),
+        }
+        for i in np.flatnonzero(y_pred != y_true)
+    ]
+    mistakes.sort(key=lambda m: m["confidence"], reverse=True)
+    return {
+        "split": split,
+        "count": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "loss": float(log_loss(y_true, clipped, labels=labels)),
+        "class_names": list(class_names),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "per_class": [
+            {
+                "class": name,
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "f1": float(f1[k]),
+                "support": int(support[k]),
+            }
+            for k, name in enumerate(class_names)
+        ],
+        "misclassified": mistakes,
+    }

@@ -1,0 +1,229 @@
+"""Building the classifier and deciding which layers train in each phase.
+
+The model takes raw RGB pixels (0-255) of any size, so an exported model needs no
+preprocessing code: resize, augmentation (active only in training), the family's
+preprocessing, the base called with `training=False`, pooling, dropout, a dense head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from core.backbones import BackboneSpec
+from core.config import AugmentationConfig
+
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+
+
+def preprocessing_layers(mode: str) -> list[keras.layers.Layer]:
+    """Built-in layers equal to the family's `preprocess_input` (so a saved model needs no custom code).
+
+    `caffe` is RGB->BGR and ImageNet mean subtraction: a fixed 1x1 convolution does both.
+    """
+    if mode == "tf":
+        return [keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")]
+    if mode == "torch":
+        return [
+            keras.layers.Rescaling(1.0 / 255.0, name="preprocess_scale"),
+            keras.layers.Normalization(
+                mean=[0.485, 0.456, 0.406],
+                variance=[s * s for s in IMAGENET_STD_RGB],
+                name="preprocess",
+            ),
+        ]
+    if mode == "caffe":
+        kernel = np.zeros((1, 1, 3, 3), dtype="float32")
+        for out_channel, in_channel in enumerate((2, 1, 0)):
+            kernel[0, 0, in_channel, out_channel] = 1.0
+        bias = -np.array(IMAGENET_MEAN_RGB[::-1], dtype="float32")
+        conv = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
+        conv.build((None, None, None, 3))
+        conv.set_weights([kernel, bias])
+        return [conv]
+    if mode == "none":
+        return []
+    raise ValueError(f"Unknown preprocessing mode. Received: mode={mode!r}")
+
+
+def augmentation_layers(config: AugmentationConfig, seed: int) -> list[keras.layers.Layer]:
+    """Keras's random layers for `config`; they pass images through unchanged at inference."""
+    layers = []
+    flip = {
+        (True, True): "horizontal_and_vertical",
+        (True, False): "horizontal",
+        (False, True): "vertical",
+    }.get((config.horizontal_flip, config.vertical_flip))
+    if flip:
+        layers.append(keras.layers.RandomFlip(flip, seed=seed, name="flip"))
+    if config.rotation:
+        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed, name="rotation"))
+    if config.zoom:
+        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed, name="zoom"))
+    if config.translation:
+        layers.append(
+            keras.layers.RandomTranslation(
+                config.translation, config.translation, fill_mode="reflect", seed=seed, name="translation"
+            )
+        )
+    if config.contrast:
+        layers.append(keras.layers.RandomContrast(config.contrast, seed=seed, name="contrast"))
+    if config.brightness:
+        layers.append(
+            keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed, name="brightness")
+        )
+    return layers
+
+
+def build_augmenter(config: AugmentationConfig, seed: int) -> keras.Sequential:
+    """The augmentation alone, for showing what it does to images."""
+    return keras.Sequential(augmentation_layers(config, seed), name="augmentation")
+
+
+def build_classifier(
+    base: keras.Model,
+    spec: BackboneSpec,
+    num_classes: int,
+    image_size: int,
+    augmentation: AugmentationConfig,
+    pooling: str = "avg",
+    head_units: tuple[int, ...] = (),
+    dropout: float = 0.2,
+    seed: int = 0,
+) -> keras.Model:
+    """Raw pixels in, class probabilities out, with `base` inside called in inference mode."""
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
+    aug = augmentation_layers(augmentation, seed)
+    if aug:
+        x = keras.Sequential(aug, name="augmentation")(x)
+    for layer in preprocessing_layers(spec.preprocessing):
+        x = layer(x)
+    # training=False keeps BatchNormalization in inference mode even when the base is
+    # unfrozen: updating its statistics on a small dataset ruins the pretrained features.
+    x = base(x, training=False)
+    if pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    else:
+        x = keras.layers.Flatten(name="pool")(x)
+    for index, units in enumerate(head_units):
+        if dropout:
+            x = keras.layers.Dropout(dropout, seed=seed, name=f"head_dropout_{index}")(x)
+        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{index}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=f"studio_{spec.key.replace('.', '_')}")
+
+
+# --- freezing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    index: int
+    name: str
+    kind: str
+    block: str
+    params: int
+    trainable_in_finetune: bool
+    is_batch_norm: bool
+
+
+def resolve_unfreeze(spec: BackboneSpec, unfreeze: str) -> str:
+    """`auto` becomes the backbone's recommended cut; other specs pass through."""
+    if unfreeze == "auto":
+        return f"block:{spec.recommended_unfreeze}" if spec.recommended_unfreeze else "top:20"
+    return unfreeze
+
+
+def finetune_mask(base: keras.Model, spec: BackboneSpec, unfreeze: str) -> list[bool]:
+    """For each base layer, whether phase 2 unfreezes it (before the BatchNormalization rule).
+
+    Raises:
+        ValueError: a block name or layer index that the base does not have.
+    """
+    unfreeze = resolve_unfreeze(spec, unfreeze)
+    layers = base.layers
+    count = len(layers)
+    if unfreeze == "none":
+        return [False] * count
+    if unfreeze == "all":
+        return [True] * count
+    kind, _, value = unfreeze.partition(":")
+    if kind == "top":
+        n = int(value)
+        return [i >= count - n for i in range(count)]
+    if kind == "block":
+        blocks = spec.layer_blocks([layer.name for layer in layers])
+        if value not in blocks:
+            known = ", ".join(dict.fromkeys(blocks))
+            raise ValueError(f"{spec.label} has no block {value!r}. Its blocks: {known}")
+        start = blocks.index(value)
+        return [i >= start for i in range(count)]
+    if kind == "layers":
+        chosen = {int(v) for v in value.replace(" ", "").split(",") if v}
+        bad = sorted(i for i in chosen if not 0 <= i < count)
+        if bad:
+            raise ValueError(f"{spec.label} has {count} layers (0 to {count - 1}). Received indices: {bad}")
+        return [i in chosen for i in range(count)]
+    raise ValueError(f"Unknown unfreeze spec. Received: unfreeze={unfreeze!r}")
+
+
+def set_phase(model: keras.Model, base: keras.Model, phase: int, mask: list[bool]) -> None:
+    """Phase 1: the whole base frozen. Phase 2: the masked layers train, BatchNormalization never."""
+    if phase == 1:
+        base.trainable = False
+        return
+    base.trainable = True
+    for layer, unfrozen in zip(base.layers, mask):
+        layer.trainable = bool(unfrozen) and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def count_trainable(model: keras.Model) -> int:
+    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+
+
+def layer_table(base: keras.Model, spec: BackboneSpec, unfreeze: str) -> list[LayerRow]:
+    """One row per base layer: block, weights, and whether phase 2 trains it."""
+    mask = finetune_mask(base, spec, unfreeze)
+    blocks = spec.layer_blocks([layer.name for layer in base.layers])
+    rows = []
+    for index, (layer, unfrozen, block) in enumerate(zip(base.layers, mask, blocks)):
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        rows.append(
+            LayerRow(
+                index=index,
+                name=layer.name,
+                kind=type(layer).__name__,
+                block=block,
+                params=int(layer.count_params()) if layer.built else 0,
+                trainable_in_finetune=bool(unfrozen) and not is_bn and bool(layer.weights),
+                is_batch_norm=is_bn,
+            )
+        )
+    return rows
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    raise ValueError(f"Unknown optimizer. Received: name={name!r}")
+
+
+def compile_for_phase(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+    """Recompile after every change of `trainable`: Keras fixes the trainable set at compile time."""
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )

@@ -1,0 +1,123 @@
+"""Input pipelines: decode and resize every image once, then feed `tf.data` from that.
+
+Decoded, resized pixels are cached as a `.npy` file keyed by the files (path, size,
+modification time) and the image size, so a second run on the same data skips
+decoding. Small caches are fed from memory; large ones stream from the memory-mapped
+file in batches, so memory stays flat however many photos there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from core.images import load_rgb
+
+DECODER_VERSION = 1
+IN_MEMORY_BYTES = 1536 * 1024**2
+
+
+def cache_home() -> Path:
+    """Decoded-image cache: `STUDIO_CACHE`, default `./data/cache`."""
+    return Path(os.environ.get("STUDIO_CACHE", os.path.join("data", "cache"))).absolute()
+
+
+def decode_images(
+    paths: Sequence[str],
+    image_size: int,
+    cache_dir: Path | None = None,
+    progress: Callable[[int, int], bool] | None = None,
+    workers: int = 4,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """All `paths` decoded upright to RGB uint8 of `image_size`, as one (N, S, S, 3) array.
+
+    Args:
+        progress: called as progress(done, total); returning False cancels (raises InterruptedError).
+
+    Returns:
+        The array (memory-mapped from the cache) and {index: reason} for files that failed
+        to decode now although they passed the scan (their rows are zeros; drop them).
+    """
+    cache_dir = Path(cache_dir) if cache_dir else cache_home()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(paths, image_size)
+    array_path = cache_dir / f"images-{key}.npy"
+    failures_path = cache_dir / f"images-{key}.json"
+    if array_path.exists() and failures_path.exists():
+        failures = {int(k): v for k, v in json.loads(failures_path.read_text()).items()}
+        if progress:
+            progress(len(paths), len(paths))
+        return np.load(array_path, mmap_mode="r"), failures
+    tmp_path = cache_dir / f".images-{key}.{os.getpid()}.npy"
+    array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(len(paths), image_size, image_size, 3))
+    failures: dict[int, str] = {}
+
+    def load(index: int) -> None:
+        try:
+            array[index] = load_rgb(paths[index], image_size)
+        except Exception as error:  # any decoder failure: the file is dropped, never fatal
+            failures[index] = f"could not be decoded ({str(error)[:120] or type(error).__name__})"
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for done, _ in enumerate(pool.map(load, range(len(paths))), start=1):
+                if progress and (done % 16 == 0 or done == len(paths)):
+                    if progress(done, len(paths)) is False:
+                        raise InterruptedError("decoding cancelled")
+        array.flush()
+        del array
+        os.replace(tmp_path, array_path)
+        failures_path.write_text(json.dumps(failures))
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return np.load(array_path, mmap_mode="r"), failures
+
+
+def _cache_key(paths: Sequence[str], image_size: int) -> str:
+    digest = hashlib.sha1(f"v{DECODER_VERSION}:{image_size}".encode())
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            digest.update(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}|missing\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int, shuffle: bool, seed: int = 0):
+    """A batched, prefetched `tf.data.Dataset` of (uint8 images, labels) or images alone."""
+    import tensorflow as tf
+
+    count = len(images)
+    if images.nbytes <= IN_MEMORY_BYTES:
+        pixels = np.ascontiguousarray(images)
+        data = (pixels, labels) if labels is not None else pixels
+        dataset = tf.data.Dataset.from_tensor_slices(data)
+        if shuffle:
+            dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    # Too big for memory: shuffle indices, gather each batch from the memory-mapped file.
+    size = images.shape[1]
+    indices = tf.data.Dataset.range(count)
+    if shuffle:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+
+    def gather(batch_indices):
+        order = np.sort(batch_indices)
+        return np.asarray(images[order]), (labels[order] if labels is not None else np.zeros(len(order), np.int32))
+
+    def load(batch_indices):
+        pixels, batch_labels = tf.numpy_function(gather, [batch_indices], (tf.uint8, tf.int32))
+        pixels.set_shape((None, size, size, 3))
+        batch_labels.set_shape((None,))
+        return (pixels, batch_labels) if labels is not None else pixels
+
+    return indices.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,387 @@
+"""Two-phase fine-tuning of one run, from its directory to its evaluation.
+
+Phase 1 trains a new head on the frozen base; phase 2 unfreezes the chosen top of the
+base (BatchNormalization stays frozen) and fine-tunes at a lower learning rate. Every
+step writes to the run directory, which is all the dashboard ever reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.backbones import get_backbone
+from core.config import ConfigError, RunConfig
+from core.datasets import DatasetError, DatasetReport, SkippedFile, SplitPlan, make_splits, resolve_source, scan_dataset
+from core.runs import RunDirectory, write_atomic
+from core.weights import WeightsUnavailable
+
+
+class RunFailed(RuntimeError):
+    """A failure with a message a person can act on; `bad_input` marks the user's input as the cause."""
+
+    def __init__(self, message: str, bad_input: bool = False):
+        super().__init__(message)
+        self.bad_input = bad_input
+
+
+class RunStopped(Exception):
+    """A stop request arrived before training began."""
+
+
+def load_dataset(config: RunConfig) -> DatasetReport:
+    """Scan the configured data (and the separate validation and test folders, if any)."""
+    report = scan_dataset(resolve_source(config.data))
+    extras = [("val", config.val_data), ("test", config.test_data)]
+    if not any(path for _, path in extras):
+        return report
+    if report.layout == "split":
+        report.items = [i for i in report.items if i.split == "train"]
+    else:
+        report.items = [_with_split(i, "train") for i in report.items]
+    report.layout = "split"
+    for split, path in extras:
+        if not path:
+            continue
+        extra = scan_dataset(resolve_source(path))
+        for item in extra.items:
+            if item.label in report.class_names:
+                report.items.append(_with_split(item, split))
+            else:
+                report.skipped.append(SkippedFile(item.path, f"class '{item.label}' has no training images"))
+        report.skipped.extend(extra.skipped)
+    return report
+
+
+def _with_split(item, split):
+    from dataclasses import replace
+
+    return replace(item, split=split)
+
+
+def train_run(run: RunDirectory, echo: Callable[[str], None] = print) -> str:
+    """Train `run` to the end and return its final state (succeeded, stopped or failed).
+
+    Never raises for a training problem: the status says what went wrong and what to do,
+    and the log has the traceback.
+    """
+    run.write_status(
+        state="running",
+        started=time.time(),
+        pid=os.getpid(),
+        pid_started=_process_start(),
+        phase=0,
+        message="Preparing the images",
+    )
+    try:
+        return _train(run, echo)
+    except RunStopped:
+        run.write_status(state="stopped", finished=time.time(), message="Stopped before training began.")
+        return "stopped"
+    except RunFailed as error:
+        return _fail(run, str(error), echo, bad_input=error.bad_input)
+    except (DatasetError, WeightsUnavailable, ConfigError) as error:
+        return _fail(run, str(error), echo, bad_input=True)
+    except MemoryError:
+        return _fail(run, "The machine ran out of memory. Try a smaller batch size or image size.", echo)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            return _fail(run, "The disk is full, so the model could not be saved. Free some space and train again.", echo)
+        echo(traceback.format_exc())
+        return _fail(run, f"A file could not be read or written: {error}", echo)
+    except Exception as error:  # the last line of defence: the status must still tell the truth
+        echo(traceback.format_exc())
+        return _fail(
+            run,
+            f"Training failed unexpectedly ({type(error).__name__}: {str(error)[:300]}). The log has the details.",
+            echo,
+        )
+
+
+def _fail(run: RunDirectory, message: str, echo: Callable[[str], None], bad_input: bool = False) -> str:
+    echo(f"FAILED: {message}")
+    run.write_status(state="failed", finished=time.time(), message=message, bad_input=bad_input)
+    return "failed"
+
+
+def _process_start() -> float | None:
+    try:
+        import psutil
+
+        return psutil.Process(os.getpid()).create_time()
+    except Exception:
+        return None
+
+
+def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
+    config = run.config().validate()
+    spec = get_backbone(config.backbone)
+
+    report = load_dataset(config)
+    write_atomic(run.dataset_path, json.dumps(report.to_dict()))
+    problems = report.problems_for_training()
+    if problems:
+        raise RunFailed(problems[0], bad_input=True)
+    plan = make_splits(report, config.val_fraction, config.test_fraction, config.seed)
+    for note in plan.notes + report.warnings:
+        echo(note)
+    if report.skipped:
+        echo(f"{len(report.skipped)} file(s) left out; dataset.json lists each with the reason.")
+    if not plan.train:
+        raise RunFailed("There are no training images after the split.", bad_input=True)
+
+    arrays = _decode_splits(run, plan, config.image_size, echo)
+    _write_splits(run, plan, arrays)
+    class_names = plan.class_names
+    train_x, train_y, _ = arrays["train"]
+    val_x, val_y, _ = arrays["val"]
+
+    import keras
+
+    from core.callbacks import EventStream, StopOnRequest
+    from core.evaluation import evaluate_predictions
+    from core.model import (
+        build_classifier,
+        compile_for_phase,
+        count_trainable,
+        finetune_mask,
+        resolve_unfreeze,
+        set_phase,
+    )
+    from core.pipeline import make_dataset
+    from core.weights import build_base, resolve_weights
+
+    keras.utils.set_random_seed(config.seed)
+    choice = resolve_weights(spec, config.image_size, config.weights)
+    echo(f"Backbone {spec.label} at {config.image_size} px with {choice.description}.")
+    base = build_base(spec, config.image_size, choice)
+    model = build_classifier(
+        base,
+        spec,
+        num_classes=len(class_names),
+        image_size=config.image_size,
+        augmentation=config.augmentation,
+        pooling=config.pooling,
+        head_units=config.head_units,
+        dropout=config.dropout,
+        seed=config.seed,
+    )
+    unfreeze = resolve_unfreeze(spec, config.unfreeze)
+    try:
+        mask = finetune_mask(base, spec, unfreeze)
+    except ValueError as error:
+        raise RunFailed(str(error), bad_input=True) from None
+    set_phase(model, base, 2, mask)
+    phase2_trainable = count_trainable(model)
+    set_phase(model, base, 1, mask)
+    phase1_trainable = count_trainable(model)
+
+    batch_size = min(config.batch_size, len(train_x))
+    class_weight = _class_weights(train_y, len(class_names), config.class_weights)
+    has_val = len(val_x) > 0
+    monitor = "val_loss" if has_val else "loss"
+    train_ds = make_dataset(train_x, train_y, batch_size, shuffle=True, seed=config.seed)
+    val_ds = make_dataset(val_x, val_y, batch_size, shuffle=False) if has_val else None
+    steps = math.ceil(len(train_x) / batch_size)
+    run.write_status(
+        weights=choice.description,
+        weights_kind=choice.kind,
+        unfreeze=unfreeze,
+        class_names=class_names,
+        total_params=int(model.count_params()),
+        trainable_params_phase1=phase1_trainable,
+        trainable_params_phase2=phase2_trainable,
+        class_weights=class_weight is not None,
+        images={k: int(len(v[0])) for k, v in arrays.items()},
+        epochs_total=config.head_epochs + config.finetune_epochs,
+        steps_per_epoch=steps,
+        batch_size=batch_size,
+    )
+    run.best_checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(run.best_checkpoint_path), monitor=monitor, save_best_only=True, verbose=0
+    )
+    stopper = StopOnRequest(run.stop_path)
+    epochs_done = 0
+    outcome = "succeeded"
+    phases = [
+        (1, config.head_epochs, config.head_learning_rate, "training the new head (base frozen)"),
+        (2, config.finetune_epochs, config.finetune_learning_rate, f"fine-tuning ({unfreeze} unfrozen)"),
+    ]
+    for phase, epochs, learning_rate, what in phases:
+        if epochs <= 0:
+            continue
+        if phase == 2 and unfreeze == "none":
+            echo("Phase 2 skipped: no base layers are set to unfreeze.")
+            continue
+        set_phase(model, base, phase, mask)
+        compile_for_phase(model, config.optimizer, learning_rate)
+        trainable = count_trainable(model)
+        echo(f"Phase {phase}: {what}, {epochs} epoch(s) at learning rate {learning_rate:g}, {trainable:,} trainable weights.")
+        run.write_status(phase=phase, message=f"Phase {phase}: {what}", phase_epochs=epochs, epoch=epochs_done)
+
+        def on_epoch(row, phase=phase):
+            echo(_epoch_line(row, config))
+            run.write_status(epoch=int(row["epoch"]), last_epoch=row)
+
+        stream = EventStream(
+            run.events_path,
+            run.history_path,
+            phase=phase,
+            steps_per_epoch=steps,
+            batch_size=batch_size,
+            epoch_offset=epochs_done,
+            on_epoch=on_epoch,
+        )
+        callbacks = [stream, checkpoint, stopper, keras.callbacks.TerminateOnNaN()]
+        if config.early_stopping_patience and epochs > 1:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor, patience=config.early_stopping_patience, restore_best_weights=True
+                )
+            )
+        if config.reduce_lr_patience and epochs > 1:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor, factor=0.3, patience=config.reduce_lr_patience, min_lr=1e-7
+                )
+            )
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs_done + epochs,
+            initial_epoch=epochs_done,
+            callbacks=callbacks,
+            class_weight=class_weight,
+            verbose=0,
+        )
+        epochs_done += len(history.history.get("loss", []))
+        if stream.nan_seen:
+            raise RunFailed(
+                f"The loss became NaN (not a number) in phase {phase}: training diverged, usually because "
+                f"the learning rate ({learning_rate:g}) is too high. Try one 10 times lower."
+            )
+        if stopper.stopped:
+            outcome = "stopped"
+            break
+
+    if run.best_checkpoint_path.exists():
+        model = keras.models.load_model(run.best_checkpoint_path, safe_mode=True)
+    elif outcome == "stopped":
+        run.write_status(
+            state="stopped", finished=time.time(), message="Stopped before the first epoch finished: nothing was saved."
+        )
+        return "stopped"
+    model.save(run.model_path)
+
+    split = "test" if len(arrays["test"][0]) else ("val" if has_val else "train")
+    eval_x, eval_y, eval_paths = arrays[split]
+    run.write_status(phase="evaluating", message=f"Evaluating on the {split} images")
+    probabilities = model.predict(make_dataset(eval_x, None, batch_size, shuffle=False), verbose=0)
+    evaluation = evaluate_predictions(eval_y, probabilities, class_names, eval_paths, split=split)
+    evaluation["seconds"] = round(time.time() - (run.raw_status().get("started") or time.time()), 1)
+    write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
+    where = "test" if split == "test" else f"{split} (there is no test split)"
+    summary = f"{evaluation['accuracy']:.1%} accuracy on {evaluation['count']} {where} images."
+    echo(summary)
+    if outcome == "stopped":
+        message = f"Stopped by request; the best checkpoint was kept. {summary}"
+    else:
+        message = f"Finished. {summary}"
+    run.write_status(state=outcome, finished=time.time(), message=message, accuracy=evaluation["accuracy"])
+    return outcome
+
+
+def _decode_splits(run: RunDirectory, plan: SplitPlan, image_size: int, echo) -> dict:
+    from core.pipeline import decode_images
+
+    index = {name: k for k, name in enumerate(plan.class_names)}
+    everything = [(split, item) for split in ("train", "val", "test") for item in getattr(plan, split)]
+    started = time.time()
+    last_update = [0.0]
+
+    def progress(done: int, total: int) -> bool:
+        if run.stop_requested():
+            return False
+        if time.time() - last_update[0] > 0.5 or done == total:
+            last_update[0] = time.time()
+            run.write_status(message=f"Preparing the images ({done} of {total})", prepared=done, to_prepare=total)
+        return True
+
+    try:
+        pixels, failures = decode_images([item.path for _, item in everything], image_size, progress=progress)
+    except InterruptedError:
+        raise RunStopped() from None
+    echo(f"Prepared {len(everything)} images at {image_size} px in {time.time() - started:.1f} s.")
+    for position, reason in failures.items():
+        echo(f"Left out {everything[position][1].path}: {reason}")
+    arrays = {}
+    for split in ("train", "val", "test"):
+        rows = [k for k, (s, _) in enumerate(everything) if s == split and k not in failures]
+        labels = np.array([index[everything[k][1].label] for k in rows], dtype=np.int32)
+        paths = [everything[k][1].path for k in rows]
+        if rows and rows == list(range(rows[0], rows[-1] + 1)):
+            images = pixels[rows[0] : rows[-1] + 1]  # contiguous: stays memory-mapped
+        else:
+            images = pixels[rows] if rows else np.zeros((0, image_size, image_size, 3), np.uint8)
+        arrays[split] = (images, labels, paths)
+    return arrays
+
+
+def _write_splits(run: RunDirectory, plan: SplitPlan, arrays: dict) -> None:
+    used = {path for split in arrays.values() for path in split[2]}
+    with open(run.splits_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=("split", "label", "path"))
+        writer.writeheader()
+        for row in plan.rows():
+            if row["path"] in used:
+                writer.writerow(row)
+
+
+def _class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
+    """Balanced weights when asked, or (auto) when the largest class is 1.5x the smallest or more."""
+    if mode == "off" or len(labels) == 0:
+        return None
+    counts = np.bincount(labels, minlength=num_classes)
+    present = counts[counts > 0]
+    if mode == "auto" and present.max() < 1.5 * present.min():
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classes = np.flatnonzero(counts)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(c): float(w) for c, w in zip(classes, weights)}
+
+
+def _epoch_line(row: dict, config: RunConfig) -> str:
+    parts = [f"phase {row['phase']} epoch {row['epoch']}/{config.head_epochs + config.finetune_epochs}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if row.get(key) is not None:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"{row['seconds']:.1f} s")
+    return "  ".join(parts)
+
+
+def run_worker(run_path: str | Path) -> int:
+    """Entry point of a worker process: wait for a training slot, then train."""
+    from core.runs import wait_for_slot
+
+    run = RunDirectory(run_path)
+    slot = wait_for_slot(run)
+    if slot is None:
+        run.write_status(state="stopped", finished=time.time(), message="Stopped while waiting in the queue.")
+        return 0
+    try:
+        state = train_run(run, echo=lambda line: print(line, flush=True))
+    finally:
+        slot.release()
+    return 0 if state in ("succeeded", "stopped") else 1
