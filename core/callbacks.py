@@ -159,4 +159,3 @@ def _learning_rate(model) -> float | None:
         return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     except Exception:
         return None
-

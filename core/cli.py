@@ -43,50 +43,104 @@ def build_parser() -> argparse.ArgumentParser:
         "model.keras, ...) to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    train.add_argument("--data", required=True, help="folder of class folders (or train/val/test folders), a .zip, "
-                       "'demo' for the built-in set, or 'sample:flowers' / 'sample:cats_vs_dogs' to download")
+    train.add_argument(
+        "--data",
+        required=True,
+        help="folder of class folders (or train/val/test folders), a .zip, "
+        "'demo' for the built-in set, or 'sample:flowers' / 'sample:cats_vs_dogs' to download",
+    )
     train.add_argument("--val-data", help="separate folder of class folders used for validation")
     train.add_argument("--test-data", help="separate folder of class folders used only for the final test")
-    train.add_argument("--backbone", default=defaults.backbone, choices=list(BACKBONES), metavar="KEY",
-                       help=f"pretrained network; one of: {', '.join(BACKBONES)}")
-    train.add_argument("--weights", default=defaults.weights,
-                       help="'imagenet' (Keras cache or download), 'none' (random), or a path to a .h5 file")
+    train.add_argument(
+        "--backbone",
+        default=defaults.backbone,
+        choices=list(BACKBONES),
+        metavar="KEY",
+        help=f"pretrained network; one of: {', '.join(BACKBONES)}",
+    )
+    train.add_argument(
+        "--weights",
+        default=defaults.weights,
+        help="'imagenet' (Keras cache or download), 'none' (random), or a path to a .h5 file",
+    )
     train.add_argument("--image-size", type=int, default=defaults.image_size, help="images are resized to N x N pixels")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per training step")
     train.add_argument("--head-epochs", type=int, default=defaults.head_epochs, help="phase 1 epochs (base frozen)")
-    train.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs,
-                       help="phase 2 epochs (top of the base unfrozen); 0 skips phase 2")
+    train.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=defaults.finetune_epochs,
+        help="phase 2 epochs (top of the base unfrozen); 0 skips phase 2",
+    )
     train.add_argument("--head-lr", type=float, default=defaults.head_learning_rate, help="phase 1 learning rate")
-    train.add_argument("--finetune-lr", type=float, default=defaults.finetune_learning_rate,
-                       help="phase 2 learning rate (keep it low)")
-    train.add_argument("--optimizer", default=defaults.optimizer, choices=["adam", "rmsprop", "sgd"],
-                       help="optimizer for both phases (sgd uses momentum 0.9)")
-    train.add_argument("--unfreeze", default=defaults.unfreeze,
-                       help="what phase 2 trains: auto (the backbone's recommended top blocks), none, all, "
-                       "top:N (last N layers), block:NAME (from that block on), layers:I,J (layer indices); "
-                       "BatchNormalization layers always stay frozen")
-    train.add_argument("--pooling", default=defaults.pooling, choices=["avg", "max", "flatten"],
-                       help="how the base's feature map becomes a vector")
+    train.add_argument(
+        "--finetune-lr", type=float, default=defaults.finetune_learning_rate, help="phase 2 learning rate (keep it low)"
+    )
+    train.add_argument(
+        "--optimizer",
+        default=defaults.optimizer,
+        choices=["adam", "rmsprop", "sgd"],
+        help="optimizer for both phases (sgd uses momentum 0.9)",
+    )
+    train.add_argument(
+        "--unfreeze",
+        default=defaults.unfreeze,
+        help="what phase 2 trains: auto (the backbone's recommended top blocks), none, all, "
+        "top:N (last N layers), block:NAME (from that block on), layers:I,J (layer indices); "
+        "BatchNormalization layers always stay frozen",
+    )
+    train.add_argument(
+        "--pooling",
+        default=defaults.pooling,
+        choices=["avg", "max", "flatten"],
+        help="how the base's feature map becomes a vector",
+    )
     train.add_argument("--head-units", default="", help="hidden Dense layers in the head, e.g. '256' or '1024,256'")
     train.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout before each head layer")
-    train.add_argument("--flip", default="horizontal", choices=["none", "horizontal", "vertical", "both"],
-                       help="random flips during training")
+    train.add_argument(
+        "--flip",
+        default="horizontal",
+        choices=["none", "horizontal", "vertical", "both"],
+        help="random flips during training",
+    )
     train.add_argument("--rotation", type=float, default=aug.rotation, help="random rotation, fraction of a turn")
     train.add_argument("--zoom", type=float, default=aug.zoom, help="random zoom, fraction of the image")
     train.add_argument("--translation", type=float, default=aug.translation, help="random shift, fraction of the image")
     train.add_argument("--contrast", type=float, default=aug.contrast, help="random contrast change")
     train.add_argument("--brightness", type=float, default=aug.brightness, help="random brightness change")
     train.add_argument("--no-augmentation", action="store_true", help="turn every augmentation off")
-    train.add_argument("--early-stopping", type=int, default=defaults.early_stopping_patience, metavar="PATIENCE",
-                       help="stop a phase after N epochs without improvement (0: off); best weights restored")
-    train.add_argument("--reduce-lr", type=int, default=defaults.reduce_lr_patience, metavar="PATIENCE",
-                       help="cut the learning rate after N epochs without improvement (0: off)")
-    train.add_argument("--class-weights", default=defaults.class_weights, choices=["auto", "on", "off"],
-                       help="weight classes by inverse frequency (auto: only when unbalanced)")
-    train.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                       help="share of each class held out for validation when the data has no val folder")
-    train.add_argument("--test-fraction", type=float, default=defaults.test_fraction,
-                       help="share of each class held out for testing when the data has no split")
+    train.add_argument(
+        "--early-stopping",
+        type=int,
+        default=defaults.early_stopping_patience,
+        metavar="PATIENCE",
+        help="stop a phase after N epochs without improvement (0: off); best weights restored",
+    )
+    train.add_argument(
+        "--reduce-lr",
+        type=int,
+        default=defaults.reduce_lr_patience,
+        metavar="PATIENCE",
+        help="cut the learning rate after N epochs without improvement (0: off)",
+    )
+    train.add_argument(
+        "--class-weights",
+        default=defaults.class_weights,
+        choices=["auto", "on", "off"],
+        help="weight classes by inverse frequency (auto: only when unbalanced)",
+    )
+    train.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults.val_fraction,
+        help="share of each class held out for validation when the data has no val folder",
+    )
+    train.add_argument(
+        "--test-fraction",
+        type=float,
+        default=defaults.test_fraction,
+        help="share of each class held out for testing when the data has no split",
+    )
     train.add_argument("--seed", type=int, default=defaults.seed, help="makes splits and training repeatable")
     train.add_argument("--name", default="", help="a name for the run")
     train.add_argument("--out", required=True, help="run directory to write (created; must be empty if it exists)")
@@ -119,7 +173,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     try:
         head_units = tuple(int(u) for u in args.head_units.replace(" ", "").split(",") if u)
     except ValueError:
-        raise CliError(f"--head-units must be whole numbers separated by commas. Received: {args.head_units!r}") from None
+        raise CliError(
+            f"--head-units must be whole numbers separated by commas. Received: {args.head_units!r}"
+        ) from None
     return RunConfig(
         data=args.data,
         val_data=args.val_data,

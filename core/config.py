@@ -76,7 +76,7 @@ class RunConfig:
     batch_size: int = 32
     head_epochs: int = 5
     finetune_epochs: int = 5
-    head_learning_rate: float = 1e-3
+    head_learning_rate: float = 1e-2
     finetune_learning_rate: float = 1e-4
     optimizer: str = "adam"
     unfreeze: str = "auto"
@@ -124,8 +124,7 @@ class RunConfig:
             (0.0 <= self.dropout < 1.0, f"`dropout` must be at least 0 and below 1. Received: {self.dropout}"),
             (
                 UNFREEZE_PATTERN.match(self.unfreeze) is not None,
-                "`unfreeze` must be auto, none, all, top:N, block:NAME or layers:I,J. "
-                f"Received: {self.unfreeze!r}",
+                f"`unfreeze` must be auto, none, all, top:N, block:NAME or layers:I,J. Received: {self.unfreeze!r}",
             ),
             (
                 self.class_weights in CLASS_WEIGHT_MODES,
@@ -154,14 +153,10 @@ class RunConfig:
         from core.backbones import BACKBONES  # local: backbones imports nothing heavy either
 
         if self.backbone not in BACKBONES:
-            raise ConfigError(
-                f"`backbone` {self.backbone!r} is not known. Choose one of: {', '.join(BACKBONES)}"
-            )
+            raise ConfigError(f"`backbone` {self.backbone!r} is not known. Choose one of: {', '.join(BACKBONES)}")
         minimum = BACKBONES[self.backbone].min_size
         if self.image_size < minimum:
-            raise ConfigError(
-                f"`image_size` {self.image_size} is below {self.backbone}'s minimum of {minimum} px"
-            )
+            raise ConfigError(f"`image_size` {self.image_size} is below {self.backbone}'s minimum of {minimum} px")
         return self
 
     def replace(self, **changes: Any) -> RunConfig:

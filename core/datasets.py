@@ -25,7 +25,15 @@ from pathlib import Path
 from core.images import ImageRejected, inspect_image, is_junk
 
 SPLITS = ("train", "val", "test")
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test", "testing": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 ZIP_MAX_FILES = 100_000
 ZIP_MAX_BYTES = 8 * 1024**3
@@ -216,9 +224,7 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
     if len(usable) >= 2:
         most, least = max(usable.values()), min(usable.values())
         if most >= 5 * least:
-            warnings.append(
-                f"Classes are unbalanced ({most} vs {least} images); class weights will even them out."
-            )
+            warnings.append(f"Classes are unbalanced ({most} vs {least} images); class weights will even them out.")
     warnings.extend(_duplicate_warnings(items))
     return DatasetReport(str(root), layout, class_names, items, skipped, warnings)
 
@@ -382,7 +388,9 @@ def extract_zip(zip_path: str | os.PathLike, target: str | os.PathLike) -> Path:
     try:
         archive = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
-        raise DatasetError(f"{zip_path.name} is not a zip file (or it is damaged). Make a new .zip of the folder.") from None
+        raise DatasetError(
+            f"{zip_path.name} is not a zip file (or it is damaged). Make a new .zip of the folder."
+        ) from None
     except OSError as error:
         raise DatasetError(f"Could not open {zip_path.name}: {error.strerror}") from None
     with archive:
@@ -412,9 +420,7 @@ def extract_zip(zip_path: str | os.PathLike, target: str | os.PathLike) -> Path:
                 continue  # links inside an upload could point anywhere: never created
             parts = [p for p in name.split("/") if p not in ("", ".")]
             if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-                raise DatasetError(
-                    f"{zip_path.name} contains an unsafe path ({member.filename!r}) and was not opened."
-                )
+                raise DatasetError(f"{zip_path.name} contains an unsafe path ({member.filename!r}) and was not opened.")
             if not parts or any(is_junk(p) for p in parts):
                 continue
             destination = resolved_target.joinpath(*parts)

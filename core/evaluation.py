@@ -27,9 +27,7 @@ def evaluate_predictions(
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = list(range(len(class_names)))
     y_pred = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     clipped = np.clip(probabilities, 1e-7, 1.0)
     clipped /= clipped.sum(axis=1, keepdims=True)
     mistakes = [

@@ -93,8 +93,14 @@ def build_classifier(
     head_units: tuple[int, ...] = (),
     dropout: float = 0.2,
     seed: int = 0,
+    pretrained: bool = True,
 ) -> keras.Model:
-    """Raw pixels in, class probabilities out, with `base` inside called in inference mode."""
+    """Raw pixels in, class probabilities out, with a pretrained `base` inside called in inference mode.
+
+    A base with random weights (`pretrained=False`) has no statistics worth keeping, so
+    its BatchNormalization layers follow training mode and train, as in any network
+    trained from scratch.
+    """
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
     aug = augmentation_layers(augmentation, seed)
@@ -104,7 +110,7 @@ def build_classifier(
         x = layer(x)
     # training=False keeps BatchNormalization in inference mode even when the base is
     # unfrozen: updating its statistics on a small dataset ruins the pretrained features.
-    x = base(x, training=False)
+    x = base(x, training=False) if pretrained else base(x)
     if pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     elif pooling == "max":
@@ -175,14 +181,18 @@ def finetune_mask(base: keras.Model, spec: BackboneSpec, unfreeze: str) -> list[
     raise ValueError(f"Unknown unfreeze spec. Received: unfreeze={unfreeze!r}")
 
 
-def set_phase(model: keras.Model, base: keras.Model, phase: int, mask: list[bool]) -> None:
-    """Phase 1: the whole base frozen. Phase 2: the masked layers train, BatchNormalization never."""
+def set_phase(
+    model: keras.Model, base: keras.Model, phase: int, mask: list[bool], freeze_batch_norm: bool = True
+) -> None:
+    """Phase 1: the whole base frozen. Phase 2: the masked layers train, BatchNormalization never
+    (unless `freeze_batch_norm` is False, for a base trained from random weights)."""
     if phase == 1:
         base.trainable = False
         return
     base.trainable = True
     for layer, unfrozen in zip(base.layers, mask):
-        layer.trainable = bool(unfrozen) and not isinstance(layer, keras.layers.BatchNormalization)
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = bool(unfrozen) and not (is_bn and freeze_batch_norm)
 
 
 def count_trainable(model: keras.Model) -> int:

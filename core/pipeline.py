@@ -55,7 +55,9 @@ def decode_images(
             progress(len(paths), len(paths))
         return np.load(array_path, mmap_mode="r"), failures
     tmp_path = cache_dir / f".images-{key}.{os.getpid()}.npy"
-    array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(len(paths), image_size, image_size, 3))
+    array = np.lib.format.open_memmap(
+        tmp_path, mode="w+", dtype=np.uint8, shape=(len(paths), image_size, image_size, 3)
+    )
     failures: dict[int, str] = {}
 
     def load(index: int) -> None:
@@ -71,7 +73,6 @@ def decode_images(
                     if progress(done, len(paths)) is False:
                         raise InterruptedError("decoding cancelled")
         array.flush()
-        del array
         os.replace(tmp_path, array_path)
         failures_path.write_text(json.dumps(failures))
     finally:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +160,7 @@ class RunDirectory:
     def history(self) -> list[dict[str, Any]]:
         try:
             with open(self.history_path, newline="") as handle:
-                return [
-                    {k: _number(v) for k, v in row.items()}
-                    for row in csv.DictReader(handle)
-                ]
+                return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
         except OSError:
             return []
 

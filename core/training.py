@@ -95,7 +95,9 @@ def train_run(run: RunDirectory, echo: Callable[[str], None] = print) -> str:
         return _fail(run, "The machine ran out of memory. Try a smaller batch size or image size.", echo)
     except OSError as error:
         if error.errno == errno.ENOSPC:
-            return _fail(run, "The disk is full, so the model could not be saved. Free some space and train again.", echo)
+            return _fail(
+                run, "The disk is full, so the model could not be saved. Free some space and train again.", echo
+            )
         echo(traceback.format_exc())
         return _fail(run, f"A file could not be read or written: {error}", echo)
     except Exception as error:  # the last line of defence: the status must still tell the truth
@@ -174,13 +176,15 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         head_units=config.head_units,
         dropout=config.dropout,
         seed=config.seed,
+        pretrained=choice.kind != "none",
     )
+    freeze_bn = choice.kind != "none"
     unfreeze = resolve_unfreeze(spec, config.unfreeze)
     try:
         mask = finetune_mask(base, spec, unfreeze)
     except ValueError as error:
         raise RunFailed(str(error), bad_input=True) from None
-    set_phase(model, base, 2, mask)
+    set_phase(model, base, 2, mask, freeze_bn)
     phase2_trainable = count_trainable(model)
     set_phase(model, base, 1, mask)
     phase1_trainable = count_trainable(model)
@@ -223,10 +227,12 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         if phase == 2 and unfreeze == "none":
             echo("Phase 2 skipped: no base layers are set to unfreeze.")
             continue
-        set_phase(model, base, phase, mask)
+        set_phase(model, base, phase, mask, freeze_bn)
         compile_for_phase(model, config.optimizer, learning_rate)
         trainable = count_trainable(model)
-        echo(f"Phase {phase}: {what}, {epochs} epoch(s) at learning rate {learning_rate:g}, {trainable:,} trainable weights.")
+        echo(
+            f"Phase {phase}: {what}, {epochs} epoch(s) at learning rate {learning_rate:g}, {trainable:,} trainable weights."
+        )
         run.write_status(phase=phase, message=f"Phase {phase}: {what}", phase_epochs=epochs, epoch=epochs_done)
 
         def on_epoch(row, phase=phase):

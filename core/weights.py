@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,11 +114,20 @@ def build_base(spec: BackboneSpec, image_size: int, choice: WeightsChoice):
     """
     base = spec.build(image_size, weights=None)
     if choice.path:
-        try:
-            base.load_weights(choice.path)
-        except Exception as error:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                base.load_weights(choice.path)
+                error_text = ""
+            except Exception as error:
+                error_text = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        # Keras only warns when parts of a file do not match and keeps random weights there:
+        # half-loaded weights would train badly without a word, so that is an error too.
+        skipped = [str(w.message) for w in caught if "Skipping" in str(w.message) or "freshly" in str(w.message)]
+        if error_text or skipped:
+            reason = error_text or skipped[0][:200]
             raise WeightsUnavailable(
-                f"The weights file {Path(choice.path).name} does not fit {spec.label}: "
-                f"{str(error).splitlines()[0][:200]}. Choose the file made for this backbone."
-            ) from None
+                f"The weights file {Path(choice.path).name} does not fit {spec.label} ({reason}). "
+                "Choose the file made for this backbone."
+            )
     return base

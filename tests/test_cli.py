@@ -1,0 +1,146 @@
+"""The CLI's exit codes and outputs, run as a user would run it."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, SHARED, SHARED_V2_05, needs_shared
+
+
+def cli(*args, cwd=None, timeout=600):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
+
+
+TINY = [
+    "--backbone",
+    "mobilenet_v2_0.35",
+    "--weights",
+    "none",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--head-epochs",
+    "1",
+    "--finetune-epochs",
+    "1",
+    "--no-augmentation",
+]
+
+
+def test_train_succeeds_and_writes_the_promised_files(make_dataset, tmp_path):
+    data = make_dataset({"red": 6, "green": 6})
+    out = tmp_path / "run"
+    result = cli("train", "--data", str(data), *TINY, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert {"accuracy", "class_names", "confusion_matrix"} <= set(evaluation)
+    header = next(csv.reader(open(out / "history.csv")))
+    assert {"phase", "epoch", "seconds", "loss", "val_accuracy"} <= set(header)
+    assert "accuracy on" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "/no/such/folder", "--out", "x"], "does not exist"),
+        (["train", "--data", "demo", "--backbone", "alexnet", "--out", "x"], "invalid choice"),
+        (["train", "--data", "demo", "--image-size", "8", "--out", "x"], "image_size"),
+        (["train", "--data", "demo", "--backbone", "xception", "--image-size", "64", "--out", "x"], "minimum of 71"),
+        (
+            ["train", "--data", "demo", "--head-epochs", "0", "--finetune-epochs", "0", "--out", "x"],
+            "nothing would train",
+        ),
+        (["train", "--data", "demo", "--head-lr", "0", "--out", "x"], "head_learning_rate"),
+        (["train", "--data", "demo", "--finetune-lr", "10", "--out", "x"], "finetune_learning_rate"),
+        (["train", "--data", "demo", "--unfreeze", "half", "--out", "x"], "unfreeze"),
+        (["train", "--data", "demo", "--weights", "/no/w.h5", "--out", "x"], "not a file"),
+        (["train", "--data", "demo"], "--out"),
+        (["train", "--data", "demo", "--head-units", "a,b", "--out", "x"], "head-units"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, message, tmp_path):
+    result = cli(*args, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_one_class_dataset_exits_2(make_dataset, tmp_path):
+    result = cli("train", "--data", str(make_dataset({"red": 5})), *TINY, "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: A classifier needs at least 2 classes")
+
+
+def test_out_must_be_new_or_empty(make_dataset, tmp_path):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "file").write_text("x")
+    result = cli("train", "--data", str(make_dataset({"red": 3, "green": 3})), "--out", str(tmp_path / "used"))
+    assert result.returncode == 2 and "not empty" in result.stderr
+
+
+def test_help_explains_every_flag():
+    result = cli("train", "--help", timeout=60)
+    assert result.returncode == 0
+    for flag in (
+        "--data",
+        "--val-data",
+        "--test-data",
+        "--backbone",
+        "--weights",
+        "--image-size",
+        "--batch-size",
+        "--head-epochs",
+        "--finetune-epochs",
+        "--unfreeze",
+        "--seed",
+        "--out",
+        "--optimizer",
+    ):
+        assert flag in result.stdout
+
+
+def test_scan_reports_and_exits_by_usability(make_dataset, tmp_path):
+    data = make_dataset({"red": 3, "green": 3})
+    (data / "red" / "x.txt").write_text("x")
+    result = cli("scan", str(data), timeout=60)
+    assert result.returncode == 0 and "Left out" in result.stdout and "red" in result.stdout
+    assert cli("scan", str(make_dataset({"blue": 2}, root=tmp_path / "one")), timeout=60).returncode == 2
+
+
+@pytest.mark.real
+@needs_shared
+def test_real_hymenoptera_reaches_88_percent(tmp_path):
+    """The issue's bar: the CLI on real photos with the shared MobileNetV2 0.5 weights."""
+    out = tmp_path / "hymenoptera"
+    result = cli(
+        "train",
+        "--data",
+        str(SHARED / "datasets" / "hymenoptera_data"),
+        "--backbone",
+        "mobilenet_v2_0.5",
+        "--weights",
+        str(SHARED_V2_05),
+        "--image-size",
+        "160",
+        "--head-epochs",
+        "5",
+        "--finetune-epochs",
+        "5",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["class_names"] == ["ants", "bees"] and evaluation["count"] == 153
+    assert evaluation["accuracy"] >= 0.88, evaluation["accuracy"]
+    skipped = json.loads((out / "dataset.json").read_text())["skipped"]
+    assert [os.path.basename(s["path"]) for s in skipped] == ["imageNotFound.gif"]

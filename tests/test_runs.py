@@ -1,0 +1,102 @@
+"""Run directories, worker processes and the one-at-a-time queue."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.runs import RunDirectory, list_runs, process_alive, safe_name, start_run
+from tests.conftest import tiny_config
+
+
+def test_create_writes_config_and_queued_status(tmp_path):
+    run = RunDirectory.create(tmp_path, tiny_config("demo", name="../../etc/passwd"))
+    assert run.path.parent == tmp_path and ".." not in run.id and "/" not in run.id
+    assert run.config() == tiny_config("demo", name="../../etc/passwd")
+    assert run.status()["state"] == "queued"
+
+
+def test_same_id_twice_gets_a_new_directory(tmp_path):
+    a = RunDirectory.create(tmp_path, tiny_config("demo"), run_id="same")
+    b = RunDirectory.create(tmp_path, tiny_config("demo"), run_id="same")
+    assert a.path != b.path and {a.id, b.id} == {"same", "same-2"}
+
+
+@pytest.mark.parametrize("text, expected", [("my run", "my-run"), ("../../x", "x"), ("", "run"), ("ünï/cødé", "n-c-d")])
+def test_safe_name(text, expected):
+    assert safe_name(text) == expected
+
+
+def test_events_are_read_incrementally_and_half_lines_wait(tmp_path):
+    run = RunDirectory.create(tmp_path, tiny_config("demo"))
+    with open(run.events_path, "a") as handle:
+        handle.write(json.dumps({"type": "batch", "n": 1}) + "\n" + '{"type": "ba')
+    events, offset = run.read_events()
+    assert events == [{"type": "batch", "n": 1}]
+    with open(run.events_path, "a") as handle:
+        handle.write('tch", "n": 2}\n')
+    events, _ = run.read_events(offset)
+    assert events == [{"type": "batch", "n": 2}]
+
+
+def test_a_dead_worker_shows_as_interrupted(tmp_path):
+    run = RunDirectory.create(tmp_path, tiny_config("demo"))
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    import psutil
+
+    run.write_status(state="running", pid=process.pid, pid_started=psutil.Process(process.pid).create_time())
+    assert run.status()["state"] == "running"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not process_alive(process.pid, None)
+    status = run.status()
+    assert status["state"] == "interrupted" and "ended unexpectedly" in status["message"]
+    assert run.raw_status()["state"] == "running"  # the file is not rewritten by a reader
+
+
+def _wait_for(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_workers_train_one_at_a_time_in_order(make_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = str(make_dataset({"red": 6, "green": 6}))
+    root = tmp_path / "runs"
+    first = start_run(tiny_config(data, head_epochs=2, finetune_epochs=0), root)
+    second = start_run(tiny_config(data, head_epochs=1, finetune_epochs=0), root)
+    assert _wait_for(lambda: first.status()["state"] in ("running", "succeeded"))
+    if first.status()["state"] == "running":
+        status = second.status()
+        assert status["state"] == "queued"
+        assert _wait_for(lambda: "position 1" in second.status().get("message", ""), timeout=30)
+    assert _wait_for(lambda: second.status()["state"] == "succeeded", timeout=300), second.log_path.read_text()
+    assert first.status()["state"] == "succeeded"
+    assert first.status()["finished"] <= second.status()["started"]
+    assert [r.id for r in list_runs(root)] == [second.id, first.id]
+
+
+def test_stop_while_queued(make_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "runs"
+    blocker = root / ".train-slot-0.lock"
+    root.mkdir()
+    import fcntl
+
+    handle = open(blocker, "w")
+    fcntl.flock(handle, fcntl.LOCK_EX)  # someone else is training
+    try:
+        run = start_run(tiny_config(str(make_dataset({"red": 4, "green": 4}))), root)
+        assert _wait_for(lambda: "Waiting in the queue" in run.status().get("message", ""), timeout=60)
+        run.request_stop()
+        assert _wait_for(lambda: run.status()["state"] == "stopped", timeout=30)
+    finally:
+        handle.close()
+    assert "queue" in run.status()["message"]
