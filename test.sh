@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: lint, unit tests, real-data tests (skipped without ../shared)
+# and the browser test (skipped without Chromium). Sets up its own environment (.venv).
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/ensure-env.sh requirements-dev.txt
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing Debian's chromium for the browser test..."
+  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) \
+    || echo "chromium could not be installed: the browser test will be skipped"
+fi
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+export TF_CPP_MIN_LOG_LEVEL=3
+exec .venv/bin/python -m pytest -q --timeout=900 "$@"
