@@ -1,0 +1,127 @@
+"""Evaluate: how good the model is, where it errs, what it says about new photos, and the file."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.images import ImageRejected, load_rgb
+from core.runs import list_runs
+from pages.shared import current_run, follow_run
+
+st.title("4. Evaluate")
+finished = [r for r in list_runs() if r.evaluation() is not None]
+if not finished:
+    st.info("No finished run yet. Train one on the Train page; its results appear here.")
+    st.stop()
+current = current_run()
+ids = [r.id for r in finished]
+index = ids.index(current.id) if current and current.id in ids else 0
+chosen = st.selectbox("Run", ids, index=index, key="eval_run")
+run = finished[ids.index(chosen)]
+if current is None or current.id != run.id:
+    follow_run(run)
+evaluation = run.evaluation()
+names = evaluation["class_names"]
+split_name = "test" if evaluation["split"] == "test" else f"{evaluation['split']} (no test split)"
+
+one, two, three = st.columns(3)
+one.metric(f"Accuracy on {split_name} photos", f"{evaluation['accuracy']:.1%}")
+two.metric("Loss", f"{evaluation['loss']:.3f}")
+three.metric("Photos checked", evaluation["count"])
+status = run.status()
+if status.get("weights_kind") == "none":
+    st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")
+
+matrix = np.array(evaluation["confusion_matrix"])
+share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+text = [[f"{matrix[i, j]}<br>{share[i, j]:.0%}" for j in range(len(names))] for i in range(len(names))]
+figure = go.Figure(
+    go.Heatmap(
+        z=share,
+        x=names,
+        y=names,
+        text=text,
+        texttemplate="%{text}",
+        colorscale="Blues",
+        zmin=0,
+        zmax=1,
+        colorbar={"title": "share of row"},
+    )
+)
+figure.update_layout(
+    title="Confusion matrix (rows: true class, columns: predicted)",
+    xaxis_title="predicted",
+    yaxis_title="true",
+    yaxis_autorange="reversed",
+    height=380 + 20 * len(names),
+)
+st.plotly_chart(figure, key="confusion")
+
+st.subheader("Per class")
+st.dataframe(
+    pd.DataFrame(evaluation["per_class"]),
+    hide_index=True,
+    key="per_class",
+    column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("precision", "recall", "f1")},
+)
+st.caption(
+    "Precision: of the photos it called this class, how many were. Recall: of this class's photos, how many it found."
+)
+
+mistakes = evaluation["misclassified"]
+st.subheader(f"Mistakes ({len(mistakes)}), most confident first")
+if mistakes:
+    shown = mistakes[:24]
+    images, captions = [], []
+    for mistake in shown:
+        try:
+            images.append(load_rgb(mistake["path"], 160))
+            captions.append(f"{mistake['true']} → {mistake['predicted']} ({mistake['confidence']:.0%})")
+        except (OSError, ImageRejected):
+            continue
+    st.image(images, caption=captions, width=150)
+else:
+    st.success("No mistakes on these photos.")
+
+st.subheader("Try it on new photos")
+uploads = st.file_uploader(
+    "Photos",
+    type=["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"],
+    accept_multiple_files=True,
+    key="try_photos",
+)
+if uploads:
+    from core.inference import image_from_bytes, load_model, top_predictions
+
+    @st.cache_resource(max_entries=2, show_spinner="Loading the model...")
+    def model_for(path: str, stamp: float):
+        return load_model(path)
+
+    model = model_for(str(run.model_path), run.model_path.stat().st_mtime)
+    size = run.config().image_size
+    columns = st.columns(4)
+    for k, upload in enumerate(uploads[:12]):
+        with columns[k % 4]:
+            try:
+                pixels = image_from_bytes(upload.getvalue(), size)
+            except ImageRejected as error:
+                st.error(f"{upload.name}: {error}")
+                continue
+            st.image(pixels, caption=upload.name, width=160)
+            for label, probability in top_predictions(model, pixels, names):
+                st.progress(probability, text=f"{label}: {probability:.0%}")
+
+st.subheader("Take the model away")
+st.caption(
+    "A Keras file that takes plain RGB photos (any size) and returns class probabilities, in the order "
+    + ", ".join(names)
+    + ". Load it with keras.models.load_model."
+)
+st.download_button(
+    "Download model (.keras)",
+    data=run.model_path.read_bytes(),
+    file_name=f"{run.id}.keras",
+    mime="application/octet-stream",
+    key="download_model",
+)

@@ -1,0 +1,121 @@
+"""State and widgets every page shares. Pages read state, call core, render."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from core.backbones import BACKBONES
+from core.config import RunConfig
+from core.datasets import DatasetError, DatasetReport, resolve_source, scan_dataset
+from core.runs import RunDirectory, list_runs, runs_root
+
+DATA_LABELS = {"demo": "Built-in demo (shapes, 4 classes)"}
+STATE_LABELS = {
+    "queued": "Waiting in the queue",
+    "running": "Training",
+    "succeeded": "Finished",
+    "stopped": "Stopped",
+    "failed": "Failed",
+    "interrupted": "Interrupted",
+}
+
+
+def data_root() -> Path:
+    """Server folders users may pick from: `STUDIO_DATA_ROOT`, default `./datasets`."""
+    return Path(os.environ.get("STUDIO_DATA_ROOT", "datasets")).resolve()
+
+
+def draft() -> dict:
+    """The settings chosen so far on the pages (a partial RunConfig), kept for this browser tab."""
+    return st.session_state.setdefault("draft", {})
+
+
+def current_config() -> RunConfig:
+    return RunConfig().replace(**draft())
+
+
+def set_choice(**values) -> None:
+    draft().update(values)
+
+
+def data_label(source: str) -> str:
+    if source in DATA_LABELS:
+        return DATA_LABELS[source]
+    if source.startswith("sample:"):
+        return f"Sample: {source.split(':', 1)[1]}"
+    return Path(source).name or source
+
+
+@st.cache_data(show_spinner="Checking every photo...", max_entries=16)
+def scan(source: str, _stamp: float = 0.0) -> dict:
+    """Scan a dataset once per source (and folder change); the report as plain data."""
+    return scan_dataset(resolve_source(source)).to_dict()
+
+
+def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
+    """The report for `source`, or an error message to show instead."""
+    try:
+        folder = resolve_source(source)
+        stamp = folder.stat().st_mtime if folder.exists() else 0.0
+        return DatasetReport.from_dict(scan(source, stamp)), None
+    except DatasetError as error:
+        return None, str(error)
+    except OSError as error:
+        return None, f"The dataset could not be read: {error.strerror or error}"
+
+
+def current_run() -> RunDirectory | None:
+    """The run this tab follows: from the URL (survives a reload), else the newest run."""
+    run_id = st.query_params.get("run") or st.session_state.get("run_id")
+    if run_id:
+        candidate = runs_root() / Path(run_id).name
+        if (candidate / "config.json").is_file():
+            return RunDirectory(candidate)
+    runs = list_runs()
+    return runs[0] if runs else None
+
+
+def follow_run(run: RunDirectory) -> None:
+    st.session_state["run_id"] = run.id
+    st.query_params["run"] = run.id
+
+
+def sidebar() -> None:
+    """Where the user is: dataset, backbone, and the current run."""
+    config = current_config()
+    with st.sidebar:
+        st.markdown("### Your project")
+        st.markdown(f"**Photos:** {data_label(config.data)}")
+        spec = BACKBONES[config.backbone]
+        st.markdown(f"**Network:** {spec.label}")
+        run_summary()
+
+
+@st.fragment(run_every=2.0)
+def run_summary() -> None:
+    """The current run's state, refreshed on its own so the sidebar stays live during training."""
+    run = current_run()
+    if run is None:
+        st.caption("No training run yet.")
+        return
+    status = run.status()
+    state = status.get("state", "queued")
+    st.markdown(f"**Run:** `{run.id}`")
+    st.markdown(f"**State:** {STATE_LABELS.get(state, state)}")
+    if state == "running" and status.get("epochs_total"):
+        st.progress(min(int(status.get("epoch") or 0) / status["epochs_total"], 1.0))
+    if status.get("accuracy") is not None:
+        st.markdown(f"**Test accuracy:** {status['accuracy']:.1%}")
+
+
+def next_step(page: str, label: str) -> None:
+    """A link to the next page; a page run on its own (as in tests) has no navigation to link into."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(page, label=label)
+    except StreamlitPageNotFoundError:
+        st.caption(label)

@@ -1,0 +1,155 @@
+"""Train: start a run, watch it live, stop it. The run directory is the truth; this page only reads it."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.config import ConfigError
+from core.monitor import RunProgress, format_seconds
+from core.runs import list_runs, start_run
+from pages.shared import STATE_LABELS, current_config, current_run, data_label, follow_run, next_step, set_choice
+
+st.title("3. Train")
+config = current_config()
+st.caption(
+    f"Photos: {data_label(config.data)} · Network: {config.backbone} at {config.image_size} px · "
+    f"Weights: {config.weights if config.weights in ('imagenet', 'none') else 'file'}"
+)
+
+with st.expander("Training settings", expanded=False):
+    one, two = st.columns(2)
+    with one:
+        st.markdown("**Phase 1: new head, network frozen**")
+        head_epochs = st.number_input("Epochs", 0, 200, config.head_epochs, key="head_epochs")
+        head_lr = st.number_input("Learning rate", 1e-6, 1.0, config.head_learning_rate, format="%.5f", key="head_lr")
+    with two:
+        st.markdown("**Phase 2: fine-tune the top of the network**")
+        finetune_epochs = st.number_input("Epochs ", 0, 200, config.finetune_epochs, key="finetune_epochs")
+        finetune_lr = st.number_input(
+            "Learning rate ", 1e-7, 1.0, config.finetune_learning_rate, format="%.6f", key="finetune_lr"
+        )
+    batch = st.select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=config.batch_size, key="batch_size")
+    patience = st.number_input(
+        "Stop a phase early after this many epochs without improvement (0: never)",
+        0,
+        50,
+        config.early_stopping_patience,
+        key="patience",
+    )
+    weights = st.selectbox(
+        "Class weights",
+        ["auto", "on", "off"],
+        ["auto", "on", "off"].index(config.class_weights),
+        help="auto: even out classes only when they are unbalanced",
+        key="class_weights",
+    )
+    seed = st.number_input("Seed (same seed, same result)", 0, 2**31 - 1, config.seed, key="seed")
+    set_choice(
+        head_epochs=int(head_epochs),
+        head_learning_rate=float(head_lr),
+        finetune_epochs=int(finetune_epochs),
+        finetune_learning_rate=float(finetune_lr),
+        batch_size=int(batch),
+        early_stopping_patience=int(patience),
+        class_weights=weights,
+        seed=int(seed),
+    )
+
+if st.button("Start training", type="primary", key="start"):
+    try:
+        follow_run(start_run(current_config()))
+    except ConfigError as error:
+        st.error(f"These settings cannot train: {error}")
+
+run = current_run()
+if run is None:
+    st.info("No run yet. Press **Start training**: the defaults work.")
+    st.stop()
+
+
+def chart(progress: RunProgress, metric: str, title: str) -> go.Figure:
+    figure = go.Figure()
+    batches = pd.DataFrame(progress.batches)
+    if not batches.empty and metric in batches:
+        figure.add_scatter(
+            x=batches["step"],
+            y=batches[metric],
+            mode="lines",
+            name="training (per batch)",
+            line={"width": 1, "color": "#93c5fd"},
+        )
+    epochs = pd.DataFrame(progress.epochs)
+    for column, name, colour in ((metric, "training", "#2563eb"), (f"val_{metric}", "validation", "#f97316")):
+        if not epochs.empty and column in epochs:
+            figure.add_scatter(
+                x=epochs["epoch"], y=epochs[column], mode="lines+markers", name=name, line={"color": colour}
+            )
+    for start in progress.phase_starts[1:]:
+        figure.add_vline(x=start, line_dash="dash", line_color="#6b7280", annotation_text="phase 2")
+    figure.update_layout(
+        title=title, height=300, margin={"t": 40, "b": 30}, xaxis_title="epoch", legend={"orientation": "h", "y": -0.3}
+    )
+    return figure
+
+
+@st.fragment(run_every=1.0)
+def live(run_id: str) -> None:
+    """Polls the run directory; a reload or a second browser reads the same files."""
+    from core.runs import RunDirectory, runs_root
+
+    run = RunDirectory(runs_root() / run_id)
+    cache = st.session_state.setdefault("progress", {})
+    progress, offset = cache.get(run_id, (RunProgress(), 0))
+    events, offset = run.read_events(offset)
+    progress.update(events)
+    status = run.status()
+    progress.apply_status(status)
+    cache[run_id] = (progress, offset)
+    state = status.get("state", "queued")
+    st.markdown(f"### Run `{run_id}`: {STATE_LABELS.get(state, state)}")
+    message = status.get("message", "")
+    {"failed": st.error, "interrupted": st.warning, "succeeded": st.success}.get(state, st.info)(message)
+    if state == "running":
+        speed = f"{progress.images_per_second:.0f} images/s" if progress.images_per_second else ""
+        st.progress(
+            progress.fraction,
+            text=f"Phase {progress.phase} · epoch {progress.epoch} of "
+            f"{progress.epochs_total} · batch {progress.batch} of {progress.steps} · {speed} · "
+            f"about {format_seconds(progress.seconds_left)} left",
+        )
+    if state in ("running", "queued"):
+        if st.button("Stop", key=f"stop_{run_id}"):
+            run.request_stop()
+            st.toast("Stopping after the current batch...")
+    left, right = st.columns(2)
+    left.plotly_chart(chart(progress, "loss", "Loss (lower is better)"), key=f"loss_{run_id}")
+    right.plotly_chart(chart(progress, "accuracy", "Accuracy"), key=f"accuracy_{run_id}")
+    if state in ("succeeded", "stopped") and run.evaluation():
+        next_step("pages/evaluate.py", "Next: see how good it is →")
+
+
+live(run.id)
+
+st.subheader("Past runs")
+rows = []
+for past in list_runs()[:50]:
+    status = past.status()
+    rows.append(
+        {
+            "run": past.id,
+            "state": STATE_LABELS.get(status.get("state"), status.get("state")),
+            "accuracy": status.get("accuracy"),
+            "message": status.get("message", ""),
+        }
+    )
+if rows:
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="past_runs",
+        column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+    )
+    choice = st.selectbox("Open a run", [r["run"] for r in rows], key="open_run")
+    if st.button("Open", key="open"):
+        follow_run(next(r for r in list_runs() if r.id == choice))
+        st.rerun()

@@ -1,0 +1,172 @@
+"""Every page under Streamlit's AppTest, with the engine patched where it would train."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.runs import RunDirectory, runs_root
+from tests.conftest import tiny_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def page(name: str, **state) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages" / f"{name}.py"), default_timeout=120)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at
+
+
+def finished_run(data: str, state: str = "succeeded") -> RunDirectory:
+    run = RunDirectory.create(runs_root(), tiny_config(data), run_id=f"finished-{state}")
+    model_path = run.model_path
+    import keras
+
+    from core.backbones import BACKBONES
+    from core.config import AugmentationConfig
+    from core.model import build_classifier
+
+    spec = BACKBONES["mobilenet_v2_0.35"]
+    build_classifier(spec.build(32), spec, 2, 32, AugmentationConfig.off()).save(model_path)
+    keras.backend.clear_session()
+    evaluation = {
+        "split": "test",
+        "count": 4,
+        "accuracy": 0.75,
+        "loss": 0.5,
+        "class_names": ["green", "red"],
+        "confusion_matrix": [[2, 0], [1, 1]],
+        "per_class": [
+            {"class": "green", "precision": 0.67, "recall": 1.0, "f1": 0.8, "support": 2},
+            {"class": "red", "precision": 1.0, "recall": 0.5, "f1": 0.67, "support": 2},
+        ],
+        "misclassified": [
+            {
+                "path": str(next(Path(data).rglob("*.png"))),
+                "true": "red",
+                "predicted": "green",
+                "confidence": 0.9,
+                "true_class_probability": 0.1,
+            }
+        ],
+    }
+    run.evaluation_path.write_text(json.dumps(evaluation))
+    run.write_status(
+        state=state,
+        message="Finished. 75.0% accuracy on 4 test images.",
+        accuracy=0.75,
+        weights_kind="none",
+        finished=time.time(),
+    )
+    return run
+
+
+def test_app_home_and_sidebar():
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Fine-Tune Studio"
+    assert any("No training run yet" in c.value for c in at.sidebar.caption)
+
+
+def test_data_page_demo_shows_counts_and_samples():
+    at = page("data").run()
+    assert not at.exception
+    assert [m.value for m in at.metric][:2] == ["240", "4"]
+    assert at.session_state["draft"]["data"] == "demo"
+
+
+def test_data_page_folder_with_bad_files_lists_them(make_dataset, monkeypatch, tmp_path):
+    root = tmp_path / "root"
+    data = make_dataset({"red": 4, "green": 4}, root=root / "mine")
+    (data / "red" / "page.jpg").write_text("<html>404</html>")
+    monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
+    at = page("data", data_kind="Folder on this server").run()
+    assert not at.exception
+    assert at.metric[2].value == "1"  # left out
+    assert any("1 file(s) left out" in e.label for e in at.expander)
+
+
+def test_data_page_one_class_is_an_error_not_a_crash(make_dataset, monkeypatch, tmp_path):
+    root = tmp_path / "root"
+    make_dataset({"red": 4}, root=root / "single")
+    monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
+    at = page("data", data_kind="Folder on this server").run()
+    assert not at.exception
+    assert "at least 2 classes" in at.error[0].value
+
+
+def test_data_page_empty_data_root_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("STUDIO_DATA_ROOT", str(tmp_path / "empty"))
+    at = page("data", data_kind="Folder on this server").run()
+    assert not at.exception and "No folders in" in at.info[0].value
+
+
+def test_model_page_offline_weights_warning_and_counts():
+    at = page("model").run()
+    assert not at.exception
+    assert any("are not downloaded yet" in w.value for w in at.warning)
+    labels = [m.label for m in at.metric]
+    assert labels == ["Weights trained in phase 1", "Weights trained in phase 2"]
+    phase1, phase2 = (int(m.value.replace(",", "")) for m in at.metric)
+    assert 0 < phase1 < phase2
+    assert at.session_state["draft"]["unfreeze"] == "auto"
+
+
+def test_model_page_head_only_trains_the_head_alone():
+    at = page("model").run()
+    at.radio(key="unfreeze_plan").set_value("Train the head only").run()
+    phase1, phase2 = (int(m.value.replace(",", "")) for m in at.metric)
+    assert phase1 == phase2 and at.session_state["draft"]["unfreeze"] == "none"
+
+
+def test_train_page_without_runs_invites_to_start():
+    at = page("train").run()
+    assert not at.exception
+    assert "No run yet" in at.info[0].value
+
+
+def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
+    started = []
+
+    def fake_start(config, root=None):
+        run = RunDirectory.create(runs_root(), config, run_id="from-the-page")
+        started.append(config)
+        return run
+
+    monkeypatch.setattr("core.runs.start_run", fake_start)
+    at = page("train").run()
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert started and started[0].data == "demo"
+    assert any("from-the-page" in m.value for m in at.markdown)
+
+
+def test_train_page_shows_a_failed_run_with_its_message(make_dataset):
+    run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="broken")
+    run.write_status(state="failed", message="The loss became NaN (not a number). Try a learning rate 10 times lower.")
+    at = page("train").run()
+    assert not at.exception
+    assert "NaN" in at.error[0].value
+
+
+def test_evaluate_page_without_results():
+    at = page("evaluate").run()
+    assert not at.exception and "No finished run yet" in at.info[0].value
+
+
+def test_evaluate_page_shows_metrics_matrix_and_download(make_dataset):
+    run = finished_run(str(make_dataset({"red": 2, "green": 2})))
+    at = page("evaluate").run()
+    assert not at.exception
+    assert at.metric[0].value == "75.0%"
+    assert any("random weights" in w.value for w in at.warning)
+    assert len(at.dataframe) == 1
+    assert at.selectbox(key="eval_run").value == run.id
+
+
+@pytest.mark.parametrize("name", ["data", "model", "train", "evaluate"])
+def test_every_page_renders_without_exception(name):
+    assert not page(name).run().exception
