@@ -20,13 +20,15 @@ with st.expander("Training settings", expanded=False):
     one, two = st.columns(2)
     with one:
         st.markdown("**Phase 1: new head, network frozen**")
-        head_epochs = st.number_input("Epochs", 0, 200, config.head_epochs, key="head_epochs")
-        head_lr = st.number_input("Learning rate", 1e-6, 1.0, config.head_learning_rate, format="%.5f", key="head_lr")
+        head_epochs = st.number_input("Head epochs", 0, 200, config.head_epochs, key="head_epochs")
+        head_lr = st.number_input(
+            "Head learning rate", 1e-6, 1.0, config.head_learning_rate, format="%.5f", key="head_lr"
+        )
     with two:
         st.markdown("**Phase 2: fine-tune the top of the network**")
-        finetune_epochs = st.number_input("Epochs ", 0, 200, config.finetune_epochs, key="finetune_epochs")
+        finetune_epochs = st.number_input("Fine-tune epochs", 0, 200, config.finetune_epochs, key="finetune_epochs")
         finetune_lr = st.number_input(
-            "Learning rate ", 1e-7, 1.0, config.finetune_learning_rate, format="%.6f", key="finetune_lr"
+            "Fine-tune learning rate", 1e-7, 1.0, config.finetune_learning_rate, format="%.6f", key="finetune_lr"
         )
     batch = st.select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=config.batch_size, key="batch_size")
     patience = st.number_input(

@@ -1,0 +1,148 @@
+"""The main flow in real Chromium: Data, Model, Train (live, reload, stop) and Evaluate on the demo set.
+
+Screenshots of each page are saved to `test-artifacts/` for a person to look at.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+
+from tests.conftest import SHARED
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(isolated_workspace):
+    port = _free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if (SHARED / "weights").is_dir():
+        env["STUDIO_WEIGHTS_DIRS"] = str(SHARED / "weights")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.25)
+    else:
+        process.kill()
+        pytest.fail("the dashboard did not start")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def _settle(page, seconds: float = 60.0) -> None:
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    time.sleep(1.0)
+    deadline = time.time() + seconds
+    while time.time() < deadline and page.locator('[data-testid="stStatusWidget"]').count():
+        time.sleep(0.3)
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_main_flow_in_chromium(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)  # the first page that imports TensorFlow takes a few seconds on 2 cores
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        _settle(page)
+        expect(page.get_by_text("Where to start")).to_be_visible()
+        _shot(page, "0-home")
+
+        page.get_by_role("link", name="Data").first.click()
+        _settle(page)
+        expect(page.get_by_text("Usable photos")).to_be_visible()
+        _shot(page, "1-data")
+
+        page.get_by_role("link", name="Model").first.click()
+        _settle(page)
+        expect(page.get_by_text("Weights trained in phase 2")).to_be_visible(timeout=60_000)
+        _shot(page, "2-model")
+
+        page.get_by_role("link", name="Train").first.click()
+        _settle(page)
+        page.get_by_text("Training settings").click()
+        for label, value in (("Head epochs", "2"), ("Fine-tune epochs", "2")):
+            field = page.get_by_label(label, exact=True)
+            field.fill(value)
+            field.press("Enter")
+            _settle(page)
+        page.get_by_role("button", name="Start training").click()
+        expect(page.get_by_text("Training", exact=True).or_(page.get_by_text(": Training"))).to_be_visible(
+            timeout=60_000
+        )
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+        first_url = page.url
+        assert "run=" in first_url
+        page.wait_for_timeout(3000)
+        page.reload()  # a reload finds the same run, still live
+        _settle(page)
+        expect(page.get_by_test_id("stMainBlockContainer").get_by_text(first_url.split("run=")[1])).to_be_visible()
+        _shot(page, "3-train-live")
+        expect(page.get_by_text("Finished.")).to_be_visible(timeout=240_000)
+        _shot(page, "3-train-done")
+
+        page.get_by_role("button", name="Start training").click()  # a second run, stopped
+        stop = page.get_by_role("button", name="Stop")
+        expect(stop).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(4000)
+        stop.click()
+        expect(page.get_by_text("Stopped", exact=False).first).to_be_visible(timeout=120_000)
+        _shot(page, "3-train-stopped")
+
+        page.get_by_role("link", name="Evaluate").first.click()
+        _settle(page)
+        expect(page.get_by_text("Confusion matrix")).to_be_visible(timeout=60_000)
+        _shot(page, "4-evaluate")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
