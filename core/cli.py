@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from core.backbones import BACKBONES
@@ -223,7 +224,7 @@ def command_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     run = RunDirectory(out)
     run.write_config(config)
-    run.write_status(state="queued", created=__import__("time").time())
+    run.write_status(state="queued", created=time.time())
     from core.training import train_run
 
     state = train_run(run, echo=lambda line: print(line, flush=True))
