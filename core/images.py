@@ -12,6 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -84,8 +85,8 @@ def inspect_image(path: str | os.PathLike, decode: bool = True) -> ImageInfo:
     return info
 
 
-def load_rgb(path: str | os.PathLike, size: int) -> np.ndarray:
-    """Decode `path` upright, as RGB uint8, resized to `size` x `size`.
+def load_rgb(path: str | os.PathLike | BinaryIO, size: int) -> np.ndarray:
+    """Decode `path` (or an open binary file) upright, as RGB uint8, resized to `size` x `size`.
 
     Transparent areas become white (how a person sees them in a viewer), 16-bit and
     CMYK images are converted, and animated files give their first frame.

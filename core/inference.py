@@ -6,9 +6,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from core.images import MAX_PIXELS, ImageRejected
+from core.images import ImageRejected, load_rgb
 
 
 def load_model(path: str | Path):
@@ -19,19 +18,13 @@ def load_model(path: str | Path):
 
 
 def image_from_bytes(data: bytes, image_size: int) -> np.ndarray:
-    """An uploaded photo as upright RGB uint8 at `image_size`.
+    """An uploaded photo as upright RGB uint8 at `image_size`, decoded exactly as training decodes.
 
     Raises:
         ImageRejected: not an image, or too large to decode safely.
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageRejected("too large to decode safely")
-            image.draft("RGB", (image_size, image_size))
-            image = ImageOps.exif_transpose(image) or image
-            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
+        return load_rgb(io.BytesIO(data), image_size)
     except ImageRejected:
         raise
     except Exception:
