@@ -67,6 +67,27 @@ class RunProgress:
         else:
             self.seconds_left = None
 
+    def describe(self) -> str:
+        """One plain line for the progress bar."""
+        if self.phase == "evaluating":
+            return "Training done: checking the model on the photos it has never seen"
+        if self.phase in (0, None) or not isinstance(self.phase, int):
+            return "Preparing the photos"
+        if not self.batches and self.batch == 0:
+            return f"Starting phase {self.phase} (the first batch takes a few seconds)"
+        parts = [f"Phase {self.phase}", f"epoch {self.epoch} of {self.epochs_total}"]
+        if self.steps:
+            parts.append(f"batch {self.batch} of {self.steps}")
+        if self.images_per_second:
+            parts.append(f"{self.images_per_second:.0f} images/s")
+        if self.seconds_left is not None:
+            parts.append(f"about {format_seconds(self.seconds_left)} left")
+        return " · ".join(parts)
+
+    @property
+    def has_curves(self) -> bool:
+        return bool(self.batches or self.epochs)
+
 
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -29,8 +30,20 @@ def data_root() -> Path:
 
 
 def draft() -> dict:
-    """The settings chosen so far on the pages (a partial RunConfig), kept for this browser tab."""
-    return st.session_state.setdefault("draft", {})
+    """The settings chosen so far on the pages (a partial RunConfig), kept for this browser tab.
+
+    A new tab or a reload starts from the settings of the run it follows, so what was
+    chosen for that run is not lost.
+    """
+    if "draft" not in st.session_state:
+        run = current_run()
+        try:
+            config = run.config() if run else None
+        except (OSError, ValueError):
+            config = None
+        fields = dataclasses.fields(config) if config else ()
+        st.session_state["draft"] = {f.name: getattr(config, f.name) for f in fields if f.name != "name"}
+    return st.session_state["draft"]
 
 
 def current_config() -> RunConfig:

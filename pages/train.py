@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import ConfigError
-from core.monitor import RunProgress, format_seconds
+from core.monitor import RunProgress
 from core.runs import list_runs, start_run
 from pages.shared import STATE_LABELS, current_config, current_run, data_label, follow_run, next_step, set_choice
 
@@ -88,6 +88,12 @@ def chart(progress: RunProgress, metric: str, title: str) -> go.Figure:
             )
     for start in progress.phase_starts[1:]:
         figure.add_vline(x=start, line_dash="dash", line_color="#6b7280", annotation_text="phase 2")
+    if not progress.has_curves:
+        figure.add_annotation(
+            text="The curve appears after the first batch", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5
+        )
+        figure.update_xaxes(showticklabels=False)
+        figure.update_yaxes(showticklabels=False)
     figure.update_layout(
         title=title, height=300, margin={"t": 40, "b": 30}, xaxis_title="epoch", legend={"orientation": "h", "y": -0.3}
     )
@@ -111,23 +117,19 @@ def live(run_id: str) -> None:
     st.markdown(f"### Run `{run_id}`: {STATE_LABELS.get(state, state)}")
     message = status.get("message", "")
     {"failed": st.error, "interrupted": st.warning, "succeeded": st.success}.get(state, st.info)(message)
-    if state == "running":
-        speed = f"{progress.images_per_second:.0f} images/s" if progress.images_per_second else ""
-        st.progress(
-            progress.fraction,
-            text=f"Phase {progress.phase} · epoch {progress.epoch} of "
-            f"{progress.epochs_total} · batch {progress.batch} of {progress.steps} · {speed} · "
-            f"about {format_seconds(progress.seconds_left)} left",
-        )
-    if state in ("running", "queued"):
-        if st.button("Stop", key=f"stop_{run_id}"):
-            run.request_stop()
-            st.toast("Stopping after the current batch...")
+    # Every state draws the same elements (a progress bar, a Stop button, two charts), so a
+    # fragment rerun updates them in place: nothing flickers and nothing stale lingers.
+    active = state in ("running", "queued")
+    st.progress(progress.fraction, text=progress.describe() if state == "running" else STATE_LABELS.get(state, state))
+    if st.button("Stop", key=f"stop_{run_id}", disabled=not active or run.stop_requested()):
+        run.request_stop()
+        st.toast("Stopping after the current batch...")
     left, right = st.columns(2)
     left.plotly_chart(chart(progress, "loss", "Loss (lower is better)"), key=f"loss_{run_id}")
     right.plotly_chart(chart(progress, "accuracy", "Accuracy"), key=f"accuracy_{run_id}")
-    if state in ("succeeded", "stopped") and run.evaluation():
-        next_step("pages/evaluate.py", "Next: see how good it is →")
+    with st.empty():
+        if state in ("succeeded", "stopped") and run.evaluation():
+            next_step("pages/evaluate.py", "Next: see how good it is →")
 
 
 live(run.id)

@@ -137,7 +137,7 @@ def test_main_flow_in_chromium(server):
         expect(stop).to_be_visible(timeout=60_000)
         page.wait_for_timeout(4000)
         stop.click()
-        expect(page.get_by_text("Stopped", exact=False).first).to_be_visible(timeout=120_000)
+        expect(page.get_by_test_id("stMainBlockContainer").get_by_text(": Stopped")).to_be_visible(timeout=120_000)
         _shot(page, "3-train-stopped")
 
         page.get_by_role("link", name="Evaluate").first.click()

@@ -170,3 +170,12 @@ def test_evaluate_page_shows_metrics_matrix_and_download(make_dataset):
 @pytest.mark.parametrize("name", ["data", "model", "train", "evaluate"])
 def test_every_page_renders_without_exception(name):
     assert not page(name).run().exception
+
+
+def test_a_new_tab_starts_from_the_followed_run_settings(make_dataset):
+    run = RunDirectory.create(runs_root(), tiny_config("demo", head_epochs=3, name="mine"), run_id="earlier")
+    run.write_status(state="succeeded")
+    at = page("train").run()
+    assert not at.exception
+    assert at.number_input(key="head_epochs").value == 3
+    assert at.session_state["draft"]["backbone"] == "mobilenet_v2_0.35"
