@@ -37,6 +37,15 @@ pages = [
     st.Page("pages/train.py", title="Train", icon=":material/monitoring:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
 ]
-navigation = st.navigation(pages)
-sidebar()
-navigation.run()
+# Pages check this mark: on a freshly started server Streamlit's legacy `pages/` mode
+# would run a deep-linked page alone, without this frame (see pages/shared.require_app).
+st.session_state["_routed"] = True
+try:
+    navigation = st.navigation(pages)
+    wanted = st.session_state.pop("_wanted_page", None)
+    if wanted:
+        st.switch_page(wanted)
+    sidebar()
+    navigation.run()
+finally:
+    st.session_state["_routed"] = False

@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir")
+
+    task = commands.add_parser("task", help=argparse.SUPPRESS)
+    task.add_argument("name")
+    task.add_argument("arguments", help="the task's arguments as JSON")
+    task.add_argument("out", help="file to write the JSON result to")
     return parser
 
 
@@ -282,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             from core.training import run_worker
 
             return run_worker(args.run_dir)
+        if args.command == "task":
+            from core.tasks import run_task
+
+            return run_task(args.name, json.loads(args.arguments), args.out)
     except (CliError, ConfigError, DatasetError, WeightsUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -143,42 +143,12 @@ class LayerRow:
 
 def resolve_unfreeze(spec: BackboneSpec, unfreeze: str) -> str:
     """`auto` becomes the backbone's recommended cut; other specs pass through."""
-    if unfreeze == "auto":
-        return f"block:{spec.recommended_unfreeze}" if spec.recommended_unfreeze else "top:20"
-    return unfreeze
+    return spec.resolve_unfreeze(unfreeze)
 
 
 def finetune_mask(base: keras.Model, spec: BackboneSpec, unfreeze: str) -> list[bool]:
-    """For each base layer, whether phase 2 unfreezes it (before the BatchNormalization rule).
-
-    Raises:
-        ValueError: a block name or layer index that the base does not have.
-    """
-    unfreeze = resolve_unfreeze(spec, unfreeze)
-    layers = base.layers
-    count = len(layers)
-    if unfreeze == "none":
-        return [False] * count
-    if unfreeze == "all":
-        return [True] * count
-    kind, _, value = unfreeze.partition(":")
-    if kind == "top":
-        n = int(value)
-        return [i >= count - n for i in range(count)]
-    if kind == "block":
-        blocks = spec.layer_blocks([layer.name for layer in layers])
-        if value not in blocks:
-            known = ", ".join(dict.fromkeys(blocks))
-            raise ValueError(f"{spec.label} has no block {value!r}. Its blocks: {known}")
-        start = blocks.index(value)
-        return [i >= start for i in range(count)]
-    if kind == "layers":
-        chosen = {int(v) for v in value.replace(" ", "").split(",") if v}
-        bad = sorted(i for i in chosen if not 0 <= i < count)
-        if bad:
-            raise ValueError(f"{spec.label} has {count} layers (0 to {count - 1}). Received indices: {bad}")
-        return [i in chosen for i in range(count)]
-    raise ValueError(f"Unknown unfreeze spec. Received: unfreeze={unfreeze!r}")
+    """For each layer of `base`, whether phase 2 unfreezes it (see `BackboneSpec.unfreeze_mask`)."""
+    return spec.unfreeze_mask([layer.name for layer in base.layers], unfreeze)
 
 
 def set_phase(

@@ -25,6 +25,8 @@ from core.datasets import DatasetError, DatasetReport, SkippedFile, SplitPlan, m
 from core.runs import RunDirectory, write_atomic
 from core.weights import WeightsUnavailable
 
+WORKER_NICENESS = 10
+
 
 class RunFailed(RuntimeError):
     """A failure with a message a person can act on; `bad_input` marks the user's input as the cause."""
@@ -382,6 +384,9 @@ def run_worker(run_path: str | Path) -> int:
     from core.runs import wait_for_slot
 
     run = RunDirectory(run_path)
+    # Training takes every core it can; a lower priority lets the dashboard that shares
+    # the machine answer clicks at once while a run trains.
+    os.nice(WORKER_NICENESS)
     slot = wait_for_slot(run)
     if slot is None:
         run.write_status(state="stopped", finished=time.time(), message="Stopped while waiting in the queue.")

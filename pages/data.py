@@ -1,5 +1,6 @@
 """Data: choose the photos, see what will be used, and what augmentation does to them."""
 
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -10,8 +11,18 @@ import streamlit as st
 from core.config import AugmentationConfig
 from core.datasets import SAMPLES, data_home
 from core.images import load_rgb
-from pages.shared import current_config, data_label, data_root, load_report, next_step, set_choice
+from pages.shared import (
+    current_config,
+    data_label,
+    data_root,
+    load_report,
+    next_step,
+    require_app,
+    set_choice,
+    task_result,
+)
 
+require_app("pages/data.py")
 st.title("1. Data")
 config = current_config()
 SOURCES = ["Built-in demo", "Upload a zip", "Folder on this server", "Download a sample set"]
@@ -118,15 +129,17 @@ with preview:
         st.session_state["aug_seed"] = st.session_state.get("aug_seed", 0) + 1
     examples = [paths[0] for paths in samples.values() if paths][:6]
     if chosen.enabled and examples:
-        import numpy as np
-
-        from core.model import build_augmenter
-
-        pixels = np.stack([load_rgb(p, 128) for p in examples]).astype("float32")
-        augmenter = build_augmenter(chosen, seed=st.session_state.get("aug_seed", 0))
-        augmented = np.clip(np.asarray(augmenter(pixels, training=True)), 0, 255).astype("uint8")
-        st.image(list(pixels.astype("uint8")), width=110, caption=["original"] * len(examples))
-        st.image(list(augmented), width=110, caption=["augmented"] * len(examples))
+        arguments = {
+            "paths": examples,
+            "augmentation": dataclasses.asdict(chosen),
+            "seed": st.session_state.get("aug_seed", 0),
+        }
+        result, error = task_result("augment", arguments, "Drawing augmented versions")
+        st.image([load_rgb(p, 128) for p in examples], width=110, caption=["original"] * len(examples))
+        if error:
+            st.warning(f"The augmentation preview could not be drawn: {error}")
+        else:
+            st.image(result["images"], width=110, caption=["augmented"] * len(examples))
     else:
         st.info("Augmentation is off.")
 

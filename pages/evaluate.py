@@ -1,14 +1,19 @@
 """Evaluate: how good the model is, where it errs, what it says about new photos, and the file."""
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.datasets import data_home
 from core.images import ImageRejected, load_rgb
 from core.runs import list_runs
-from pages.shared import current_run, follow_run
+from pages.shared import current_run, follow_run, require_app, task_result
 
+require_app("pages/evaluate.py")
 st.title("4. Evaluate")
 finished = [r for r in list_runs() if r.evaluation() is not None]
 if not finished:
@@ -92,25 +97,34 @@ uploads = st.file_uploader(
     key="try_photos",
 )
 if uploads:
-    from core.inference import image_from_bytes, load_model, top_predictions
-
-    @st.cache_resource(max_entries=2, show_spinner="Loading the model...")
-    def model_for(path: str, stamp: float):
-        return load_model(path)
-
-    model = model_for(str(run.model_path), run.model_path.stat().st_mtime)
-    size = run.config().image_size
-    columns = st.columns(4)
-    for k, upload in enumerate(uploads[:12]):
-        with columns[k % 4]:
-            try:
-                pixels = image_from_bytes(upload.getvalue(), size)
-            except ImageRejected as error:
-                st.error(f"{upload.name}: {error}")
-                continue
-            st.image(pixels, caption=upload.name, width=160)
-            for label, probability in top_predictions(model, pixels, names):
-                st.progress(probability, text=f"{label}: {probability:.0%}")
+    folder = data_home() / "uploads" / "predict"
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for upload in uploads[:12]:
+        data = upload.getvalue()
+        path = folder / f"{hashlib.sha1(data).hexdigest()[:16]}{Path(upload.name).suffix.lower()}"
+        if not path.exists():
+            path.write_bytes(data)
+        saved.append((upload.name, str(path)))
+    arguments = {
+        "model_path": str(run.model_path),
+        "image_paths": [p for _, p in saved],
+        "class_names": names,
+        "image_size": run.config().image_size,
+    }
+    result, error = task_result("predict", arguments, "Asking the model")
+    if error:
+        st.error(f"The model could not make predictions: {error}")
+    else:
+        columns = st.columns(4)
+        for k, ((name, path), prediction) in enumerate(zip(saved, result["predictions"], strict=True)):
+            with columns[k % 4]:
+                if "error" in prediction:
+                    st.error(f"{name}: {prediction['error']}")
+                    continue
+                st.image(load_rgb(path, 160), caption=name, width=160)
+                for label, probability in prediction["top"]:
+                    st.progress(probability, text=f"{label}: {probability:.0%}")
 
 st.subheader("Take the model away")
 st.caption(

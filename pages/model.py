@@ -7,8 +7,9 @@ import streamlit as st
 
 from core.backbones import BACKBONES
 from core.weights import describe_missing, find_local_imagenet
-from pages.shared import current_config, load_report, next_step, set_choice
+from pages.shared import current_config, load_report, next_step, require_app, set_choice, task_result
 
+require_app("pages/model.py")
 st.title("2. Model")
 config = current_config()
 
@@ -76,23 +77,16 @@ else:
     st.warning("Random weights: the network starts knowing nothing about photos. Expect much lower accuracy.")
 
 
-@st.cache_data(show_spinner="Reading the network's layers...", max_entries=8)
-def layers_of(backbone: str, image_size: int, unfreeze: str) -> tuple[list[dict], int]:
-    import keras
-
-    from core.model import layer_table
-
-    keras.backend.clear_session()
-    base = BACKBONES[backbone].build(image_size, weights=None)
-    rows = [row.__dict__ for row in layer_table(base, BACKBONES[backbone], unfreeze)]
-    return rows, int(base.output.shape[-1])
-
-
 st.subheader("What learns in phase 2")
 st.caption(
     "Phase 1 trains only a new head on top of the frozen network. Phase 2 then fine-tunes the layers chosen here."
 )
-rows, features = layers_of(key, size, "all")
+layers, error = task_result("layers", {"backbone": key, "image_size": size}, "Reading the network's layers")
+if error:
+    st.error(f"The network's layers could not be read: {error}")
+    st.stop()
+rows, features = layers["rows"], layers["features"]
+names = [r["name"] for r in rows]
 blocks = list(dict.fromkeys(r["block"] for r in rows))
 plans = ["Recommended", "Train the head only", "Unfreeze the top N layers", "Unfreeze from a block", "Pick layers"]
 plan = st.radio("Quick choice", plans, horizontal=True, key="unfreeze_plan")
@@ -107,11 +101,22 @@ elif plan == "Unfreeze from a block":
     unfreeze = f"block:{st.selectbox('Block', blocks, index=blocks.index(spec.recommended_unfreeze), key='from_block')}"
 else:
     unfreeze = "auto"
-rows, _ = layers_of(key, size, unfreeze)
+mask = spec.unfreeze_mask(names, unfreeze)
+for row, unfrozen in zip(rows, mask, strict=True):
+    row["trainable_in_finetune"] = unfrozen and not row["is_batch_norm"] and row["params"] > 0
+LAYER_COLUMNS = {
+    "index": "#",
+    "name": "layer",
+    "kind": "type",
+    "params": st.column_config.NumberColumn("weights", format="localized"),
+    "trainable_in_finetune": st.column_config.CheckboxColumn("learns in phase 2"),
+    "is_batch_norm": st.column_config.CheckboxColumn("BatchNormalization (always frozen)"),
+}
 table = pd.DataFrame(rows)[["index", "block", "name", "kind", "params", "trainable_in_finetune", "is_batch_norm"]]
 if plan == "Pick layers":
     edited = st.data_editor(
         table,
+        column_config=LAYER_COLUMNS,
         disabled=["index", "block", "name", "kind", "params", "is_batch_norm"],
         hide_index=True,
         key="layer_editor",
@@ -121,7 +126,7 @@ if plan == "Pick layers":
     unfreeze = "layers:" + ",".join(str(i) for i in picked) if picked else "none"
     table = edited
 else:
-    st.dataframe(table, hide_index=True, key="layer_table", height=360)
+    st.dataframe(table, hide_index=True, key="layer_table", height=360, column_config=LAYER_COLUMNS)
 st.caption(
     "BatchNormalization layers always stay frozen: updating their statistics on a small dataset "
     "ruins what the network learned on ImageNet."

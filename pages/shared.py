@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -12,6 +13,7 @@ from core.backbones import BACKBONES
 from core.config import RunConfig
 from core.datasets import DatasetError, DatasetReport, resolve_source, scan_dataset
 from core.runs import RunDirectory, list_runs, runs_root
+from core.tasks import read_result, start_task, task_running
 
 DATA_LABELS = {"demo": "Built-in demo (shapes, 4 classes)"}
 STATE_LABELS = {
@@ -22,6 +24,20 @@ STATE_LABELS = {
     "failed": "Failed",
     "interrupted": "Interrupted",
 }
+
+
+def require_app(page: str) -> None:
+    """Send a page that runs on its own through `streamlit_app.py`.
+
+    Until some session has run `st.navigation`, Streamlit treats `pages/` as a legacy
+    multipage folder, so a deep link such as /model on a freshly started server runs the
+    page without the app's navigation and sidebar. The page then records where the user
+    wanted to go and hands over to the app, which switches to its own navigation (for
+    every session) and forwards them.
+    """
+    if not st.session_state.get("_routed", False):
+        st.session_state["_wanted_page"] = page
+        st.switch_page("streamlit_app.py")
 
 
 def data_root() -> Path:
@@ -107,7 +123,7 @@ def sidebar() -> None:
         run_summary()
 
 
-@st.fragment(run_every=2.0)
+@st.fragment(run_every=1.0)
 def run_summary() -> None:
     """The current run's state, refreshed on its own so the sidebar stays live during training."""
     run = current_run()
@@ -132,3 +148,24 @@ def next_step(page: str, label: str) -> None:
         st.page_link(page, label=label)
     except StreamlitPageNotFoundError:
         st.caption(label)
+
+
+def task_result(name: str, args: dict, message: str) -> tuple[dict | None, str | None]:
+    """Run a TensorFlow task outside this process and wait for it, staying interruptible.
+
+    Streamlit can only stop a script at a Streamlit call, so the wait touches the page
+    every quarter second: a click elsewhere is answered at once, and the task still
+    finishes and caches its result for next time.
+    """
+    path = start_task(name, args)
+    slot = st.empty()
+    started = time.time()
+    while not path.exists() and task_running(path):
+        slot.caption(f"{message} ({time.time() - started:.0f} s)")
+        time.sleep(0.25)
+    slot.empty()
+    result = read_result(path)
+    if result is None or "error" in result:
+        path.unlink(missing_ok=True)  # let the next visit try again
+        return None, (result or {}).get("error", "The helper process ended without an answer.")
+    return result, None

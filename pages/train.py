@@ -7,8 +7,18 @@ import streamlit as st
 from core.config import ConfigError
 from core.monitor import RunProgress
 from core.runs import list_runs, start_run
-from pages.shared import STATE_LABELS, current_config, current_run, data_label, follow_run, next_step, set_choice
+from pages.shared import (
+    STATE_LABELS,
+    current_config,
+    current_run,
+    data_label,
+    follow_run,
+    next_step,
+    require_app,
+    set_choice,
+)
 
+require_app("pages/train.py")
 st.title("3. Train")
 config = current_config()
 st.caption(

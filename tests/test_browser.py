@@ -118,18 +118,17 @@ def test_main_flow_in_chromium(server):
             field.press("Enter")
             _settle(page)
         page.get_by_role("button", name="Start training").click()
-        expect(page.get_by_text("Training", exact=True).or_(page.get_by_text(": Training"))).to_be_visible(
-            timeout=60_000
-        )
+        main_area = page.get_by_test_id("stMainBlockContainer")
+        expect(main_area.get_by_text(": Training")).to_be_visible()
         expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
         first_url = page.url
         assert "run=" in first_url
         page.wait_for_timeout(3000)
         page.reload()  # a reload finds the same run, still live
         _settle(page)
-        expect(page.get_by_test_id("stMainBlockContainer").get_by_text(first_url.split("run=")[1])).to_be_visible()
+        expect(main_area.get_by_text(first_url.split("run=")[1])).to_be_visible()
         _shot(page, "3-train-live")
-        expect(page.get_by_text("Finished.")).to_be_visible(timeout=240_000)
+        expect(main_area.get_by_text("Finished.")).to_be_visible(timeout=240_000)
         _shot(page, "3-train-done")
 
         page.get_by_role("button", name="Start training").click()  # a second run, stopped
@@ -137,7 +136,7 @@ def test_main_flow_in_chromium(server):
         expect(stop).to_be_visible(timeout=60_000)
         page.wait_for_timeout(4000)
         stop.click()
-        expect(page.get_by_test_id("stMainBlockContainer").get_by_text(": Stopped")).to_be_visible(timeout=120_000)
+        expect(main_area.get_by_text(": Stopped")).to_be_visible(timeout=120_000)
         _shot(page, "3-train-stopped")
 
         page.get_by_role("link", name="Evaluate").first.click()
@@ -145,4 +144,20 @@ def test_main_flow_in_chromium(server):
         expect(page.get_by_text("Confusion matrix")).to_be_visible(timeout=60_000)
         _shot(page, "4-evaluate")
         assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
+
+
+def test_a_deep_link_on_a_fresh_server_gets_the_whole_app(server):
+    """Streamlit's legacy pages/ mode would run /model alone; the app must frame it all the same."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(f"{server}/model")
+        expect(page.get_by_role("heading", name="2. Model")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Your project")).to_be_visible()
+        navigation = page.get_by_test_id("stSidebarNav")
+        expect(navigation.get_by_text("Evaluate")).to_be_visible()
+        assert navigation.get_by_text("shared").count() == 0
         browser.close()

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def page(name: str, **state) -> AppTest:
     at = AppTest.from_file(str(REPO / "pages" / f"{name}.py"), default_timeout=120)
+    at.session_state["_routed"] = True  # as when streamlit_app.py frames the page
     for key, value in state.items():
         at.session_state[key] = value
     return at

@@ -1,0 +1,149 @@
+"""TensorFlow work the dashboard needs, run outside the dashboard's process.
+
+Importing TensorFlow or building a Keras model holds Python's GIL for seconds, which
+would freeze the web server for every user. So the layer table, the augmentation
+preview and predictions on uploaded photos run as tasks: each in its own process
+(`python -m core task ...`), its result cached on disk as JSON keyed by its arguments,
+so asking again is instant and several pages or users asking at once share one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from core.pipeline import cache_home
+from core.runs import PROJECT_ROOT, process_alive, write_atomic
+
+TASK_VERSION = 1
+TASK_NICENESS = 5
+
+
+def result_path(name: str, args: dict[str, Any]) -> Path:
+    """Where the result of task `name` with `args` is (or will be) cached."""
+    key = hashlib.sha1(json.dumps([TASK_VERSION, name, args], sort_keys=True).encode()).hexdigest()[:20]
+    return cache_home() / "tasks" / f"{name}-{key}.json"
+
+
+def start_task(name: str, args: dict[str, Any]) -> Path:
+    """Make sure task `name` is done or under way; return the path its result will appear at.
+
+    A task already running for the same arguments is joined, not started twice.
+    """
+    path = result_path(name, args)
+    if path.exists():
+        return path
+    pid_path = path.with_suffix(".pid")
+    try:
+        pid, started = json.loads(pid_path.read_text())
+        if process_alive(pid, started):
+            return path
+    except (OSError, ValueError, TypeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "task", name, json.dumps(args), str(path)],
+        cwd=str(PROJECT_ROOT),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    pid_path.write_text(json.dumps([process.pid, psutil.Process(process.pid).create_time()]))
+    threading.Thread(target=process.wait, daemon=True).start()
+    return path
+
+
+def task_running(path: Path) -> bool:
+    try:
+        pid, started = json.loads(path.with_suffix(".pid").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+    return process_alive(pid, started)
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_task(name: str, args: dict[str, Any], out: str | Path) -> int:
+    """Body of `python -m core task`: compute, then write the result (or a person-readable error)."""
+    out = Path(out)
+    # Below the web server (which must answer clicks) and above training (which can wait).
+    os.nice(TASK_NICENESS)
+    try:
+        result = TASKS[name](**args)
+    except Exception as error:  # the page shows this message instead of a result
+        result = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+    write_atomic(out, json.dumps(result))
+    out.with_suffix(".pid").unlink(missing_ok=True)
+    return 0 if "error" not in result else 1
+
+
+def layers_task(backbone: str, image_size: int) -> dict[str, Any]:
+    """The base's layers (block, weights, BatchNormalization) and its output width."""
+    from core.backbones import get_backbone
+    from core.model import layer_table
+
+    spec = get_backbone(backbone)
+    base = spec.build(image_size, weights=None)
+    rows = [row.__dict__ for row in layer_table(base, spec, "all")]
+    return {"rows": rows, "features": int(base.output.shape[-1])}
+
+
+def augment_task(paths: list[str], augmentation: dict[str, Any], seed: int, size: int = 128) -> dict[str, Any]:
+    """Each image as training would see it after random augmentation, saved as PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    from core.config import AugmentationConfig
+    from core.images import load_rgb
+    from core.model import build_augmenter
+
+    pixels = np.stack([load_rgb(p, size) for p in paths]).astype("float32")
+    augmented = np.asarray(build_augmenter(AugmentationConfig(**augmentation), seed)(pixels, training=True))
+    folder = (
+        cache_home()
+        / "tasks"
+        / f"augment-{hashlib.sha1(json.dumps([paths, augmentation, seed]).encode()).hexdigest()[:16]}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for index, image in enumerate(np.clip(augmented, 0, 255).astype("uint8")):
+        target = folder / f"{index}.png"
+        Image.fromarray(image).save(target)
+        outputs.append(str(target))
+    return {"images": outputs}
+
+
+def predict_task(model_path: str, image_paths: list[str], class_names: list[str], image_size: int) -> dict[str, Any]:
+    """Top classes for each photo, from a model loaded in Keras safe mode."""
+    from core.images import ImageRejected
+    from core.inference import image_from_bytes, load_model, top_predictions
+
+    model = load_model(model_path)
+    results = []
+    for path in image_paths:
+        try:
+            pixels = image_from_bytes(Path(path).read_bytes(), image_size)
+            results.append({"path": path, "top": top_predictions(model, pixels, class_names)})
+        except ImageRejected as error:
+            results.append({"path": path, "error": str(error)})
+    return {"predictions": results}
+
+
+TASKS = {"layers": layers_task, "augment": augment_task, "predict": predict_task}

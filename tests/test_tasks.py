@@ -1,0 +1,103 @@
+"""TensorFlow work runs in task processes; the dashboard's own process never imports TensorFlow."""
+
+import json
+import subprocess
+import sys
+import time
+
+from core.tasks import read_result, result_path, run_task, start_task, task_running
+from tests.conftest import REPO
+
+
+def _wait(path, seconds=180):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not path.exists():
+        time.sleep(0.2)
+    return read_result(path)
+
+
+def test_layers_task_in_its_own_process_is_cached_and_joined():
+    args = {"backbone": "mobilenet_v2_0.35", "image_size": 32}
+    path = start_task("layers", args)
+    assert start_task("layers", args) == path  # joined, not started twice
+    assert task_running(path) or path.exists()
+    result = _wait(path)
+    assert result["features"] == 1280 and len(result["rows"]) == 154
+    assert any(row["is_batch_norm"] for row in result["rows"])
+    assert start_task("layers", args) == path and not task_running(path)  # cached: nothing started
+
+
+def test_task_errors_come_back_as_messages(tmp_path):
+    out = tmp_path / "r.json"
+    assert run_task("layers", {"backbone": "alexnet", "image_size": 32}, out) == 1
+    assert "Unknown backbone" in json.loads(out.read_text())["error"]
+    assert run_task("nope", {}, tmp_path / "n.json") == 1
+
+
+def test_augment_and_predict_tasks(make_dataset, tmp_path):
+    import keras
+
+    from core.backbones import BACKBONES
+    from core.config import AugmentationConfig
+    from core.model import build_classifier
+
+    data = make_dataset({"red": 2, "green": 2})
+    paths = sorted(str(p) for p in data.rglob("*.png"))
+    augmented = tmp_path / "a.json"
+    run_task("augment", {"paths": paths[:2], "augmentation": {"rotation": 0.3}, "seed": 1, "size": 32}, augmented)
+    images = json.loads(augmented.read_text())["images"]
+    assert len(images) == 2 and all(p.endswith(".png") for p in images)
+    spec = BACKBONES["mobilenet_v2_0.35"]
+    model_path = tmp_path / "m.keras"
+    build_classifier(spec.build(32), spec, 2, 32, AugmentationConfig.off()).save(model_path)
+    keras.backend.clear_session()
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("<html></html>")
+    out = tmp_path / "p.json"
+    run_task(
+        "predict",
+        {
+            "model_path": str(model_path),
+            "image_paths": [paths[0], str(junk)],
+            "class_names": ["green", "red"],
+            "image_size": 32,
+        },
+        out,
+    )
+    first, second = json.loads(out.read_text())["predictions"]
+    assert [label for label, _ in first["top"]] in (["green", "red"], ["red", "green"])
+    assert abs(sum(p for _, p in first["top"]) - 1.0) < 1e-4
+    assert second["error"].startswith("not an image")
+
+
+def test_results_are_keyed_by_their_arguments():
+    assert result_path("layers", {"backbone": "a", "image_size": 1}) != result_path(
+        "layers", {"backbone": "a", "image_size": 2}
+    )
+    assert result_path("layers", {"image_size": 1, "backbone": "a"}) == result_path(
+        "layers", {"backbone": "a", "image_size": 1}
+    )
+
+
+SCRIPT = r"""
+import sys
+from pathlib import Path
+from streamlit.testing.v1 import AppTest
+repo = Path(sys.argv[1])
+for name in ("data", "model", "train", "evaluate"):
+    at = AppTest.from_file(str(repo / "pages" / f"{name}.py"), default_timeout=240)
+    at.session_state["_routed"] = True
+    at.run()
+    assert not at.exception, (name, at.exception)
+at = AppTest.from_file(str(repo / "streamlit_app.py"), default_timeout=60).run()
+assert not at.exception
+print("tensorflow" in sys.modules, "keras" in sys.modules)
+"""
+
+
+def test_the_dashboard_process_never_imports_tensorflow():
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(REPO)], capture_output=True, text=True, timeout=600, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "False False"
