@@ -114,18 +114,17 @@ def follow_run(run: RunDirectory) -> None:
 
 def sidebar() -> None:
     """Where the user is: dataset, backbone, and the current run."""
-    config = current_config()
     with st.sidebar:
         st.markdown("### Your project")
-        st.markdown(f"**Photos:** {data_label(config.data)}")
-        spec = BACKBONES[config.backbone]
-        st.markdown(f"**Network:** {spec.label}")
-        run_summary()
+        project_summary()
 
 
 @st.fragment(run_every=1.0)
-def run_summary() -> None:
-    """The current run's state, refreshed on its own so the sidebar stays live during training."""
+def project_summary() -> None:
+    """Refreshed on its own, so it shows choices the page below has just made and a run's live state."""
+    config = current_config()
+    st.markdown(f"**Photos:** {data_label(config.data)}")
+    st.markdown(f"**Network:** {BACKBONES[config.backbone].label}")
     run = current_run()
     if run is None:
         st.caption("No training run yet.")

@@ -132,9 +132,11 @@ def test_main_flow_in_chromium(server):
         _shot(page, "3-train-done")
 
         page.get_by_role("button", name="Start training").click()  # a second run, stopped
+        page.wait_for_url(lambda url: "run=" in url and url != first_url)
+        expect(main_area.get_by_text(page.url.split("run=")[1])).to_be_visible()
         stop = page.get_by_role("button", name="Stop")
-        expect(stop).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(4000)
+        expect(stop).to_be_enabled()
+        page.wait_for_timeout(3000)
         stop.click()
         expect(main_area.get_by_text(": Stopped")).to_be_visible(timeout=120_000)
         _shot(page, "3-train-stopped")
@@ -160,4 +162,30 @@ def test_a_deep_link_on_a_fresh_server_gets_the_whole_app(server):
         navigation = page.get_by_test_id("stSidebarNav")
         expect(navigation.get_by_text("Evaluate")).to_be_visible()
         assert navigation.get_by_text("shared").count() == 0
+        browser.close()
+
+
+def test_uploading_a_zip_of_photos(server, make_dataset, tmp_path):
+    import zipfile
+
+    from playwright.sync_api import expect, sync_playwright
+
+    photos = make_dataset({"red": 5, "green": 4})
+    archive = tmp_path / "my photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in photos.rglob("*.png"):
+            zf.write(path, f"my photos/{path.parent.name}/{path.name}")
+        zf.writestr("my photos/red/notes.txt", "not a photo")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{server}/data")
+        expect(page.get_by_role("heading", name="1. Data")).to_be_visible(timeout=60_000)
+        page.get_by_text("Upload a zip").click()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
+        main_area = page.get_by_test_id("stMainBlockContainer")
+        expect(main_area.get_by_text("1 file(s) left out, and why")).to_be_visible(timeout=60_000)
+        metrics = page.get_by_test_id("stMetricValue")
+        expect(metrics.first).to_have_text("9")
+        _shot(page, "1-data-zip")
         browser.close()
