@@ -288,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_worker(args.run_dir)
         if args.command == "task":
-            from core.tasks import run_task
+            from core.tasks import TASK_NICENESS, run_task
 
+            # Below the web server (which must answer clicks) and above training (which can wait).
+            os.nice(TASK_NICENESS)
             return run_task(args.name, json.loads(args.arguments), args.out)
     except (CliError, ConfigError, DatasetError, WeightsUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -83,10 +83,13 @@ def read_result(path: Path) -> dict[str, Any] | None:
 def run_task(name: str, args: dict[str, Any], out: str | Path) -> int:
     """Body of `python -m core task`: compute, then write the result (or a person-readable error)."""
     out = Path(out)
-    # Below the web server (which must answer clicks) and above training (which can wait).
-    os.nice(TASK_NICENESS)
+    from core.config import ConfigError
+    from core.datasets import DatasetError
+
     try:
         result = TASKS[name](**args)
+    except (DatasetError, ConfigError) as error:  # already in words for a person
+        result = {"error": str(error)}
     except Exception as error:  # the page shows this message instead of a result
         result = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
     write_atomic(out, json.dumps(result))
@@ -146,4 +149,11 @@ def predict_task(model_path: str, image_paths: list[str], class_names: list[str]
     return {"predictions": results}
 
 
-TASKS = {"layers": layers_task, "augment": augment_task, "predict": predict_task}
+def sample_task(name: str) -> dict[str, Any]:
+    """Download (once) and extract a sample set with Keras's own downloader."""
+    from core.datasets import download_sample
+
+    return {"path": str(download_sample(name))}
+
+
+TASKS = {"layers": layers_task, "augment": augment_task, "predict": predict_task, "sample": sample_task}

@@ -1,7 +1,6 @@
 """Data: choose the photos, see what will be used, and what augmentation does to them."""
 
 import dataclasses
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,7 @@ import streamlit as st
 
 from core.config import AugmentationConfig
 from core.datasets import SAMPLES, data_home
-from core.images import load_rgb
+from core.runs import safe_name
 from pages.shared import (
     current_config,
     data_label,
@@ -20,14 +19,27 @@ from pages.shared import (
     require_app,
     set_choice,
     task_result,
+    thumbnail,
 )
 
 require_app("pages/data.py")
 st.title("1. Data")
 config = current_config()
 SOURCES = ["Built-in demo", "Upload a zip", "Folder on this server", "Download a sample set"]
-current = 0 if config.data == "demo" else 3 if config.data.startswith("sample:") else 2
-kind = st.radio("Where are your photos?", SOURCES, index=current, horizontal=True, key="data_kind")
+
+
+def kind_of(data: str) -> int:
+    """Which source option the current data came from (a new tab starts on the right one)."""
+    if data == "demo":
+        return 0
+    if data.endswith(".zip"):
+        return 1
+    if Path(data).resolve().parent == data_root():
+        return 2
+    return 3  # a downloaded sample set (or a folder chosen outside the dashboard)
+
+
+kind = st.radio("Where are your photos?", SOURCES, index=kind_of(config.data), horizontal=True, key="data_kind")
 
 if kind == "Built-in demo":
     set_choice(data="demo")
@@ -36,7 +48,7 @@ elif kind == "Upload a zip":
     st.caption("A .zip with one folder per class (or train/ and val/ folders holding class folders).")
     upload = st.file_uploader("Zip of photos", type=["zip"], key="zip_upload")
     if upload is not None:
-        target = data_home() / "uploads" / uuid.uuid5(uuid.NAMESPACE_URL, f"{upload.name}{upload.size}").hex
+        target = data_home() / "uploads" / safe_name(upload.file_id, limit=80)
         target.mkdir(parents=True, exist_ok=True)
         path = target / Path(upload.name).name
         if not path.exists():
@@ -52,18 +64,30 @@ elif kind == "Folder on this server":
     if not folders:
         st.info(f"No folders in {root}. Put a dataset folder there (or set STUDIO_DATA_ROOT).")
         st.stop()
-    chosen = st.selectbox("Folder", folders, key="server_folder")
-    path = (root / chosen).resolve()
-    if path.parent != root:
-        st.error("That folder is outside the data folder and cannot be used.")
-        st.stop()
-    set_choice(data=str(path))
+    current_folder = Path(config.data).name if kind_of(config.data) == 2 else None
+    chosen = st.selectbox(
+        "Folder",
+        folders,
+        index=folders.index(current_folder) if current_folder in folders else None,
+        placeholder="Choose a folder",
+        key="server_folder",
+    )
+    if chosen is not None:
+        path = (root / chosen).resolve()
+        if path.parent != root:  # a link that leads out of the data folder
+            st.error("That folder is outside the data folder and cannot be used.")
+            st.stop()
+        set_choice(data=str(path))
 else:
     names = list(SAMPLES)
     name = st.selectbox("Sample set", names, format_func=lambda n: SAMPLES[n]["title"], key="sample_name")
     st.caption("Downloaded once through Keras, then kept on this machine.")
     if st.button("Use this sample", key="use_sample"):
-        set_choice(data=f"sample:{name}")
+        result, error = task_result("sample", {"name": name}, "Downloading the sample set")
+        if error:
+            st.error(error)
+            st.stop()
+        set_choice(data=result["path"])
 
 config = current_config()
 if kind == "Upload a zip" and not config.data.endswith(".zip"):
@@ -103,10 +127,14 @@ if report.skipped:
 
 st.subheader("Samples")
 per_class = 6
-samples = {name: [i.path for i in report.items if i.label == name][:per_class] for name in report.class_names}
+MAX_SAMPLE_CLASSES = 12
+shown_classes = report.class_names[:MAX_SAMPLE_CLASSES]
+if len(report.class_names) > MAX_SAMPLE_CLASSES:
+    st.caption(f"The first {MAX_SAMPLE_CLASSES} of {len(report.class_names)} classes.")
+samples = {name: [i.path for i in report.items if i.label == name][:per_class] for name in shown_classes}
 for name, paths in samples.items():
     st.markdown(f"**{name}**")
-    st.image([load_rgb(p, 128) for p in paths], width=110)
+    st.image([thumbnail(p) for p in paths], width=110)
 
 st.subheader("Augmentation")
 st.caption("During training each photo is randomly changed like this, so the model learns the subject, not the shot.")
@@ -135,7 +163,7 @@ with preview:
             "seed": st.session_state.get("aug_seed", 0),
         }
         result, error = task_result("augment", arguments, "Drawing augmented versions")
-        st.image([load_rgb(p, 128) for p in examples], width=110, caption=["original"] * len(examples))
+        st.image([thumbnail(p) for p in examples], width=110, caption=["original"] * len(examples))
         if error:
             st.warning(f"The augmentation preview could not be drawn: {error}")
         else:

@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.datasets import data_home
-from core.images import ImageRejected, load_rgb
+from core.images import ImageRejected
 from core.runs import list_runs
-from pages.shared import current_run, follow_run, require_app, task_result
+from pages.shared import current_run, follow_run, require_app, task_result, thumbnail
 
 require_app("pages/evaluate.py")
 st.title("4. Evaluate")
@@ -81,7 +81,7 @@ if mistakes:
     images, captions = [], []
     for mistake in shown:
         try:
-            images.append(load_rgb(mistake["path"], 160))
+            images.append(thumbnail(mistake["path"], 160))
             captions.append(f"{mistake['true']} → {mistake['predicted']} ({mistake['confidence']:.0%})")
         except (OSError, ImageRejected):
             continue
@@ -122,7 +122,7 @@ if uploads:
                 if "error" in prediction:
                     st.error(f"{name}: {prediction['error']}")
                     continue
-                st.image(load_rgb(path, 160), caption=name, width=160)
+                st.image(thumbnail(path, 160), caption=name, width=160)
                 for label, probability in prediction["top"]:
                     st.progress(probability, text=f"{label}: {probability:.0%}")
 

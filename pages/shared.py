@@ -12,6 +12,7 @@ import streamlit as st
 from core.backbones import BACKBONES
 from core.config import RunConfig
 from core.datasets import DatasetError, DatasetReport, resolve_source, scan_dataset
+from core.images import load_rgb
 from core.runs import RunDirectory, list_runs, runs_root
 from core.tasks import read_result, start_task, task_running
 
@@ -94,6 +95,12 @@ def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
         return None, str(error)
     except OSError as error:
         return None, f"The dataset could not be read: {error.strerror or error}"
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def thumbnail(path: str, size: int = 128):
+    """A photo decoded upright at `size`, once per file for the whole server."""
+    return load_rgb(path, size)
 
 
 def current_run() -> RunDirectory | None:

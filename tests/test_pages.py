@@ -85,6 +85,7 @@ def test_data_page_folder_with_bad_files_lists_them(make_dataset, monkeypatch, t
     (data / "red" / "page.jpg").write_text("<html>404</html>")
     monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
     at = page("data", data_kind="Folder on this server").run()
+    at.selectbox(key="server_folder").set_value("mine").run()
     assert not at.exception
     assert at.metric[2].value == "1"  # left out
     assert any("1 file(s) left out" in e.label for e in at.expander)
@@ -95,6 +96,7 @@ def test_data_page_one_class_is_an_error_not_a_crash(make_dataset, monkeypatch, 
     make_dataset({"red": 4}, root=root / "single")
     monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
     at = page("data", data_kind="Folder on this server").run()
+    at.selectbox(key="server_folder").set_value("single").run()
     assert not at.exception
     assert "at least 2 classes" in at.error[0].value
 
@@ -180,3 +182,52 @@ def test_a_new_tab_starts_from_the_followed_run_settings(make_dataset):
     assert not at.exception
     assert at.number_input(key="head_epochs").value == 3
     assert at.session_state["draft"]["backbone"] == "mobilenet_v2_0.35"
+
+
+def test_opening_the_data_page_never_changes_the_chosen_data(make_dataset, monkeypatch, tmp_path):
+    root = tmp_path / "root"
+    make_dataset({"red": 3, "green": 3}, root=root / "aaa-first")
+    chosen = make_dataset({"red": 3, "green": 3}, root=root / "mine")
+    monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
+    at = page("data", draft={"data": str(chosen)}).run()
+    assert not at.exception
+    assert at.radio(key="data_kind").value == "Folder on this server"
+    assert at.selectbox(key="server_folder").value == "mine"
+    assert at.session_state["draft"]["data"] == str(chosen)
+
+
+def test_a_draft_with_an_uploaded_zip_stays_on_it(make_dataset, tmp_path):
+    import zipfile
+
+    photos = make_dataset({"red": 3, "green": 3})
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in photos.rglob("*.png"):
+            zf.write(path, f"{path.parent.name}/{path.name}")
+    at = page("data", draft={"data": str(archive)}).run()
+    assert not at.exception
+    assert at.radio(key="data_kind").value == "Upload a zip"
+    assert at.metric[0].value == "6" and at.session_state["draft"]["data"] == str(archive)
+
+
+def test_sample_download_offline_shows_the_way_out_and_success_uses_the_folder(make_dataset, monkeypatch):
+    import pages.shared
+
+    real_task_result = pages.shared.task_result
+
+    def sample_answer(answer):
+        return lambda name, args, message: answer if name == "sample" else real_task_result(name, args, message)
+
+    offline = "Could not download the sample 'flowers'. This machine may be offline: upload it as a .zip"
+    monkeypatch.setattr(pages.shared, "task_result", sample_answer((None, offline)))
+    at = page("data", data_kind="Download a sample set").run()
+    at.button(key="use_sample").click().run()
+    assert not at.exception
+    assert "offline" in at.error[0].value and at.session_state["draft"].get("data", "demo") == "demo"
+
+    folder = make_dataset({"daisy": 3, "tulip": 3})
+    monkeypatch.setattr(pages.shared, "task_result", sample_answer(({"path": str(folder)}, None)))
+    at = page("data", data_kind="Download a sample set").run()
+    at.button(key="use_sample").click().run()
+    assert not at.exception
+    assert at.session_state["draft"]["data"] == str(folder) and at.metric[1].value == "2"

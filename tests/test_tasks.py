@@ -101,3 +101,18 @@ def test_the_dashboard_process_never_imports_tensorflow():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_sample_task_reports_a_failed_download_in_plain_words(monkeypatch, tmp_path):
+    import core.datasets
+    from core.datasets import DatasetError
+
+    def offline(name):
+        raise DatasetError(f"Could not download the sample '{name}'. This machine may be offline.")
+
+    monkeypatch.setattr(core.datasets, "download_sample", offline)
+    out = tmp_path / "s.json"
+    assert run_task("sample", {"name": "flowers"}, out) == 1
+    assert json.loads(out.read_text()) == {
+        "error": "Could not download the sample 'flowers'. This machine may be offline."
+    }
