@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("backbones", help="list the backbones")
 
+    resume = commands.add_parser(
+        "resume", help="continue an interrupted run (its process was killed) from its last finished epoch"
+    )
+    resume.add_argument("run_dir", help="the run directory (the --out of `train`)")
+
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir")
 
@@ -230,6 +235,11 @@ def command_train(args: argparse.Namespace) -> int:
     run = RunDirectory(out)
     run.write_config(config)
     run.write_status(state="queued", created=time.time())
+    return _finish(run)
+
+
+def _finish(run) -> int:
+    """Train `run` in this process and turn its final state into an exit code."""
     from core.training import train_run
 
     state = train_run(run, echo=lambda line: print(line, flush=True))
@@ -237,8 +247,20 @@ def command_train(args: argparse.Namespace) -> int:
     if state == "failed":
         print(f"error: {status.get('message')}", file=sys.stderr)
         return 2 if status.get("bad_input") else 1
-    print(f"Run written to {out}")
+    print(f"Run written to {run.path}")
     return 0
+
+
+def command_resume(args: argparse.Namespace) -> int:
+    from core.runs import RunDirectory
+
+    run = RunDirectory(args.run_dir)
+    if not run.config_path.is_file():
+        raise CliError(f"{args.run_dir} is not a run directory (it has no config.json)")
+    if not run.can_resume():
+        raise CliError(f"{run.id} cannot be resumed: it is {run.status().get('state')}, or no epoch had finished")
+    run.write_status(resume_requested=True)
+    return _finish(run)
 
 
 def command_scan(args: argparse.Namespace) -> int:
@@ -283,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_scan(args)
         if args.command == "backbones":
             return command_backbones(args)
+        if args.command == "resume":
+            return command_resume(args)
         if args.command == "worker":
             from core.training import run_worker
 

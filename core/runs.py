@@ -71,6 +71,7 @@ class RunDirectory:
     history_path = property(lambda self: self.path / "history.csv")
     log_path = property(lambda self: self.path / "log.txt")
     best_checkpoint_path = property(lambda self: self.path / "checkpoints" / "best.keras")
+    last_checkpoint_path = property(lambda self: self.path / "checkpoints" / "last.keras")
     model_path = property(lambda self: self.path / "model.keras")
     evaluation_path = property(lambda self: self.path / "evaluation.json")
     dataset_path = property(lambda self: self.path / "dataset.json")
@@ -130,9 +131,18 @@ class RunDirectory:
                 status["state"] = "interrupted"
                 status["message"] = (
                     "The training process ended unexpectedly (the machine or server may have restarted). "
-                    "The history and the best checkpoint up to that point are kept."
+                    "The history and the best checkpoint up to that point are kept"
+                    + (
+                        ", and it can resume from its last finished epoch."
+                        if self.last_checkpoint_path.exists()
+                        else "."
+                    )
                 )
         return status
+
+    def can_resume(self) -> bool:
+        """An interrupted run with at least one finished epoch can continue from its last checkpoint."""
+        return self.status().get("state") == "interrupted" and self.last_checkpoint_path.exists()
 
     def request_stop(self) -> None:
         self.stop_path.write_text(str(time.time()))
@@ -207,6 +217,20 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDirectory]:
 def start_run(config: RunConfig, root: str | os.PathLike | None = None) -> RunDirectory:
     """Create a run and start its worker process; returns at once (the worker may wait in the queue)."""
     run = RunDirectory.create(Path(root) if root else runs_root(), config.validate())
+    spawn_worker(run)
+    return run
+
+
+def resume_run(run: RunDirectory) -> RunDirectory:
+    """Continue an interrupted run from its last finished epoch, in a new worker (queued like any run).
+
+    Raises:
+        ValueError: the run is not interrupted, or no epoch finished before it stopped.
+    """
+    if not run.can_resume():
+        raise ValueError(f"Run {run.id} cannot be resumed: only an interrupted run with a finished epoch can.")
+    run.stop_path.unlink(missing_ok=True)
+    run.write_status(state="queued", resume_requested=True, created=time.time(), message="Waiting to resume")
     spawn_worker(run)
     return run
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import math
 import os
@@ -167,19 +168,28 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
     keras.utils.set_random_seed(config.seed)
     choice = resolve_weights(spec, config.image_size, config.weights)
     echo(f"Backbone {spec.label} at {config.image_size} px with {choice.description}.")
-    base = build_base(spec, config.image_size, choice)
-    model = build_classifier(
-        base,
-        spec,
-        num_classes=len(class_names),
-        image_size=config.image_size,
-        augmentation=config.augmentation,
-        pooling=config.pooling,
-        head_units=config.head_units,
-        dropout=config.dropout,
-        seed=config.seed,
-        pretrained=choice.kind != "none",
-    )
+    resume = _resume_point(run)
+    if resume is None:
+        base = build_base(spec, config.image_size, choice)
+        model = build_classifier(
+            base,
+            spec,
+            num_classes=len(class_names),
+            image_size=config.image_size,
+            augmentation=config.augmentation,
+            pooling=config.pooling,
+            head_units=config.head_units,
+            dropout=config.dropout,
+            seed=config.seed,
+            pretrained=choice.kind != "none",
+        )
+        run.write_status(base_layer=base.name)
+    else:
+        # The same model, with everything learned up to the last finished epoch.
+        model = keras.models.load_model(run.last_checkpoint_path, safe_mode=True)
+        base = model.get_layer(run.raw_status()["base_layer"])
+        _truncate_history(run, resume["epochs_done"])
+        echo(f"Resuming after epoch {resume['epochs_done']} (phase {resume['phase']}) from the last checkpoint.")
     freeze_bn = choice.kind != "none"
     unfreeze = resolve_unfreeze(spec, config.unfreeze)
     try:
@@ -213,17 +223,28 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         batch_size=batch_size,
     )
     run.best_checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    earlier = [row[monitor] for row in run.history() if isinstance(row.get(monitor), float)] if resume else []
     checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run.best_checkpoint_path), monitor=monitor, save_best_only=True, verbose=0
+        str(run.best_checkpoint_path),
+        monitor=monitor,
+        save_best_only=True,
+        verbose=0,
+        initial_value_threshold=min(earlier) if earlier else None,  # a resumed run keeps its best so far
     )
     stopper = StopOnRequest(run.stop_path)
-    epochs_done = 0
+    epochs_done = resume["epochs_done"] if resume else 0
     outcome = "succeeded"
     phases = [
         (1, config.head_epochs, config.head_learning_rate, "training the new head (base frozen)"),
         (2, config.finetune_epochs, config.finetune_learning_rate, f"fine-tuning ({unfreeze} unfrozen)"),
     ]
     for phase, epochs, learning_rate, what in phases:
+        phase_start = epochs_done
+        if resume and phase < resume["phase"]:
+            continue
+        if resume and phase == resume["phase"]:
+            phase_start = resume["phase_start"]
+            epochs = max(resume["phase_start"] + epochs - epochs_done, 0)
         if epochs <= 0:
             continue
         if phase == 2 and unfreeze == "none":
@@ -237,9 +258,11 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         )
         run.write_status(phase=phase, message=f"Phase {phase}: {what}", phase_epochs=epochs, epoch=epochs_done)
 
-        def on_epoch(row, phase=phase):
+        def on_epoch(row, phase=phase, phase_start=phase_start):
             echo(_epoch_line(row, config))
-            run.write_status(epoch=int(row["epoch"]), last_epoch=row)
+            _save_atomic(model, run.last_checkpoint_path)
+            resume_point = {"phase": phase, "epochs_done": int(row["epoch"]), "phase_start": phase_start}
+            run.write_status(epoch=int(row["epoch"]), last_epoch=row, resume_point=resume_point)
 
         stream = EventStream(
             run.events_path,
@@ -305,8 +328,37 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         message = f"Stopped by request; the best checkpoint was kept. {summary}"
     else:
         message = f"Finished. {summary}"
-    run.write_status(state=outcome, finished=time.time(), message=message, accuracy=evaluation["accuracy"])
+    run.write_status(
+        state=outcome, finished=time.time(), message=message, accuracy=evaluation["accuracy"], resume_requested=False
+    )
     return outcome
+
+
+def _resume_point(run: RunDirectory) -> dict | None:
+    """Where an interrupted run picks up, when it was asked to resume and has a last checkpoint."""
+    status = run.raw_status()
+    point = status.get("resume_point")
+    if status.get("resume_requested") and point and run.last_checkpoint_path.exists():
+        return point
+    return None
+
+
+def _truncate_history(run: RunDirectory, epochs_done: int) -> None:
+    """Drop history rows past the last checkpoint (an epoch that ended as the process was killed)."""
+    from core.callbacks import HISTORY_COLUMNS
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(row for row in run.history() if int(row["epoch"]) <= epochs_done)
+    write_atomic(run.history_path, buffer.getvalue())
+
+
+def _save_atomic(model, path: Path) -> None:
+    """Save beside, then rename: a process killed mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
 
 
 def _decode_splits(run: RunDirectory, plan: SplitPlan, image_size: int, echo) -> dict:

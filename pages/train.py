@@ -113,7 +113,7 @@ def chart(progress: RunProgress, metric: str, title: str) -> go.Figure:
 @st.fragment(run_every=1.0)
 def live(run_id: str) -> None:
     """Polls the run directory; a reload or a second browser reads the same files."""
-    from core.runs import RunDirectory, runs_root
+    from core.runs import RunDirectory, resume_run, runs_root
 
     run = RunDirectory(runs_root() / run_id)
     cache = st.session_state.setdefault("progress", {})
@@ -131,7 +131,12 @@ def live(run_id: str) -> None:
     # fragment rerun updates them in place: nothing flickers and nothing stale lingers.
     active = state in ("running", "queued")
     st.progress(progress.fraction, text=progress.describe() if state == "running" else STATE_LABELS.get(state, state))
-    if st.button("Stop", key=f"stop_{run_id}", disabled=not active or run.stop_requested()):
+    if state == "interrupted" and run.can_resume():
+        epoch = status.get("resume_point", {}).get("epochs_done", 0)
+        if st.button(f"Resume (after epoch {epoch})", key=f"resume_{run_id}", type="primary"):
+            resume_run(run)
+            st.toast("Resuming: the run picks up from its last finished epoch.")
+    elif st.button("Stop", key=f"stop_{run_id}", disabled=not active or run.stop_requested()):
         run.request_stop()
         st.toast("Stopping after the current batch...")
     left, right = st.columns(2)

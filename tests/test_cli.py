@@ -144,3 +144,15 @@ def test_real_hymenoptera_reaches_88_percent(tmp_path):
     assert evaluation["accuracy"] >= 0.88, evaluation["accuracy"]
     skipped = json.loads((out / "dataset.json").read_text())["skipped"]
     assert [os.path.basename(s["path"]) for s in skipped] == ["imageNotFound.gif"]
+
+
+def test_resume_refuses_what_cannot_resume(tmp_path):
+    result = cli("resume", str(tmp_path), timeout=60)
+    assert result.returncode == 2 and "not a run directory" in result.stderr
+    from core.runs import RunDirectory
+    from tests.conftest import tiny_config
+
+    run = RunDirectory.create(tmp_path / "runs", tiny_config("demo"), run_id="done")
+    run.write_status(state="succeeded")
+    result = cli("resume", str(run.path), timeout=60)
+    assert result.returncode == 2 and "cannot be resumed: it is succeeded" in result.stderr

@@ -231,3 +231,22 @@ def test_sample_download_offline_shows_the_way_out_and_success_uses_the_folder(m
     at.button(key="use_sample").click().run()
     assert not at.exception
     assert at.session_state["draft"]["data"] == str(folder) and at.metric[1].value == "2"
+
+
+def test_an_interrupted_run_offers_to_resume(monkeypatch):
+    run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="killed")
+    run.best_checkpoint_path.parent.mkdir(parents=True)
+    run.last_checkpoint_path.write_bytes(b"checkpoint")
+    run.write_status(
+        state="running",
+        pid=2**22 + 12345,
+        pid_started=0.0,
+        resume_point={"phase": 1, "epochs_done": 3, "phase_start": 0},
+    )
+    resumed = []
+    monkeypatch.setattr("core.runs.resume_run", lambda r: resumed.append(r.id))
+    at = page("train").run()
+    assert not at.exception
+    assert "ended unexpectedly" in at.warning[0].value and "resume" in at.warning[0].value
+    at.button(key="resume_killed").click().run()
+    assert resumed == ["killed"]

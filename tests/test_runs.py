@@ -1,6 +1,7 @@
 """Run directories, worker processes and the one-at-a-time queue."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -100,3 +101,37 @@ def test_stop_while_queued(make_dataset, tmp_path, monkeypatch):
     finally:
         handle.close()
     assert "queue" in run.status()["message"]
+
+
+def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dataset, tmp_path, monkeypatch):
+    """SIGKILL mid-training: the run directory tells the truth, keeps its work, and carries on."""
+    from core.runs import resume_run
+
+    monkeypatch.chdir(tmp_path)
+    data = str(make_dataset({"red": 16, "green": 16}))
+    run = start_run(tiny_config(data, head_epochs=40, finetune_epochs=3, batch_size=4), tmp_path / "runs")
+    assert _wait_for(lambda: len(run.history()) >= 2, timeout=240), run.log_path.read_text()
+    os.kill(run.raw_status()["pid"], signal.SIGKILL)
+    assert _wait_for(lambda: run.status()["state"] == "interrupted", timeout=30)
+    done = run.raw_status()["resume_point"]["epochs_done"]
+    assert run.can_resume() and run.best_checkpoint_path.exists()
+    assert done >= 1
+    kept = run.history()[:done]  # an epoch that ended during the kill, before its checkpoint, is redone
+
+    resume_run(run)
+    assert _wait_for(lambda: run.status()["state"] == "succeeded", timeout=300), run.log_path.read_text()
+    epochs = [(row["phase"], row["epoch"]) for row in run.history()]
+    assert epochs[: len(kept)] == [(row["phase"], row["epoch"]) for row in kept]
+    numbers = [epoch for _, epoch in epochs]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers  # no epoch lost or repeated
+    assert epochs[-1][0] == 2 and run.evaluation() is not None
+    assert "Resuming after epoch" in run.log_path.read_text()
+
+
+def test_only_interrupted_runs_resume(tmp_path):
+    from core.runs import resume_run
+
+    run = RunDirectory.create(tmp_path, tiny_config("demo"))
+    run.write_status(state="succeeded")
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        resume_run(run)
