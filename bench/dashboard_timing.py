@@ -114,7 +114,7 @@ def main() -> None:
                 )
                 rows.append((f"click '{name}' while training: page shown", seconds))
             page.get_by_role("link", name="Train").first.click()
-            expect(main_area.get_by_text("Finished.")).to_be_visible()
+            expect(main_area.get_by_text(": Finished")).to_be_visible()
             rows.append(("demo flow, default settings: Start to Finished", time.perf_counter() - flow_started))
             browser.close()
     finally:

@@ -126,14 +126,14 @@ def test_main_flow_in_chromium(server):
         page.wait_for_timeout(3000)
         page.reload()  # a reload finds the same run, still live
         _settle(page)
-        expect(main_area.get_by_text(first_url.split("run=")[1])).to_be_visible()
+        expect(main_area.locator("code", has_text=first_url.split("run=")[1])).to_be_visible()
         _shot(page, "3-train-live")
-        expect(main_area.get_by_text("Finished.")).to_be_visible(timeout=240_000)
+        expect(main_area.get_by_text(": Finished")).to_be_visible(timeout=240_000)
         _shot(page, "3-train-done")
 
         page.get_by_role("button", name="Start training").click()  # a second run, stopped
         page.wait_for_url(lambda url: "run=" in url and url != first_url)
-        expect(main_area.get_by_text(page.url.split("run=")[1])).to_be_visible()
+        expect(main_area.locator("code", has_text=page.url.split("run=")[1])).to_be_visible()
         stop = page.get_by_role("button", name="Stop")
         expect(stop).to_be_enabled()
         page.wait_for_timeout(3000)
