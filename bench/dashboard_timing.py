@@ -13,59 +13,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.request import urlopen
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.dashboard_server import start_dashboard, stop_dashboard  # noqa: E402
+
 SHARED = Path(os.environ.get("STUDIO_SHARED", REPO.parent / "shared"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(workspace: Path) -> tuple[subprocess.Popen, str, float]:
-    port = free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_HOME=str(workspace / "keras"))
     for name in ("RUNS", "DATA", "CACHE"):
         env[f"STUDIO_{name}"] = str(workspace / name.lower())
     if (SHARED / "weights").is_dir():
         env["STUDIO_WEIGHTS_DIRS"] = str(SHARED / "weights")
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                return process, url, time.perf_counter() - started
-        except OSError:
-            time.sleep(0.05)
+    return start_dashboard(env, workspace / "server.log")
 
 
 def timed(action, check) -> float:
@@ -118,8 +86,7 @@ def main() -> None:
             rows.append(("demo flow, default settings: Start to Finished", time.perf_counter() - flow_started))
             browser.close()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_dashboard(process)
         shutil.rmtree(workspace, ignore_errors=True)
     width = max(len(label) for label, _ in rows)
     print(f"{'measurement':<{width}}  seconds")

@@ -5,16 +5,13 @@ Screenshots of each page are saved to `test-artifacts/` for a person to look at.
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
 
 from tests.conftest import SHARED
+from tests.dashboard_server import start_dashboard, stop_dashboard
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -27,50 +24,14 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(isolated_workspace):
-    port = _free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     if (SHARED / "weights").is_dir():
         env["STUDIO_WEIGHTS_DIRS"] = str(SHARED / "weights")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.25)
-    else:
-        process.kill()
-        pytest.fail("the dashboard did not start")
+    process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
     yield url
-    process.terminate()
-    process.wait(timeout=20)
+    stop_dashboard(process)
 
 
 def _settle(page, seconds: float = 60.0) -> None:
