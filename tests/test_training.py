@@ -120,18 +120,19 @@ def test_same_seed_same_run(make_dataset, tmp_path):
 
 def _tiny_backbone(include_top=False, weights=None, input_shape=(32, 32, 3)):
     inputs = keras.Input(input_shape)
-    x = keras.layers.Conv2D(8, 3, padding="same", name="block_1_conv")(inputs)
+    x = keras.layers.Conv2D(32, 3, padding="same", name="block_1_conv")(inputs)
     x = keras.layers.BatchNormalization(name="block_1_bn")(x)
     x = keras.layers.ReLU(name="block_1_relu")(x)
-    x = keras.layers.Conv2D(8, 3, padding="same", name="block_2_conv")(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", name="block_2_conv")(x)
     return keras.Model(inputs, x, name="tiny")
 
 
 def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatch):
     """fastai's kind of check: after a few epochs the loss is lower and accuracy well above chance.
 
-    A two-layer stand-in backbone keeps it fast and its random features informative, so
-    this tests the training loop (data, head, phases), not ImageNet.
+    A two-layer stand-in backbone keeps it fast, and with 32 random channels its features
+    keep every colour (with 8, one class sometimes had no live feature at all), so this
+    tests the training loop (data, head, phases), not ImageNet.
     """
     import dataclasses
 
@@ -148,11 +149,13 @@ def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatc
     )
     monkeypatch.setitem(BACKBONES, "tiny", spec)
     monkeypatch.setattr(keras.applications, "TinyTestNet", _tiny_backbone, raising=False)
-    data = make_dataset({"red": 20, "green": 20, "blue": 20})
-    config = tiny_config(str(data), backbone="tiny", head_epochs=10, finetune_epochs=2, head_learning_rate=0.03)
+    data = make_dataset({"red": 30, "green": 30, "blue": 30})
+    config = tiny_config(
+        str(data), backbone="tiny", head_epochs=10, finetune_epochs=2, head_learning_rate=0.03, test_fraction=0.3
+    )
     run, state, _ = _run(tmp_path, config)
     assert state == "succeeded", run.status()
     history = list(csv.DictReader(open(run.history_path)))
     assert [r["phase"] for r in history] == ["1"] * 10 + ["2"] * 2
     assert float(history[-1]["loss"]) < float(history[0]["loss"])
-    assert run.evaluation()["accuracy"] >= 0.75  # chance is 1/3
+    assert run.evaluation()["accuracy"] >= 0.9  # chance is 1/3; 27 test images
