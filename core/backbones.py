@@ -111,6 +111,11 @@ class BackboneSpec:
         if kind == "top":
             n = int(value)
             return [i >= count - n for i in range(count)]
+        if kind == "from":
+            n = int(value)
+            if not 0 <= n < count:
+                raise ValueError(f"{self.label} has {count} layers (0 to {count - 1}). Received: from:{n}")
+            return [i >= n for i in range(count)]
         if kind == "block":
             blocks = self.layer_blocks(layer_names)
             if value not in blocks:
@@ -300,6 +305,22 @@ _SPECS = [
         weights_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         weights_glob=r"^vgg16_weights_tf_dim_ordering_tf_kernels_notop\.h5$",
         hint="The textbook network (Chollet's book). Large and slow, but simple.",
+        block_rules=((r"^(block\d+)_", "{}"),),
+        stem_block="block1",
+        recommended_unfreeze="block5",
+    ),
+    BackboneSpec(
+        key="vgg19",
+        label="VGG19",
+        constructor="VGG19",
+        module="vgg19",
+        preprocessing="caffe",
+        default_size=224,
+        min_size=32,
+        params=20_024_384,
+        weights_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        weights_glob=r"^vgg19_weights_tf_dim_ordering_tf_kernels_notop\.h5$",
+        hint="VGG16 with three more layers; the network of many older fine-tuning tutorials. Large and slow.",
         block_rules=((r"^(block\d+)_", "{}"),),
         stem_block="block1",
         recommended_unfreeze="block5",

@@ -120,6 +120,70 @@ class EventStream(keras.callbacks.Callback):
             self._handle = None
 
 
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keeps the best epoch's full classifier on disk (by `monitor`: lower loss or higher accuracy).
+
+    Keras's ModelCheckpoint saves the model being fitted; here that may be only the top of
+    the classifier (training on cached features), so `full_model` is what is saved. When
+    epochs are very short, saves are spaced `min_interval` seconds apart:
+    the best weights are kept in memory meanwhile and always written when `fit` ends.
+    `save(model, path)` should write atomically (beside, then rename), so a full disk or a
+    kill mid-save leaves the previous best intact.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        full_model,
+        monitor: str = "val_loss",
+        initial_best: float | None = None,
+        min_interval: float = 0.0,
+        save: Callable = lambda model, path: model.save(path),
+    ):
+        super().__init__()
+        self.path = Path(path)
+        self.full_model = full_model
+        self.monitor = monitor
+        self.best = initial_best
+        self.min_interval = min_interval
+        self.save = save
+        self._pending = None
+        self._last_save = 0.0
+
+    def _better(self, value: float) -> bool:
+        """Higher accuracy (a tie goes to the later, longer-trained epoch) or lower loss."""
+        if self.best is None:
+            return True
+        return value >= self.best if "acc" in self.monitor else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)) or not self._better(float(value)):
+            return
+        self.best = float(value)
+        if time.time() - self._last_save >= self.min_interval:
+            self._write(None)
+        else:
+            self._pending = self.full_model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self._pending is not None:
+            self._write(self._pending)
+
+    def _write(self, weights) -> None:
+        current = None
+        if weights is not None:
+            current = self.full_model.get_weights()
+            self.full_model.set_weights(weights)
+        try:
+            self.save(self.full_model, self.path)
+        finally:
+            if current is not None:
+                self.full_model.set_weights(current)
+        self._pending = None
+        self._last_save = time.time()
+
+
 class StopOnRequest(keras.callbacks.Callback):
     """Stops training after the current batch once `stop_path` exists (the Stop button's file)."""
 

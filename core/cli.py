@@ -30,9 +30,12 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    defaults = RunConfig()
-    aug = AugmentationConfig()
+def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
+    """The CLI; `defaults` (a recipe's config) sets every flag's default, so explicit flags override it."""
+    from core.recipes import RECIPES
+
+    defaults = defaults or RunConfig()
+    aug = defaults.augmentation
     parser = _Parser(prog="python -m core", description="Fine-Tune Studio's engine, headless.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -49,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="folder of class folders (or train/val/test folders), a .zip, "
         "'demo' for the built-in set, or 'sample:flowers' / 'sample:cats_vs_dogs' to download",
+    )
+    train.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        help="start from a known recipe (" + "; ".join(f"{k}: {r.title}" for k, r in RECIPES.items()) + "); "
+        "flags given as well override it",
     )
     train.add_argument("--val-data", help="separate folder of class folders used for validation")
     train.add_argument("--test-data", help="separate folder of class folders used only for the final test")
@@ -87,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--unfreeze",
         default=defaults.unfreeze,
         help="what phase 2 trains: auto (the backbone's recommended top blocks), none, all, "
-        "top:N (last N layers), block:NAME (from that block on), layers:I,J (layer indices); "
+        "top:N (last N layers), from:N (all but the first N), block:NAME (from that block on), "
+        "layers:I,J (layer indices); "
         "BatchNormalization layers always stay frozen",
     )
     train.add_argument(
@@ -96,11 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["avg", "max", "flatten"],
         help="how the base's feature map becomes a vector",
     )
-    train.add_argument("--head-units", default="", help="hidden Dense layers in the head, e.g. '256' or '1024,256'")
+    train.add_argument(
+        "--head-units",
+        default=",".join(str(u) for u in defaults.head_units),
+        help="hidden Dense layers in the head, e.g. '256' or '1024,256'",
+    )
     train.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout before each head layer")
     train.add_argument(
         "--flip",
-        default="horizontal",
+        default={(False, False): "none", (True, False): "horizontal", (False, True): "vertical", (True, True): "both"}[
+            (aug.horizontal_flip, aug.vertical_flip)
+        ],
         choices=["none", "horizontal", "vertical", "both"],
         help="random flips during training",
     )
@@ -131,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight classes by inverse frequency (auto: only when unbalanced)",
     )
     train.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="run every image through the whole network every epoch (slow; the plain Keras way)",
+    )
+    train.add_argument(
+        "--feature-views",
+        type=int,
+        default=defaults.feature_views,
+        metavar="N",
+        help="with augmentation on: copies of each image whose frozen features are cached (the original "
+        "and N-1 augmented); each epoch uses one at random",
+    )
+    train.add_argument(
         "--val-fraction",
         type=float,
         default=defaults.val_fraction,
@@ -144,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=defaults.seed, help="makes splits and training repeatable")
     train.add_argument("--name", default="", help="a name for the run")
+    train.add_argument(
+        "--find-lr",
+        action="store_true",
+        help="do not train: sweep phase 1's learning rate from 1e-6 to 1 over 200 batches, print the loss "
+        "curve and a suggested --head-lr, and write lr_find.json to --out",
+    )
     train.add_argument("--out", required=True, help="run directory to write (created; must be empty if it exists)")
 
     scan = commands.add_parser("scan", help="check a dataset: classes, counts, files that will be left out")
@@ -208,6 +243,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         early_stopping_patience=args.early_stopping,
         reduce_lr_patience=args.reduce_lr,
         class_weights=args.class_weights,
+        feature_cache=not args.no_feature_cache,
+        feature_views=args.feature_views,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         seed=args.seed,
@@ -235,14 +272,14 @@ def command_train(args: argparse.Namespace) -> int:
     run = RunDirectory(out)
     run.write_config(config)
     run.write_status(state="queued", created=time.time())
-    return _finish(run)
+    return _finish(run, find_lr=args.find_lr)
 
 
-def _finish(run) -> int:
-    """Train `run` in this process and turn its final state into an exit code."""
+def _finish(run, find_lr: bool = False) -> int:
+    """Train `run` in this process (or only find a head learning rate) and turn its final state into an exit code."""
     from core.training import train_run
 
-    state = train_run(run, echo=lambda line: print(line, flush=True))
+    state = train_run(run, echo=lambda line: print(line, flush=True), find_lr=find_lr)
     status = run.raw_status()
     if state == "failed":
         print(f"error: {status.get('message')}", file=sys.stderr)
@@ -292,13 +329,23 @@ def command_backbones(_: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_defaults(argv: list[str] | None) -> RunConfig | None:
+    """The config of `--recipe NAME` when given (its values become the flags' defaults)."""
+    from core.recipes import RECIPES
+
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--recipe")
+    known, _ = early.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return RECIPES[known.recipe].config() if known.recipe in RECIPES else None
+
+
 def main(argv: list[str] | None = None) -> int:
     from core.datasets import DatasetError
     from core.weights import WeightsUnavailable
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_recipe_defaults(argv)).parse_args(argv)
         if args.command == "train":
             return command_train(args)
         if args.command == "scan":

@@ -15,7 +15,7 @@ from typing import Any
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 POOLINGS = ("avg", "max", "flatten")
 CLASS_WEIGHT_MODES = ("auto", "on", "off")
-UNFREEZE_PATTERN = re.compile(r"^(auto|none|all|top:\d+|block:[\w.\-]+|layers:[\d,\s]+)$")
+UNFREEZE_PATTERN = re.compile(r"^(auto|none|all|top:\d+|from:\d+|block:[\w.\-]+|layers:[\d,\s]+)$")
 
 
 class ConfigError(ValueError):
@@ -63,7 +63,7 @@ class RunConfig:
 
     `data` is a folder, a `.zip`, `demo` (the built-in dataset) or `sample:NAME`.
     `unfreeze` says which base layers train in phase 2: `auto` (the backbone's
-    recommended cut), `none`, `all`, `top:N`, `block:NAME` or `layers:I,J,...`
+    recommended cut), `none`, `all`, `top:N`, `from:N` (all but the first N), `block:NAME` or `layers:I,J,...`
     (indices into the base's layers).
     """
 
@@ -84,9 +84,13 @@ class RunConfig:
     head_units: tuple[int, ...] = ()
     dropout: float = 0.2
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
-    early_stopping_patience: int = 3
+    early_stopping_patience: int = (
+        5  # never stops a default 5-epoch phase: stopping early cost accuracy (docs/speed.md)
+    )
     reduce_lr_patience: int = 2
     class_weights: str = "auto"
+    feature_cache: bool = True
+    feature_views: int = 2
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 42
@@ -124,7 +128,7 @@ class RunConfig:
             (0.0 <= self.dropout < 1.0, f"`dropout` must be at least 0 and below 1. Received: {self.dropout}"),
             (
                 UNFREEZE_PATTERN.match(self.unfreeze) is not None,
-                f"`unfreeze` must be auto, none, all, top:N, block:NAME or layers:I,J. Received: {self.unfreeze!r}",
+                f"`unfreeze` must be auto, none, all, top:N, from:N, block:NAME or layers:I,J. Received: {self.unfreeze!r}",
             ),
             (
                 self.class_weights in CLASS_WEIGHT_MODES,
@@ -141,6 +145,7 @@ class RunConfig:
             (0 <= self.early_stopping_patience <= 1000, "`early_stopping_patience` must be 0 (off) to 1000"),
             (0 <= self.reduce_lr_patience <= 1000, "`reduce_lr_patience` must be 0 (off) to 1000"),
             (0 <= self.seed < 2**31, f"`seed` must be 0 to 2147483647. Received: {self.seed}"),
+            (1 <= self.feature_views <= 32, f"`feature_views` must be 1 to 32. Received: {self.feature_views}"),
         ]
         for ok, message in checks:
             if not ok:

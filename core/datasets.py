@@ -9,6 +9,7 @@ the others will not; `make_splits` decides, from a seed, which file goes where.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -17,9 +18,11 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from core.images import ImageRejected, inspect_image, is_junk
@@ -52,6 +55,7 @@ class ImageItem:
     format: str
     width: int
     height: int
+    copy_of: str = ""  # the path of an identical file found earlier (same bytes), if any
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,9 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
         for entry in sorted(folder.iterdir(), key=lambda p: p.name):
             if is_junk(entry.name):
                 continue
+            if not _is_text(entry.name):
+                skipped.append(SkippedFile(_printable(entry), NOT_TEXT_REASON))
+                continue
             if entry.is_symlink() and not _inside(entry.resolve(), root.resolve()):
                 skipped.append(SkippedFile(str(entry), "a link to somewhere outside the dataset"))
                 continue
@@ -225,7 +232,8 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
         most, least = max(usable.values()), min(usable.values())
         if most >= 5 * least:
             warnings.append(f"Classes are unbalanced ({most} vs {least} images); class weights will even them out.")
-    warnings.extend(_duplicate_warnings(items))
+    items, copy_warnings = _mark_copies(items)
+    warnings.extend(copy_warnings)
     return DatasetReport(str(root), layout, class_names, items, skipped, warnings)
 
 
@@ -276,9 +284,13 @@ def make_splits(report: DatasetReport, val_fraction: float, test_fraction: float
 
 
 def _stratified(items, val_fraction, test_fraction, seed):
+    """Per class, seeded; each exact copy goes where its original goes."""
+    paths = {item.path for item in items}
+    copies = [item for item in items if item.copy_of in paths]
     per_class: dict[str, list[ImageItem]] = {}
     for item in sorted(items, key=lambda i: i.path):
-        per_class.setdefault(item.label, []).append(item)
+        if item.copy_of not in paths:
+            per_class.setdefault(item.label, []).append(item)
     rng = random.Random(seed)
     train, val, test = [], [], []
     for label in sorted(per_class):
@@ -295,6 +307,9 @@ def _stratified(items, val_fraction, test_fraction, seed):
         test.extend(group[:n_test])
         val.extend(group[n_test : n_test + n_val])
         train.extend(group[n_test + n_val :])
+    home = {item.path: part for part in (train, val, test) for item in part}
+    for item in copies:
+        home[item.copy_of].append(item)
     return train, val, test
 
 
@@ -323,6 +338,22 @@ def _unwrap_single_folder(root: Path) -> Path:
     return root
 
 
+NOT_TEXT_REASON = "its name is not valid text (saved with an old character set?): rename it"
+
+
+def _is_text(name: str) -> bool:
+    """False for names whose bytes are not UTF-8 (Python keeps them as surrogates, which cannot be written out)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(path: Path) -> str:
+    return os.fsencode(str(path)).decode("utf-8", errors="replace")
+
+
 def _walk_files(folder: Path, root: Path, skipped: list[SkippedFile]):
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
@@ -330,6 +361,9 @@ def _walk_files(folder: Path, root: Path, skipped: list[SkippedFile]):
             if is_junk(name):
                 continue
             path = Path(dirpath) / name
+            if not _is_text(str(path)):
+                skipped.append(SkippedFile(_printable(path), NOT_TEXT_REASON))
+                continue
             if path.is_symlink():
                 if not _inside(path.resolve(), root.resolve()):
                     skipped.append(SkippedFile(str(path), "a link to somewhere outside the dataset"))
@@ -345,30 +379,49 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def _duplicate_warnings(items: list[ImageItem]) -> list[str]:
-    """Exact duplicates across splits inflate the test score: find them by content hash."""
-    if not any(i.split for i in items):
-        return []
+def _mark_copies(items: list[ImageItem]) -> tuple[list[ImageItem], list[str]]:
+    """Find files with identical bytes (by size, then hash); mark each copy with its original.
+
+    Copies across given splits inflate the test score, so they are warned about; with no
+    given split, `make_splits` keeps each copy in its original's split.
+    """
     by_size: dict[int, list[ImageItem]] = {}
     for item in items:
         try:
             by_size.setdefault(os.path.getsize(item.path), []).append(item)
         except OSError:
             continue
-    by_hash: dict[str, set[str]] = {}
+    original: dict[str, str] = {}
     for group in by_size.values():
-        if len({i.split for i in group}) < 2:
+        if len(group) < 2:
             continue
-        for item in group:
+        first_by_hash: dict[str, str] = {}
+        for item in sorted(group, key=lambda i: i.path):
             digest = hashlib.sha1(Path(item.path).read_bytes()).hexdigest()
-            by_hash.setdefault(digest, set()).add(item.split)
-    crossing = sum(1 for splits in by_hash.values() if len(splits) > 1)
+            if digest in first_by_hash:
+                original[item.path] = first_by_hash[digest]
+            else:
+                first_by_hash[digest] = item.path
+    if not original:
+        return items, []
+    by_path = {item.path: item for item in items}
+    marked = [replace(item, copy_of=original[item.path]) if item.path in original else item for item in items]
+    warnings = []
+    crossing = sum(1 for path, first in original.items() if by_path[path].split != by_path[first].split)
     if crossing:
-        return [
+        warnings.append(
             f"{crossing} image(s) appear in more than one split (identical files): "
             "the test score will look better than it is. Remove the copies."
-        ]
-    return []
+        )
+    elif not any(item.split for item in items):
+        warnings.append(
+            f"{len(original)} image(s) are exact copies of others. Each copy is kept in the same split as its "
+            "original, so copies cannot inflate the test score."
+        )
+    relabelled = sum(1 for path, first in original.items() if by_path[path].label != by_path[first].label)
+    if relabelled:
+        warnings.append(f"{relabelled} identical image(s) are filed under different classes: check their labels.")
+    return marked, warnings
 
 
 # --- zips -----------------------------------------------------------------------------
@@ -423,19 +476,84 @@ def extract_zip(zip_path: str | os.PathLike, target: str | os.PathLike) -> Path:
                 raise DatasetError(f"{zip_path.name} contains an unsafe path ({member.filename!r}) and was not opened.")
             if not parts or any(is_junk(p) for p in parts):
                 continue
-            destination = resolved_target.joinpath(*parts)
+            destination = resolved_target.joinpath(*(_short_component(p) for p in parts))
             if not _inside(destination.resolve(), resolved_target):
                 raise DatasetError(f"{zip_path.name} contains an unsafe path ({member.filename!r}).")
             if member.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, open(destination, "wb") as sink:
-                copied = _copy_limited(source, sink, member.file_size)
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, open(destination, "wb") as sink:
+                    copied = _copy_limited(source, sink, member.file_size)
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise DatasetError(
+                        f"The disk is full: {zip_path.name} could not be unpacked. Free some space and try again."
+                    ) from None
+                raise DatasetError(
+                    f"Could not unpack {member.filename!r} from {zip_path.name}: {error.strerror}."
+                ) from None
+            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+                raise DatasetError(
+                    f"{zip_path.name} is damaged ({_first_line(error)}). Make a new .zip of the folder."
+                ) from None
             written += copied
             if written > ZIP_MAX_BYTES:
                 raise DatasetError(f"{zip_path.name} unpacked past the {ZIP_MAX_BYTES / 1e9:.0f} GB limit.")
     return target
+
+
+def _short_component(part: str, limit: int = 200) -> str:
+    """A path component short enough for any file system (most allow 255 bytes), kept unique by a hash."""
+    if len(part.encode()) <= limit:
+        return part
+    stem, suffix = os.path.splitext(part)
+    suffix = suffix if len(suffix.encode()) <= 16 else ""
+    tag = hashlib.sha1(part.encode()).hexdigest()[:10]
+    head = stem.encode()[: limit - len(suffix.encode()) - 12].decode(errors="ignore")
+    return f"{head}-{tag}{suffix}"
+
+
+def store_upload(read: Callable[[int], bytes], name: str, folder: str | os.PathLike, max_bytes: int) -> Path:
+    """Stream an uploaded file to `folder` in chunks and return its path.
+
+    The file is written beside its final name and renamed when complete, so a broken
+    upload never looks finished. The size limit is checked again here (the browser's
+    limit can be bypassed), and so is the free space on the disk.
+
+    Raises:
+        DatasetError: too large, the disk is full, or the file could not be written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _short_component(_slug(Path(name).stem, limit=80) + Path(name).suffix.lower())
+    if path.exists():
+        return path
+    tmp = path.with_name(f".{path.name}.part")
+    written = 0
+    try:
+        with open(tmp, "wb") as handle:
+            for chunk in iter(lambda: read(8 * 1024 * 1024), b""):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise DatasetError(
+                        f"{name} is larger than the {max_bytes / 1e6:,.0f} MB upload limit. "
+                        "Upload fewer or smaller photos, or put the folder on the server."
+                    )
+                if shutil.disk_usage(folder).free < len(chunk) + 64 * 1024**2:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                handle.write(chunk)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise DatasetError(f"The server's disk is full, so {name} could not be stored. Free some space.") from None
+        raise DatasetError(f"{name} could not be stored: {error.strerror}.") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _copy_limited(source, sink, declared: int) -> int:
@@ -534,8 +652,8 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:40] or "dataset"
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit] or "dataset"
 
 
 def _first_line(error: BaseException) -> str:

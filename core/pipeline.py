@@ -8,8 +8,10 @@ file in batches, so memory stays flat however many photos there are.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import mmap
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,23 @@ import numpy as np
 from core.images import load_rgb
 
 DECODER_VERSION = 1
-IN_MEMORY_BYTES = 1536 * 1024**2
+# Arrays up to this size are fed from memory; larger ones stream from their memory-mapped file.
+IN_MEMORY_BYTES = int(float(os.environ.get("STUDIO_IN_MEMORY_MB", "1536")) * 1024**2)
+
+
+def release_pages(array) -> None:
+    """Drop a memory-mapped array's pages from this process's resident memory.
+
+    Pages read from (or written to) a memory-mapped file stay counted in the process's
+    resident memory until unmapped, so streaming through a large cache would look like
+    loading all of it. The data stays in the file and the OS cache; the next read faults
+    the pages back in. Arrays that are not memory-mapped are left alone.
+    """
+    mapping = getattr(array, "_mmap", None)
+    if mapping is None or not hasattr(mapping, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    with contextlib.suppress(OSError, ValueError):  # closed, or refused: only memory accounting is lost
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def cache_home() -> Path:
@@ -69,6 +87,9 @@ def decode_images(
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for done, _ in enumerate(pool.map(load, range(len(paths))), start=1):
+                if done % 512 == 0:  # written pages go to the file, not this process's memory
+                    array.flush()
+                    release_pages(array)
                 if progress and (done % 16 == 0 or done == len(paths)):
                     if progress(done, len(paths)) is False:
                         raise InterruptedError("decoding cancelled")
@@ -82,14 +103,19 @@ def decode_images(
 
 
 def _cache_key(paths: Sequence[str], image_size: int) -> str:
-    digest = hashlib.sha1(f"v{DECODER_VERSION}:{image_size}".encode())
+    return files_digest(paths, f"v{DECODER_VERSION}:{image_size}")[:24]
+
+
+def files_digest(paths: Sequence[str], prefix: str = "") -> str:
+    """A digest of `paths` in order, each with its size and modification time: it changes when any file does."""
+    digest = hashlib.sha1(prefix.encode())
     for path in paths:
         try:
             stat = os.stat(path)
             digest.update(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         except OSError:
             digest.update(f"{path}|missing\n".encode())
-    return digest.hexdigest()[:24]
+    return digest.hexdigest()
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int, shuffle: bool, seed: int = 0):
@@ -113,7 +139,9 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int,
 
     def gather(batch_indices):
         order = np.sort(batch_indices)
-        return np.asarray(images[order]), (labels[order] if labels is not None else np.zeros(len(order), np.int32))
+        pixels = np.array(images[order])
+        release_pages(images)  # memory stays flat however large the file
+        return pixels, (labels[order] if labels is not None else np.zeros(len(order), np.int32))
 
     def load(batch_indices):
         pixels, batch_labels = tf.numpy_function(gather, [batch_indices], (tf.uint8, tf.int32))

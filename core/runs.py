@@ -119,7 +119,8 @@ class RunDirectory:
         status = self.raw_status()
         status.update(fields)
         status["updated"] = time.time()
-        write_atomic(self.status_path, json.dumps(status, indent=2, default=str))
+        # Progress (epoch, message) is rewritten every epoch: only a change of state is worth an fsync.
+        write_atomic(self.status_path, json.dumps(status, indent=2, default=str), durable="state" in fields)
         return status
 
     def status(self) -> dict[str, Any]:
@@ -187,14 +188,22 @@ class RunDirectory:
             return None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file and rename it over `path`: readers see the old or the new file."""
+def write_atomic(path: Path, text: str, durable: bool = True) -> None:
+    """Write to a temporary file and rename it over `path`: readers see the old or the new file.
+
+    `durable` also forces the bytes to disk first (fsync), so even a power cut leaves a whole file.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _number(value: str) -> Any:

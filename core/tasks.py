@@ -98,14 +98,15 @@ def run_task(name: str, args: dict[str, Any], out: str | Path) -> int:
 
 
 def layers_task(backbone: str, image_size: int) -> dict[str, Any]:
-    """The base's layers (block, weights, BatchNormalization) and its output width."""
+    """The base's layers (block, weights, BatchNormalization), its output width and its output grid size."""
     from core.backbones import get_backbone
     from core.model import layer_table
 
     spec = get_backbone(backbone)
     base = spec.build(image_size, weights=None)
     rows = [row.__dict__ for row in layer_table(base, spec, "all")]
-    return {"rows": rows, "features": int(base.output.shape[-1])}
+    height, width = (int(d) if d else 1 for d in base.output.shape[1:3])
+    return {"rows": rows, "features": int(base.output.shape[-1]), "grid": height * width}
 
 
 def augment_task(paths: list[str], augmentation: dict[str, Any], seed: int, size: int = 128) -> dict[str, Any]:
@@ -156,4 +157,30 @@ def sample_task(name: str) -> dict[str, Any]:
     return {"path": str(download_sample(name))}
 
 
-TASKS = {"layers": layers_task, "augment": augment_task, "predict": predict_task, "sample": sample_task}
+def lr_find_task(config: dict[str, Any]) -> dict[str, Any]:
+    """The learning-rate sweep for phase 1 with these settings (prepared exactly as training prepares)."""
+    import tempfile
+
+    from core.config import RunConfig
+    from core.runs import RunDirectory
+    from core.training import train_run
+
+    folder = cache_home() / "lr_find"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        run = RunDirectory.create(scratch, RunConfig.from_dict(config), run_id="lr-find")
+        lines: list[str] = []
+        if train_run(run, echo=lines.append, find_lr=True) != "succeeded":
+            return {"error": run.raw_status().get("message", "The learning-rate sweep failed.")}
+        result = json.loads((run.path / "lr_find.json").read_text())
+        result["message"] = run.raw_status().get("message", "")
+        return result
+
+
+TASKS = {
+    "layers": layers_task,
+    "augment": augment_task,
+    "predict": predict_task,
+    "sample": sample_task,
+    "lr_find": lr_find_task,
+}

@@ -7,7 +7,9 @@ step writes to the run directory, which is all the dashboard ever reads.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import errno
 import io
 import json
@@ -15,6 +17,7 @@ import math
 import os
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +31,9 @@ from core.weights import WeightsUnavailable
 
 WORKER_NICENESS = 10
 LAST_CHECKPOINT_SECONDS = 30.0
+RESERVE_NAME = ".reserve"  # set aside while training, so a full disk can still be reported
+RESERVE_BYTES = 1024 * 1024
+BATCH_EVENT_SECONDS = 0.25  # on cached features batches take milliseconds: stream at most 4 a second
 
 
 class RunFailed(RuntimeError):
@@ -72,22 +78,26 @@ def _with_split(item, split):
     return replace(item, split=split)
 
 
-def train_run(run: RunDirectory, echo: Callable[[str], None] = print) -> str:
+def train_run(run: RunDirectory, echo: Callable[[str], None] = print, find_lr: bool = False) -> str:
     """Train `run` to the end and return its final state (succeeded, stopped or failed).
+
+    With `find_lr`, prepare everything as for training, then only sweep phase 1's learning
+    rate (`core.lr_finder`) and write `lr_find.json`.
 
     Never raises for a training problem: the status says what went wrong and what to do,
     and the log has the traceback.
     """
-    run.write_status(
-        state="running",
-        started=time.time(),
-        pid=os.getpid(),
-        pid_started=_process_start(),
-        phase=0,
-        message="Preparing the images",
-    )
+    _reserve_space(run)
     try:
-        return _train(run, echo)
+        run.write_status(
+            state="running",
+            started=time.time(),
+            pid=os.getpid(),
+            pid_started=_process_start(),
+            phase=0,
+            message="Preparing the images",
+        )
+        return _train(run, echo, find_lr)
     except RunStopped:
         run.write_status(state="stopped", finished=time.time(), message="Stopped before training began.")
         return "stopped"
@@ -99,8 +109,12 @@ def train_run(run: RunDirectory, echo: Callable[[str], None] = print) -> str:
         return _fail(run, "The machine ran out of memory. Try a smaller batch size or image size.", echo)
     except OSError as error:
         if error.errno == errno.ENOSPC:
+            _release_space(run)
+            best = " The best checkpoint so far is kept." if run.best_checkpoint_path.exists() else ""
             return _fail(
-                run, "The disk is full, so the model could not be saved. Free some space and train again.", echo
+                run,
+                f"The disk is full, so training could not write its files.{best} Free some space, then train again.",
+                echo,
             )
         echo(traceback.format_exc())
         return _fail(run, f"A file could not be read or written: {error}", echo)
@@ -111,10 +125,30 @@ def train_run(run: RunDirectory, echo: Callable[[str], None] = print) -> str:
             f"Training failed unexpectedly ({type(error).__name__}: {str(error)[:300]}). The log has the details.",
             echo,
         )
+    finally:
+        (run.path / RESERVE_NAME).unlink(missing_ok=True)
+
+
+def _reserve_space(run: RunDirectory) -> None:
+    """Set aside a little disk space so that, if the disk fills up, the failure can still be written down."""
+    try:
+        with open(run.path / RESERVE_NAME, "wb") as handle:
+            handle.write(b"\0" * RESERVE_BYTES)
+    except OSError:
+        (run.path / RESERVE_NAME).unlink(missing_ok=True)
+
+
+def _release_space(run: RunDirectory) -> None:
+    """Give back the reserve and half-written temporary files; finished files are left alone."""
+    (run.path / RESERVE_NAME).unlink(missing_ok=True)
+    for folder in (run.path, run.best_checkpoint_path.parent):
+        for tmp in folder.glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
 
 
 def _fail(run: RunDirectory, message: str, echo: Callable[[str], None], bad_input: bool = False) -> str:
-    echo(f"FAILED: {message}")
+    with contextlib.suppress(OSError):  # a log that cannot be written (full disk) must not hide the status
+        echo(f"FAILED: {message}")
     run.write_status(state="failed", finished=time.time(), message=message, bad_input=bad_input)
     return "failed"
 
@@ -128,7 +162,7 @@ def _process_start() -> float | None:
         return None
 
 
-def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
+def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False) -> str:
     config = run.config().validate()
     spec = get_backbone(config.backbone)
 
@@ -142,6 +176,8 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         echo(note)
     if report.skipped:
         echo(f"{len(report.skipped)} file(s) left out; dataset.json lists each with the reason.")
+        for reason, count in Counter(entry.reason for entry in report.skipped).most_common(10):
+            echo(f"  {count} x {reason}")
     if not plan.train:
         raise RunFailed("There are no training images after the split.", bad_input=True)
 
@@ -153,7 +189,7 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
 
     import keras
 
-    from core.callbacks import EventStream, StopOnRequest
+    from core.callbacks import BestCheckpoint, EventStream, StopOnRequest
     from core.evaluation import evaluate_predictions
     from core.model import (
         build_classifier,
@@ -167,6 +203,9 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
     from core.weights import build_base, resolve_weights
 
     keras.utils.set_random_seed(config.seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()  # same seed, same result (the page promises it)
     choice = resolve_weights(spec, config.image_size, config.weights)
     echo(f"Backbone {spec.label} at {config.image_size} px with {choice.description}.")
     resume = _resume_point(run)
@@ -205,10 +244,14 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
     batch_size = min(config.batch_size, len(train_x))
     class_weight = _class_weights(train_y, len(class_names), config.class_weights)
     has_val = len(val_x) > 0
-    monitor = "val_loss" if has_val else "loss"
-    train_ds = make_dataset(train_x, train_y, batch_size, shuffle=True, seed=config.seed)
-    val_ds = make_dataset(val_x, val_y, batch_size, shuffle=False) if has_val else None
+    # The best epoch is the most accurate on validation images. Late in fine-tuning, validation loss
+    # often rises (the model grows more confident) while accuracy still improves: measured on the
+    # shared datasets, choosing by loss kept an earlier, less accurate epoch (docs/speed.md).
+    monitor = "val_accuracy" if has_val else "accuracy"
     steps = math.ceil(len(train_x) / batch_size)
+    cached = config.feature_cache and choice.kind != "none"
+    feature_plan = _feature_plan(config, choice, model, base, mask, unfreeze, spec, cached)
+    echo(feature_plan["description"])
     run.write_status(
         weights=choice.description,
         weights_kind=choice.kind,
@@ -222,20 +265,34 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         epochs_total=config.head_epochs + config.finetune_epochs,
         steps_per_epoch=steps,
         batch_size=batch_size,
+        feature_mode=feature_plan["description"],
     )
+    if find_lr:
+        set_phase(model, base, 1, mask)
+        fit_model, train_ds = None, None
+        if cached:
+            fit_model, train_ds, _ = _cached_phase_data(run, 1, feature_plan, arrays, batch_size, config, echo)
+        if fit_model is None:
+            fit_model = model
+            train_ds = make_dataset(train_x, train_y, batch_size, shuffle=True, seed=config.seed)
+        return _find_learning_rate(run, fit_model, train_ds, config, echo)
     run.best_checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     earlier = [row[monitor] for row in run.history() if isinstance(row.get(monitor), float)] if resume else []
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run.best_checkpoint_path),
+    checkpoint = BestCheckpoint(
+        run.best_checkpoint_path,
+        model,
         monitor=monitor,
-        save_best_only=True,
-        verbose=0,
-        initial_value_threshold=min(earlier) if earlier else None,  # a resumed run keeps its best so far
+        initial_best=max(earlier) if earlier else None,  # a resumed run keeps its best so far
+        min_interval=LAST_CHECKPOINT_SECONDS if cached else 0.0,
+        save=lambda full_model, path: _save_atomic(full_model, path),
     )
     stopper = StopOnRequest(run.stop_path)
     epochs_done = resume["epochs_done"] if resume else 0
     outcome = "succeeded"
-    last_saved = [0.0]  # the first epoch always leaves a checkpoint to resume from
+    # The first epoch leaves a checkpoint to resume from, unless epochs take moments (fast mode),
+    # where saving would cost more than redoing them; every phase's end is saved either way.
+    last_saved = [time.time() if cached else 0.0]
+    phase_seconds = dict(run.raw_status().get("phase_seconds") or {}) if resume else {}
     phases = [
         (1, config.head_epochs, config.head_learning_rate, "training the new head (base frozen)"),
         (2, config.finetune_epochs, config.finetune_learning_rate, f"fine-tuning ({unfreeze} unfrozen)"),
@@ -252,8 +309,24 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         if phase == 2 and unfreeze == "none":
             echo("Phase 2 skipped: no base layers are set to unfreeze.")
             continue
+        started = time.perf_counter()
         set_phase(model, base, phase, mask, freeze_bn)
-        compile_for_phase(model, config.optimizer, learning_rate)
+        fit_model = None
+        if cached:
+            try:
+                fit_model, train_ds, val_ds = _cached_phase_data(
+                    run, phase, feature_plan, arrays, batch_size, config, echo
+                )
+            except RunStopped:
+                if phase == 1 or not run.best_checkpoint_path.exists():
+                    raise
+                outcome = "stopped"  # stopped while phase 2 prepared: phase 1's best model stands
+                break
+        if fit_model is None:
+            fit_model = model
+            train_ds = make_dataset(train_x, train_y, batch_size, shuffle=True, seed=config.seed)
+            val_ds = make_dataset(val_x, val_y, batch_size, shuffle=False) if has_val else None
+        compile_for_phase(fit_model, config.optimizer, learning_rate)
         trainable = count_trainable(model)
         echo(
             f"Phase {phase}: {what}, {epochs} epoch(s) at learning rate {learning_rate:g}, {trainable:,} trainable weights."
@@ -279,21 +352,26 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
             batch_size=batch_size,
             epoch_offset=epochs_done,
             on_epoch=on_epoch,
+            min_batch_interval=BATCH_EVENT_SECONDS if cached else 0.0,
         )
         callbacks = [stream, checkpoint, stopper, keras.callbacks.TerminateOnNaN()]
         if config.early_stopping_patience and epochs > 1:
             callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=monitor, patience=config.early_stopping_patience, restore_best_weights=True
-                )
+                # Phase 2 goes on from where phase 1 ended, not from phase 1's best epoch (Keras would restore
+                # that at the end of every fit): on small validation sets the "best" epoch is often an early,
+                # undertrained one. The best checkpoint across both phases is what is kept and evaluated.
+                keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience)
             )
         if config.reduce_lr_patience and epochs > 1:
             callbacks.append(
                 keras.callbacks.ReduceLROnPlateau(
-                    monitor=monitor, factor=0.3, patience=config.reduce_lr_patience, min_lr=1e-7
+                    monitor="val_loss" if has_val else "loss",
+                    factor=0.3,
+                    patience=config.reduce_lr_patience,
+                    min_lr=1e-7,
                 )
             )
-        history = model.fit(
+        history = fit_model.fit(
             train_ds,
             validation_data=val_ds,
             epochs=epochs_done + epochs,
@@ -303,6 +381,8 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
             verbose=0,
         )
         epochs_done += len(history.history.get("loss", []))
+        phase_seconds[str(phase)] = round(phase_seconds.get(str(phase), 0.0) + time.perf_counter() - started, 2)
+        run.write_status(phase_seconds=phase_seconds)
         if stream.nan_seen:
             raise RunFailed(
                 f"The loss became NaN (not a number) in phase {phase}: training diverged, usually because "
@@ -319,7 +399,7 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
             state="stopped", finished=time.time(), message="Stopped before the first epoch finished: nothing was saved."
         )
         return "stopped"
-    model.save(run.model_path)
+    _save_atomic(model, run.model_path)
 
     split = "test" if len(arrays["test"][0]) else ("val" if has_val else "train")
     eval_x, eval_y, eval_paths = arrays[split]
@@ -339,6 +419,119 @@ def _train(run: RunDirectory, echo: Callable[[str], None]) -> str:
         state=outcome, finished=time.time(), message=message, accuracy=evaluation["accuracy"], resume_requested=False
     )
     return outcome
+
+
+def _find_learning_rate(run: RunDirectory, fit_model, train_ds, config: RunConfig, echo) -> str:
+    """The learning-rate range test on what phase 1 would train; the model itself is not changed."""
+    from core.lr_finder import sweep
+
+    run.write_status(phase=1, message="Trying learning rates from 1e-6 to 1 on the new head")
+    result = sweep(fit_model, train_ds, config.optimizer)
+    write_atomic(run.path / "lr_find.json", json.dumps(result))
+    suggestion = result["suggestion"]
+    for rate, loss in list(zip(result["rates"], result["losses"], strict=True))[::20]:
+        echo(f"learning rate {rate:.2e}  loss {loss:.4f}")
+    if suggestion:
+        message = (
+            f"Suggested phase-1 learning rate: {suggestion:g} (a tenth of the rate where the loss was lowest). "
+            f"The current setting is {config.head_learning_rate:g}."
+        )
+    else:
+        message = "The loss blew up at once, so no rate can be suggested: try a lower batch size or check the data."
+    echo(message)
+    run.write_status(state="succeeded", finished=time.time(), message=message, suggestion=suggestion)
+    return "succeeded"
+
+
+def _feature_plan(config: RunConfig, choice, model, base, mask, unfreeze: str, spec, cached: bool) -> dict:
+    """Whether the frozen layers' output is cached, where the cut is, and how to say so plainly."""
+    if not cached:
+        why = (
+            "random weights train from scratch, so no layer stays fixed"
+            if choice.kind == "none"
+            else "feature caching is turned off"
+        )
+        return {"description": f"Every image goes through the whole network in every epoch ({why})."}
+    from core.features import find_cut, split_classifier, weights_identity
+
+    views = config.feature_views if config.augmentation.enabled else 1
+    cut = find_cut(base, mask) if config.finetune_epochs > 0 and unfreeze != "none" else ""
+    parts = split_classifier(model, base, spec.preprocessing, config.image_size, cut)
+    if views > 1:
+        how = f"{views} versions of each training photo (the original and {views - 1} randomly augmented)"
+    elif config.augmentation.enabled:
+        how = "the original photos only (1 view, so augmentation is not used)"
+    else:
+        how = "each photo once (augmentation is off)"
+    description = f"Fast mode: the frozen layers run once, on {how}, and their output is reused in every epoch."
+    if config.finetune_epochs > 0 and unfreeze != "none" and not cut:
+        description += " Phase 2 runs the whole network (this unfreeze choice leaves no clean cut)."
+    return {
+        "description": description,
+        "parts": parts,
+        "views": views,
+        "weights": weights_identity(choice.path) if choice.path else choice.kind,
+    }
+
+
+def _cached_phase_data(run: RunDirectory, phase: int, plan: dict, arrays: dict, batch_size: int, config, echo):
+    """The model to fit and its datasets of cached features; (None, None, None) when phase 2 must train
+    on images (no clean cut). Raises RunStopped when Stop is pressed while features are computed."""
+    from core.features import ExtractionStopped, FeatureKey, extract, feature_dataset, images_digest
+
+    parts = plan["parts"]
+    if phase == 2 and not parts.cut:
+        return None, None, None  # no clean cut: phase 2 trains on images
+    started = time.perf_counter()
+    reused = True
+    features = {}
+
+    def progress(done: int, total: int) -> None:
+        run.write_status(message=f"Computing the frozen layers' output: {done:,} of {total:,} images")
+
+    for split in ("train", "val"):
+        images, _, paths = arrays[split]
+        if not len(images):
+            features[split] = None
+            continue
+        views = plan["views"] if split == "train" else 1
+        key = FeatureKey(
+            images=images_digest(list(paths), config.image_size),
+            backbone=config.backbone,
+            weights=plan["weights"],
+            cut=parts.cut or "pool",
+            augmentation=json.dumps(dataclasses.asdict(config.augmentation), sort_keys=True) if views > 1 else "",
+            views=views,
+            seed=config.seed if views > 1 else 0,
+        )
+        if phase == 1 and parts.cut:  # one pass fills both caches: the head's now, the top's for phase 2
+            pooled_key = dataclasses.replace(key, cut=f"{parts.cut}>pool")
+            extractor, targets = parts.front_both, [("bottom", key), ("pooled", pooled_key)]
+        else:
+            extractor, targets = parts.front, [("bottom" if parts.cut else "pooled", key)]
+        try:
+            values, was_cached = extract(
+                extractor,
+                images,
+                targets,
+                augment=parts.augment,
+                views=views,
+                stop_requested=run.stop_path.exists,
+                progress=progress,
+            )
+        except ExtractionStopped:
+            raise RunStopped() from None
+        reused = reused and was_cached
+        features[split] = values[-1]  # what this phase trains on
+    train_y, val_y = arrays["train"][1], arrays["val"][1]
+    echo(
+        ("Reused the cached output of the frozen layers" if reused else "Computed the frozen layers' output")
+        + f" in {time.perf_counter() - started:.1f} s."
+    )
+    fit_model = parts.head if phase == 1 else parts.top_and_head
+    train_ds = feature_dataset(features["train"], train_y, batch_size, shuffle=True, seed=config.seed)
+    val_ds = feature_dataset(features["val"], val_y, batch_size, shuffle=False) if features["val"] is not None else None
+    return fit_model, train_ds, val_ds
 
 
 def _resume_point(run: RunDirectory) -> dict | None:

@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.config import AugmentationConfig
-from core.datasets import SAMPLES, data_home
+from core.datasets import SAMPLES, DatasetError, data_home, store_upload
 from core.runs import safe_name
 from pages.shared import (
     current_config,
@@ -48,13 +48,16 @@ elif kind == "Upload a zip":
     st.caption("A .zip with one folder per class (or train/ and val/ folders holding class folders).")
     upload = st.file_uploader("Zip of photos", type=["zip"], key="zip_upload")
     if upload is not None:
-        target = data_home() / "uploads" / safe_name(upload.file_id, limit=80)
-        target.mkdir(parents=True, exist_ok=True)
-        path = target / Path(upload.name).name
-        if not path.exists():
-            with open(path, "wb") as handle:  # streamed to disk in chunks, not kept in memory
-                for chunk in iter(lambda: upload.read(8 * 1024 * 1024), b""):
-                    handle.write(chunk)
+        try:  # streamed to disk in chunks, one folder per upload; the size limit is checked here too
+            path = store_upload(
+                upload.read,
+                upload.name,
+                data_home() / "uploads" / safe_name(upload.file_id, limit=80),
+                max_bytes=st.get_option("server.maxUploadSize") * 1024 * 1024,
+            )
+        except DatasetError as error:
+            st.error(str(error))
+            st.stop()
         set_choice(data=str(path))
 elif kind == "Folder on this server":
     root = data_root()

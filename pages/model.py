@@ -7,10 +7,19 @@ import streamlit as st
 
 from core.backbones import BACKBONES
 from core.weights import describe_missing, find_local_imagenet
-from pages.shared import current_config, load_report, next_step, require_app, set_choice, task_result
+from pages.shared import (
+    current_config,
+    load_report,
+    next_step,
+    recipe_picker,
+    require_app,
+    set_choice,
+    task_result,
+)
 
 require_app("pages/model.py")
 st.title("2. Model")
+recipe_slot = st.container()
 config = current_config()
 
 catalogue = pd.DataFrame(
@@ -39,7 +48,7 @@ with st.expander("Compare all networks"):
     st.dataframe(catalogue, hide_index=True, key="catalogue")
 size = st.select_slider(
     "Image size (pixels)",
-    options=sorted({96, 128, 160, 192, 224, 299, spec.default_size}),
+    options=sorted({96, 128, 160, 192, 224, 299, spec.default_size, config.image_size}),
     value=config.image_size if config.backbone == key else spec.default_size,
     key="image_size",
 )
@@ -88,19 +97,40 @@ if error:
 rows, features = layers["rows"], layers["features"]
 names = [r["name"] for r in rows]
 blocks = list(dict.fromkeys(r["block"] for r in rows))
-plans = ["Recommended", "Train the head only", "Unfreeze the top N layers", "Unfreeze from a block", "Pick layers"]
-plan = st.radio("Quick choice", plans, horizontal=True, key="unfreeze_plan")
-if plan == "Recommended":
+plans = {
+    "auto": "Recommended",
+    "none": "Train the head only",
+    "top": "Unfreeze the top N layers",
+    "block": "Unfreeze from a block",
+    "from": "Freeze the first N layers",
+    "all": "Unfreeze everything",
+    "layers": "Pick layers",
+}
+current_kind, _, current_value = config.unfreeze.partition(":")
+plan = st.radio(
+    "Quick choice",
+    list(plans),
+    index=list(plans).index(current_kind) if current_kind in plans else 0,
+    format_func=plans.get,
+    horizontal=True,
+    key="unfreeze_plan",
+)
+if plan == "auto":
     unfreeze = "auto"
     st.caption(f"From block {spec.recommended_unfreeze} to the end.")
-elif plan == "Train the head only":
-    unfreeze = "none"
-elif plan == "Unfreeze the top N layers":
-    unfreeze = f"top:{st.number_input('N', 1, len(rows), min(20, len(rows)), key='top_n')}"
-elif plan == "Unfreeze from a block":
-    unfreeze = f"block:{st.selectbox('Block', blocks, index=blocks.index(spec.recommended_unfreeze), key='from_block')}"
+elif plan in ("none", "all"):
+    unfreeze = plan
+elif plan == "top":
+    start = int(current_value) if current_kind == "top" else 20
+    unfreeze = f"top:{st.number_input('N', 1, len(rows), min(start, len(rows)), key='top_n')}"
+elif plan == "from":
+    start = int(current_value) if current_kind == "from" else 5
+    unfreeze = f"from:{st.number_input('N', 0, len(rows) - 1, min(start, len(rows) - 1), key='first_n')}"
+elif plan == "block":
+    start = current_value if current_kind == "block" and current_value in blocks else spec.recommended_unfreeze
+    unfreeze = f"block:{st.selectbox('Block', blocks, index=blocks.index(start), key='from_block')}"
 else:
-    unfreeze = "auto"
+    unfreeze = config.unfreeze if current_kind == "layers" else "auto"  # the table starts from the current plan
 mask = spec.unfreeze_mask(names, unfreeze)
 for row, unfrozen in zip(rows, mask, strict=True):
     row["trainable_in_finetune"] = unfrozen and not row["is_batch_norm"] and row["params"] > 0
@@ -113,7 +143,7 @@ LAYER_COLUMNS = {
     "is_batch_norm": st.column_config.CheckboxColumn("BatchNormalization (always frozen)"),
 }
 table = pd.DataFrame(rows)[["index", "block", "name", "kind", "params", "trainable_in_finetune", "is_batch_norm"]]
-if plan == "Pick layers":
+if plan == "layers":
     edited = st.data_editor(
         table,
         column_config=LAYER_COLUMNS,
@@ -133,9 +163,37 @@ st.caption(
 )
 set_choice(unfreeze=unfreeze)
 
+st.subheader("The new head")
+st.caption("What sits on top of the network and learns in both phases: pooling, optional hidden layers, dropout.")
+poolings = {"avg": "Average (recommended)", "max": "Maximum", "flatten": "Flatten (keeps positions; many more weights)"}
+one, two, three = st.columns(3)
+pooling = one.selectbox(
+    "Pooling", list(poolings), list(poolings).index(config.pooling), format_func=poolings.get, key="pooling"
+)
+units_text = two.text_input(
+    "Hidden layers (units, comma-separated)",
+    ",".join(str(u) for u in config.head_units),
+    placeholder="none, e.g. 256 or 1024,1024",
+    key="head_units",
+)
+dropout = three.slider("Dropout", 0.0, 0.8, float(config.dropout), 0.05, key="dropout")
+try:
+    head_units = tuple(int(u) for u in units_text.replace(" ", "").split(",") if u)
+    if any(not 1 <= u <= 65536 for u in head_units):
+        raise ValueError
+except ValueError:
+    st.error("Hidden layers must be whole numbers from 1 to 65536, separated by commas (e.g. 256 or 1024,256).")
+    head_units = config.head_units
+set_choice(pooling=pooling, head_units=head_units, dropout=float(dropout))
+recipe_picker("model", recipe_slot)
+
 report, _ = load_report(config.data)
 classes = len(report.class_names) if report else 2
-head = features * classes + classes
+width = features * (layers.get("grid", 1) if pooling == "flatten" else 1)
+head = 0
+for units in (*head_units, classes):
+    head += width * units + units
+    width = units
 finetune = (
     int(table[table["trainable_in_finetune"] & ~table["is_batch_norm"]]["params"].sum()) if unfreeze != "none" else 0
 )

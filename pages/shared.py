@@ -13,7 +13,7 @@ from core.backbones import BACKBONES
 from core.config import RunConfig
 from core.datasets import DatasetError, DatasetReport, resolve_source, scan_dataset
 from core.images import load_rgb
-from core.runs import RunDirectory, list_runs, runs_root
+from core.runs import RunDirectory, list_runs, runs_root, safe_name
 from core.tasks import read_result, start_task, task_running
 
 DATA_LABELS = {"demo": "Built-in demo (shapes, 4 classes)"}
@@ -71,6 +71,76 @@ def set_choice(**values) -> None:
     draft().update(values)
 
 
+# Widgets that show a setting a recipe decides: they are reset when a recipe is applied,
+# so they show the recipe's values instead of keeping their own.
+RECIPE_WIDGETS = (
+    "backbone",
+    "image_size",
+    "unfreeze_plan",
+    "top_n",
+    "first_n",
+    "from_block",
+    "layer_editor",
+    "pooling",
+    "head_units",
+    "dropout",
+    "head_epochs",
+    "head_lr",
+    "finetune_epochs",
+    "finetune_lr",
+    "batch_size",
+    "patience",
+    "optimizer",
+    "aug_hflip",
+    "aug_vflip",
+    "aug_rotation",
+    "aug_zoom",
+    "aug_translation",
+    "aug_contrast",
+    "aug_brightness",
+)
+
+
+def recipe_picker(where: str, slot) -> None:
+    """One-click presets: a known recipe (or the tool's default) fills the settings it decides.
+
+    Drawn into `slot` (a container near the top of the page) after the page's own settings
+    widgets have run, so it shows whether the settings as they are now match a recipe.
+    """
+    from core.recipes import RECIPE_FIELDS, RECIPES, matching_recipe
+
+    config = current_config()
+    in_use = matching_recipe(config)
+    if st.session_state.get(f"recipe_{where}_matched", in_use) != in_use:
+        st.session_state[f"recipe_{where}"] = in_use  # the settings changed: show what they match now
+    st.session_state[f"recipe_{where}_matched"] = in_use
+    with slot.container(border=True):
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        key = left.selectbox(
+            "Recipe",
+            list(RECIPES),
+            index=list(RECIPES).index(in_use) if in_use else None,
+            format_func=lambda k: RECIPES[k].title,
+            placeholder="Your own settings",
+            key=f"recipe_{where}",
+        )
+        chosen = RECIPES.get(key)
+        if right.button("Use this recipe", key=f"use_recipe_{where}", disabled=chosen is None or key == in_use):
+            values = chosen.config(config)
+            set_choice(**{name: getattr(values, name) for name in RECIPE_FIELDS})
+            for widget in RECIPE_WIDGETS:
+                st.session_state.pop(widget, None)
+            st.toast(f"Settings from '{chosen.title}'. You can change any of them.")
+            st.rerun()
+        if chosen:
+            st.caption(
+                f"**{chosen.what}** {chosen.source}"
+                + ("" if key == in_use else " Press **Use this recipe** to apply it.")
+            )
+        else:
+            st.caption("The settings no longer match a recipe: they are your own. Choose a recipe to start from one.")
+
+
 def data_label(source: str) -> str:
     if source in DATA_LABELS:
         return DATA_LABELS[source]
@@ -106,8 +176,8 @@ def thumbnail(path: str, size: int = 128):
 def current_run() -> RunDirectory | None:
     """The run this tab follows: from the URL (survives a reload), else the newest run."""
     run_id = st.query_params.get("run") or st.session_state.get("run_id")
-    if run_id:
-        candidate = runs_root() / Path(run_id).name
+    if run_id and run_id == safe_name(run_id, limit=200):  # a name from the URL never walks the file system
+        candidate = runs_root() / run_id
         if (candidate / "config.json").is_file():
             return RunDirectory(candidate)
     runs = list_runs()

@@ -14,19 +14,43 @@ from pages.shared import (
     data_label,
     follow_run,
     next_step,
+    recipe_picker,
     require_app,
     set_choice,
+    task_result,
 )
 
 require_app("pages/train.py")
 st.title("3. Train")
+recipe_slot = st.container()
 config = current_config()
 st.caption(
     f"Photos: {data_label(config.data)} · Network: {config.backbone} at {config.image_size} px · "
     f"Weights: {config.weights if config.weights in ('imagenet', 'none') else 'file'}"
 )
 
-with st.expander("Training settings", expanded=False):
+
+def show_lr_sweep(result: dict) -> None:
+    """The loss against the learning rate, the suggestion marked, and a button to use it."""
+    figure = go.Figure()
+    figure.add_scatter(x=result["rates"], y=result["losses"], mode="lines", name="loss (smoothed)")
+    suggestion = result.get("suggestion")
+    if suggestion:
+        figure.add_vline(
+            x=suggestion, line_dash="dash", line_color="#16a34a", annotation_text=f"suggested {suggestion:g}"
+        )
+    figure.update_xaxes(type="log", title="learning rate")
+    figure.update_layout(height=260, margin={"t": 30, "b": 30}, yaxis_title="loss", showlegend=False)
+    st.plotly_chart(figure, key="lr_sweep")
+    st.caption(result.get("message", ""))
+    if suggestion and st.button(f"Use {suggestion:g}", key="use_lr"):
+        set_choice(head_learning_rate=float(suggestion))
+        st.session_state.pop("head_lr", None)
+        st.session_state.pop("lr_find_for", None)
+        st.rerun()
+
+
+with st.expander("Training settings", expanded=st.session_state.get("lr_find_for") is not None):
     one, two = st.columns(2)
     with one:
         st.markdown("**Phase 1: new head, network frozen**")
@@ -34,13 +58,41 @@ with st.expander("Training settings", expanded=False):
         head_lr = st.number_input(
             "Head learning rate", 1e-6, 1.0, config.head_learning_rate, format="%.5f", key="head_lr"
         )
+        if st.button("Find a good learning rate", key="find_lr", help="Tries rates from 0.000001 to 1 on the new head"):
+            st.session_state["lr_find_for"] = current_config().to_dict()
+        if st.session_state.get("lr_find_for"):
+            result, error = task_result(
+                "lr_find",
+                {"config": st.session_state["lr_find_for"]},
+                "Trying learning rates on the new head; the photos are prepared as for training",
+            )
+            if error:
+                st.error(f"No learning rate could be suggested: {error}")
+                st.session_state.pop("lr_find_for")
+            else:
+                show_lr_sweep(result)
     with two:
         st.markdown("**Phase 2: fine-tune the top of the network**")
         finetune_epochs = st.number_input("Fine-tune epochs", 0, 200, config.finetune_epochs, key="finetune_epochs")
         finetune_lr = st.number_input(
             "Fine-tune learning rate", 1e-7, 1.0, config.finetune_learning_rate, format="%.6f", key="finetune_lr"
         )
-    batch = st.select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=config.batch_size, key="batch_size")
+    optimizers = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD with momentum 0.9"}
+    left, right = st.columns(2)
+    optimizer = left.selectbox(
+        "Optimizer (both phases)",
+        list(optimizers),
+        list(optimizers).index(config.optimizer),
+        format_func=optimizers.get,
+        key="optimizer",
+    )
+    with right:
+        batch = st.select_slider(
+            "Batch size",
+            sorted({4, 8, 16, 32, 64, 128, config.batch_size}),
+            value=config.batch_size,
+            key="batch_size",
+        )
     patience = st.number_input(
         "Stop a phase early after this many epochs without improvement (0: never)",
         0,
@@ -56,7 +108,28 @@ with st.expander("Training settings", expanded=False):
         key="class_weights",
     )
     seed = st.number_input("Seed (same seed, same result)", 0, 2**31 - 1, config.seed, key="seed")
+    st.markdown("**Speed**")
+    fast = st.toggle(
+        "Fast mode: compute the frozen layers once and reuse their output in every epoch",
+        config.feature_cache,
+        help="The trained model is the same complete network either way. Off: every photo goes through "
+        "the whole network in every epoch, as in a plain Keras script.",
+        key="feature_cache",
+    )
+    views = st.number_input(
+        "Versions of each training photo to prepare in fast mode (the original plus augmented copies)",
+        1,
+        16,
+        config.feature_views,
+        disabled=not fast or not config.augmentation.enabled,
+        help="More versions give augmentation more variety, and take longer to prepare. With 1, "
+        "augmentation is not used in fast mode.",
+        key="feature_views",
+    )
     set_choice(
+        optimizer=optimizer,
+        feature_cache=bool(fast),
+        feature_views=int(views),
         head_epochs=int(head_epochs),
         head_learning_rate=float(head_lr),
         finetune_epochs=int(finetune_epochs),
@@ -66,6 +139,8 @@ with st.expander("Training settings", expanded=False):
         class_weights=weights,
         seed=int(seed),
     )
+
+recipe_picker("train", recipe_slot)
 
 if st.button("Start training", type="primary", key="start"):
     try:
@@ -127,6 +202,7 @@ def live(run_id: str) -> None:
     st.markdown(f"### Run `{run_id}`: {STATE_LABELS.get(state, state)}")
     message = status.get("message", "")
     {"failed": st.error, "interrupted": st.warning, "succeeded": st.success}.get(state, st.info)(message)
+    st.caption(status.get("feature_mode") or " ")  # which training mode, and why (same element in every state)
     # Every state draws the same elements (a progress bar, a Stop button, two charts), so a
     # fragment rerun updates them in place: nothing flickers and nothing stale lingers.
     active = state in ("running", "queued")

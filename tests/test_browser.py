@@ -24,12 +24,16 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def server(isolated_workspace):
+def _server_env() -> dict[str, str]:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     if (SHARED / "weights").is_dir():
         env["STUDIO_WEIGHTS_DIRS"] = str(SHARED / "weights")
-    process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
+    return env
+
+
+@pytest.fixture
+def server(isolated_workspace):
+    process, url, _ = start_dashboard(_server_env(), isolated_workspace / "server.log")
     yield url
     stop_dashboard(process)
 
@@ -41,6 +45,16 @@ def _settle(page, seconds: float = 60.0) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline and page.locator('[data-testid="stStatusWidget"]').count():
         time.sleep(0.3)
+
+
+def _set_epochs(page, head: int, finetune: int) -> None:
+    """Open the Train page's settings and type the epochs of each phase."""
+    page.get_by_text("Training settings").click()
+    for label, value in (("Head epochs", head), ("Fine-tune epochs", finetune)):
+        field = page.get_by_label(label, exact=True)
+        field.fill(str(value))
+        field.press("Enter")
+        _settle(page)
 
 
 def _shot(page, name: str) -> None:
@@ -72,12 +86,7 @@ def test_main_flow_in_chromium(server):
 
         page.get_by_role("link", name="Train").first.click()
         _settle(page)
-        page.get_by_text("Training settings").click()
-        for label, value in (("Head epochs", "2"), ("Fine-tune epochs", "2")):
-            field = page.get_by_label(label, exact=True)
-            field.fill(value)
-            field.press("Enter")
-            _settle(page)
+        _set_epochs(page, 2, 2)
         page.get_by_role("button", name="Start training").click()
         main_area = page.get_by_test_id("stMainBlockContainer")
         expect(main_area.get_by_text(": Training")).to_be_visible()
@@ -150,3 +159,50 @@ def test_uploading_a_zip_of_photos(server, make_dataset, tmp_path):
         expect(metrics.first).to_have_text("9")
         _shot(page, "1-data-zip")
         browser.close()
+
+
+def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_workspace):
+    """The server is killed (SIGKILL) mid-run: the worker goes on, and a new server shows the same live run."""
+    import json
+    import signal
+
+    import psutil
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.runs import runs_root
+
+    env = _server_env()
+    process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/train")
+            _settle(page)
+            _set_epochs(page, 12, 2)
+            page.get_by_role("button", name="Start training").click()
+            main_area = page.get_by_test_id("stMainBlockContainer")
+            expect(main_area.get_by_text(": Training")).to_be_visible(timeout=60_000)
+            run_id = page.url.split("run=")[1].split("&")[0]
+            status_path = runs_root() / run_id / "status.json"
+            deadline = time.time() + 120
+            while time.time() < deadline and not json.loads(status_path.read_text()).get("epoch"):
+                time.sleep(0.5)  # wait until training is under way
+            worker = json.loads(status_path.read_text())["pid"]
+
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            assert psutil.pid_exists(worker), "the worker must not die with the server"
+            process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
+
+            page.goto(f"{url}/train?run={run_id}")
+            _settle(page)
+            expect(main_area.locator("code", has_text=run_id)).to_be_visible(timeout=60_000)
+            expect(main_area.get_by_text(": Training").first).to_be_visible()
+            _shot(page, "5-train-after-server-restart")
+            expect(main_area.get_by_text(": Finished")).to_be_visible(timeout=300_000)
+            assert json.loads(status_path.read_text())["state"] == "succeeded"
+            assert page.locator('[data-testid="stException"]').count() == 0
+            browser.close()
+    finally:
+        stop_dashboard(process)

@@ -117,3 +117,49 @@ def test_progress_line_is_plain_words_in_every_state():
     assert " ·  ·" not in line and "-" not in line
     progress.apply_status({"state": "running", "phase": "evaluating", "epochs_total": 4})
     assert "never seen" in progress.describe()
+
+
+class _WeightsModel:
+    """Stands in for the full classifier: weights to snapshot, and a record of what was saved."""
+
+    def __init__(self):
+        self.weights = [0]
+        self.saved = []
+
+    def get_weights(self):
+        return list(self.weights)
+
+    def set_weights(self, weights):
+        self.weights = list(weights)
+
+
+def test_best_checkpoint_saves_the_full_model_of_the_most_accurate_epoch(tmp_path):
+    from core.callbacks import BestCheckpoint
+
+    full = _WeightsModel()
+    checkpoint = BestCheckpoint(
+        tmp_path / "best.keras", full, "val_accuracy", save=lambda model, path: full.saved.append(model.weights[0])
+    )
+    for epoch, accuracy in enumerate([0.5, 0.7, 0.6, 0.7, float("nan")], start=1):
+        full.weights = [epoch]
+        checkpoint.on_epoch_end(epoch, {"val_accuracy": accuracy})
+    assert full.saved == [1, 2, 4]  # a tie goes to the later epoch; NaN never counts
+
+
+def test_best_checkpoint_spaces_out_saves_and_writes_the_pending_best_at_the_end(tmp_path):
+    from core.callbacks import BestCheckpoint
+
+    full = _WeightsModel()
+    checkpoint = BestCheckpoint(
+        tmp_path / "best.keras",
+        full,
+        "val_loss",
+        min_interval=3600,
+        save=lambda model, path: full.saved.append(model.weights[0]),
+    )
+    for epoch, loss in enumerate([0.9, 0.5, 0.4, 0.8], start=1):
+        full.weights = [epoch]
+        checkpoint.on_epoch_end(epoch, {"val_loss": loss})
+    assert full.saved == [1]  # epochs 2 and 3 improved, but within the interval
+    checkpoint.on_train_end()
+    assert full.saved == [1, 3] and full.weights == [4]  # the best was saved; training's weights are back

@@ -104,6 +104,8 @@ def test_help_explains_every_flag():
         "--seed",
         "--out",
         "--optimizer",
+        "--no-feature-cache",
+        "--feature-views",
     ):
         assert flag in result.stdout
 

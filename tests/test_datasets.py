@@ -103,6 +103,28 @@ def test_duplicates_across_splits_are_warned(make_dataset, tmp_path):
     assert any(w.startswith("1 image(s) appear in more than one split") for w in report.warnings)
 
 
+def test_copies_in_an_unsplit_dataset_stay_with_their_original(make_dataset):
+    root = make_dataset({"red": 20, "green": 20})
+    for k in range(6):  # six photos saved twice, under another name
+        original = root / "red" / f"red_{k:02d}.png"
+        (root / "red" / f"copy of red_{k:02d}.png").write_bytes(original.read_bytes())
+    report = scan_dataset(root)
+    assert any(w.startswith("6 image(s) are exact copies") for w in report.warnings)
+    for seed in range(5):
+        plan = make_splits(report, 0.2, 0.2, seed)
+        split_of = {
+            item.path: name
+            for name, part in (("train", plan.train), ("val", plan.val), ("test", plan.test))
+            for item in part
+        }
+        assert len(split_of) == 46
+        for k in range(6):
+            assert (
+                split_of[str(root / "red" / f"copy of red_{k:02d}.png")]
+                == split_of[str(root / "red" / f"red_{k:02d}.png")]
+            )
+
+
 def test_a_wrapper_folder_from_a_zip_is_looked_through(make_dataset, tmp_path):
     make_dataset({"red": 2, "green": 2}, root=tmp_path / "outer" / "my photos")
     assert scan_dataset(tmp_path / "outer").class_names == ["green", "red"]
@@ -224,3 +246,23 @@ def test_sample_download_failure_says_what_to_do(monkeypatch):
         resolve_source("sample:flowers")
     with pytest.raises(DatasetError, match="Unknown sample"):
         resolve_source("sample:nope")
+
+
+def test_zip_entries_with_overlong_or_non_ascii_names_are_kept(make_dataset, tmp_path):
+    source = make_dataset({"red": 2, "green": 2})
+    files = sorted(source.rglob("*.png"))
+    entries = {f"{p.parent.name}/{p.name}": p.read_bytes() for p in files}
+    entries["red/" + "ü" * 150 + ".png"] = files[-1].read_bytes()  # 300 bytes: over most file systems' limit
+    entries["green/фото кошки 猫.png"] = files[0].read_bytes()
+    folder = resolve_source(str(_zip(tmp_path / "names.zip", entries)))
+    assert scan_dataset(folder).class_totals() == {"green": 3, "red": 3}
+
+
+def test_links_that_lead_out_of_the_dataset_are_left_out(make_dataset, tmp_path):
+    root = make_dataset({"red": 3, "green": 3})
+    secret = make_dataset({"blue": 1}, root=tmp_path / "private")
+    (root / "red" / "innocent.png").symlink_to(next(secret.rglob("*.png")))
+    (root / "green" / "folder").symlink_to(secret / "blue")
+    report = scan_dataset(root)
+    assert report.class_totals() == {"green": 3, "red": 3}
+    assert {entry.reason for entry in report.skipped} == {"a link to somewhere outside the dataset"}

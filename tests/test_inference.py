@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from core.images import ImageRejected, load_rgb
-from core.inference import image_from_bytes
+from core.inference import image_from_bytes, load_model
 
 
 def test_upload_decodes_like_a_training_file(tmp_path):
@@ -33,3 +33,19 @@ def test_upload_bomb_is_rejected_from_its_header():
     data[16:24] = (30000).to_bytes(4, "big") * 2  # IHDR width and height
     with pytest.raises(ImageRejected):
         image_from_bytes(bytes(data), 16)
+
+
+def test_a_model_file_with_code_in_it_is_refused_and_the_code_never_runs(tmp_path):
+    """Safe mode: a `.keras` holding a Lambda layer (arbitrary Python) is not loaded."""
+    import keras
+
+    marker = tmp_path / "ran"
+    inputs = keras.Input((4,))
+    touch_then_double = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x * 2)[1]")
+    outputs = keras.layers.Lambda(touch_then_double)(inputs)
+    path = tmp_path / "hostile.keras"
+    keras.Model(inputs, outputs).save(path)
+    marker.unlink(missing_ok=True)  # building the model ran the lambda once, here, on purpose
+    with pytest.raises(ValueError, match="[Ss]afe"):
+        load_model(path)
+    assert not marker.exists()

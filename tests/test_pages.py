@@ -120,7 +120,7 @@ def test_model_page_offline_weights_warning_and_counts():
 
 def test_model_page_head_only_trains_the_head_alone():
     at = page("model").run()
-    at.radio(key="unfreeze_plan").set_value("Train the head only").run()
+    at.radio(key="unfreeze_plan").set_value("none").run()
     phase1, phase2 = (int(m.value.replace(",", "")) for m in at.metric)
     assert phase1 == phase2 and at.session_state["draft"]["unfreeze"] == "none"
 
@@ -250,3 +250,41 @@ def test_an_interrupted_run_offers_to_resume(monkeypatch):
     assert "ended unexpectedly" in at.warning[0].value and "resume" in at.warning[0].value
     at.button(key="resume_killed").click().run()
     assert resumed == ["killed"]
+
+
+@pytest.mark.parametrize("run_id", ["..", "../runs", "/etc", "x/../../y"])
+def test_a_run_name_from_the_url_never_walks_the_file_system(run_id):
+    outside = runs_root().parent
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "config.json").write_text(tiny_config("demo").to_json())  # bait one level up
+    at = page("train")
+    at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception
+    assert "No run yet" in at.info[0].value  # the bait was not followed
+
+
+def test_train_page_fast_mode_toggle_reaches_the_config_and_the_mode_is_shown(make_dataset):
+    at = page("train").run()
+    assert at.toggle(key="feature_cache").value is True
+    at.toggle(key="feature_cache").set_value(False).run()
+    assert at.session_state["draft"]["feature_cache"] is False
+    assert at.number_input(key="feature_views").disabled
+    run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="fast")
+    run.write_status(state="running", feature_mode="Fast mode: the frozen layers run once, on each photo once.")
+    at = page("train").run()
+    assert not at.exception
+    assert any(caption.value.startswith("Fast mode") for caption in at.caption)
+
+
+def test_a_server_folder_that_links_out_of_the_data_root_is_refused(make_dataset, monkeypatch, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    elsewhere = make_dataset({"red": 3, "green": 3}, root=tmp_path / "private")
+    (root / "escape").symlink_to(elsewhere)
+    monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
+    at = page("data", data_kind="Folder on this server").run()
+    at.selectbox(key="server_folder").set_value("escape").run()
+    assert not at.exception
+    assert "outside the data folder" in at.error[0].value
+    assert "escape" not in at.session_state["draft"].get("data", "")  # the choice did not change

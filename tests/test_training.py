@@ -60,23 +60,30 @@ def test_stop_requested_before_start_ends_as_stopped(make_dataset, tmp_path):
     assert run.status()["state"] == "stopped"
 
 
-def test_stop_during_training_keeps_the_best_checkpoint_and_evaluates(make_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stop_epoch, phase", [(2, 1), (4, 2)])
+def test_stop_mid_epoch_keeps_the_best_checkpoint_and_evaluates(make_dataset, tmp_path, monkeypatch, stop_epoch, phase):
+    """Stop pressed after the first batch of an epoch, in either phase: it ends after that batch."""
     from core import callbacks
 
-    original = callbacks.EventStream.on_epoch_end
+    original = callbacks.EventStream.on_train_batch_end
 
-    def stop_after_first_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        (self.events_path.parent / "stop").write_text("user pressed stop")
+    def press_stop_mid_epoch(self, batch, logs=None):
+        original(self, batch, logs)
+        if self._epoch == stop_epoch and batch == 0:
+            (self.events_path.parent / "stop").write_text("user pressed stop")
 
-    monkeypatch.setattr(callbacks.EventStream, "on_epoch_end", stop_after_first_epoch)
-    config = tiny_config(str(make_dataset({"red": 8, "green": 8})), head_epochs=3, finetune_epochs=3)
+    monkeypatch.setattr(callbacks.EventStream, "on_train_batch_end", press_stop_mid_epoch)
+    config = tiny_config(str(make_dataset({"red": 12, "green": 12})), batch_size=4, head_epochs=3, finetune_epochs=3)
     run, state, _ = _run(tmp_path, config)
     assert state == "stopped"
     history = list(csv.DictReader(open(run.history_path)))
-    assert len(history) == 2  # epoch 1 finished; epoch 2 stopped after its first batch
+    assert len(history) == stop_epoch and history[-1]["phase"] == str(phase)
+    batches = [json.loads(line) for line in open(run.events_path) if '"batch"' in line]
+    last_epoch = [event for event in batches if event["epoch"] == stop_epoch]
+    assert max(event["batch"] for event in last_epoch) < last_epoch[0]["steps"]  # it did not finish the epoch
     assert run.best_checkpoint_path.exists() and run.evaluation() is not None
-    assert "Stopped by request" in run.status()["message"]
+    status = run.status()
+    assert status["state"] == "stopped" and "Stopped by request" in status["message"]
 
 
 def test_nan_loss_fails_with_advice(make_dataset, tmp_path, monkeypatch):

@@ -1,0 +1,76 @@
+"""Every recipe and the tool's default, on the shared datasets, over several seeds.
+
+Each recipe runs through `python -m core train --recipe NAME` on the same split: for
+hymenoptera, train -> val as the tool splits it; for flowers5, a seeded 70/15/15 split.
+Where a recipe's own backbone has no weights on this machine it runs on the shared
+MobileNetV2 0.5 weights at 160 px (the recipe's `offline` settings). Prints the mean and
+spread of test accuracy and the mean wall time per recipe and dataset.
+
+    .venv/bin/python bench/recipes.py                                  # all recipes, both datasets, 3 seeds
+    .venv/bin/python bench/recipes.py --recipes studio keras_guide --datasets hymenoptera --seeds 42
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench.speed import DATASETS, WEIGHTS, environment, machine, materialise_split, measured  # noqa: E402
+
+
+def run_recipe(key: str, data: Path, out: Path, env: dict, seed: int) -> dict:
+    from core.recipes import get_recipe
+
+    recipe = get_recipe(key)
+    command = [sys.executable, "-m", "core", "train", "--recipe", key, "--data", str(data), "--weights", str(WEIGHTS)]
+    for name, value in recipe.offline.items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    command += ["--seed", str(seed), "--out", str(out)]
+    wall, rss, _ = measured(command, env)
+    status = json.loads((out / "status.json").read_text())
+    return {"accuracy": status["accuracy"], "wall": wall, "rss": rss}
+
+
+def main() -> None:
+    from core.recipes import RECIPES
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["hymenoptera", "flowers5"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    args = parser.parse_args()
+    if not WEIGHTS.is_file():
+        sys.exit(f"The shared weights are not at {WEIGHTS} (set STUDIO_SHARED to the shared/ folder).")
+    print(f"Machine: {machine()}")
+    print(f"Seeds {', '.join(map(str, args.seeds))}; split seed 42; cold caches for every run.\n")
+    header = f"{'dataset':12} {'recipe':36} {'mean acc':>8} {'spread':>7} {'mean s':>7} {'peak MB':>8}"
+    print(header)
+    print("-" * len(header))
+    for name in args.datasets:
+        for key in args.recipes:
+            results = []
+            for seed in args.seeds:
+                with tempfile.TemporaryDirectory() as folder:
+                    workspace = Path(folder)
+                    materialise_split(DATASETS[name], workspace / "split", 42)
+                    results.append(
+                        run_recipe(key, workspace / "split", workspace / "run", environment(workspace), seed)
+                    )
+            accuracies = [r["accuracy"] for r in results]
+            print(
+                f"{name:12} {RECIPES[key].title:36} {statistics.mean(accuracies):8.3f} "
+                f"{max(accuracies) - min(accuracies):7.3f} {statistics.mean(r['wall'] for r in results):7.1f} "
+                f"{max(r['rss'] for r in results):8.0f}",
+                flush=True,
+            )
+        print()
+
+
+if __name__ == "__main__":
+    main()

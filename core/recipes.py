@@ -1,0 +1,191 @@
+"""Recipes: the well-known fine-tuning recipes, and the tool's own default, as config presets.
+
+A recipe fills the settings a recipe decides (backbone, image size, head, optimizer,
+learning rates, epochs, augmentation, which layers unfreeze in phase 2); everything
+else (the data, the seed, the splits) stays as the user chose. Any setting can be
+changed afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import AugmentationConfig, RunConfig
+
+# What a recipe decides. The data, splits, seed, weights and name stay the user's.
+RECIPE_FIELDS = (
+    "backbone",
+    "image_size",
+    "batch_size",
+    "head_epochs",
+    "finetune_epochs",
+    "head_learning_rate",
+    "finetune_learning_rate",
+    "optimizer",
+    "unfreeze",
+    "pooling",
+    "head_units",
+    "dropout",
+    "augmentation",
+    "early_stopping_patience",
+    "reduce_lr_patience",
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    key: str
+    title: str
+    source: str  # where it comes from
+    what: str  # what it does, in a sentence
+    settings: dict[str, Any]
+    # The same recipe on a backbone whose weights ship with the project (for the benchmark offline).
+    offline: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, base: RunConfig | None = None) -> RunConfig:
+        """`base` (or the defaults) with this recipe's settings."""
+        base = base or RunConfig()
+        defaults = RunConfig()
+        values = {name: getattr(defaults, name) for name in RECIPE_FIELDS}
+        values.update(self.settings)
+        return base.replace(**values)
+
+
+_DEFAULTS = RunConfig()
+
+RECIPES: dict[str, Recipe] = {
+    "studio": Recipe(
+        key="studio",
+        title="Fine-Tune Studio default",
+        source="This tool's default, measured on the shared datasets (docs/speed.md).",
+        what=(
+            f"MobileNetV2 0.5 at {_DEFAULTS.image_size} px, average pooling, Dropout {_DEFAULTS.dropout}, "
+            f"Adam {_DEFAULTS.head_learning_rate:g} for {_DEFAULTS.head_epochs} epochs, then its top blocks at "
+            f"{_DEFAULTS.finetune_learning_rate:g} for {_DEFAULTS.finetune_epochs}; flips, small rotations and zoom; "
+            "stops early and keeps the most accurate epoch."
+        ),
+        settings={},
+    ),
+    "keras_guide": Recipe(
+        key="keras_guide",
+        title="Keras transfer-learning guide",
+        source="F. Chollet, 'Transfer learning & fine-tuning', keras.io/guides/transfer_learning.",
+        what=(
+            "Xception at 150 px, frozen base called with training=False, average pooling, Dropout 0.2, "
+            "Adam 1e-3; then the whole base unfrozen at Adam 1e-5. Flips and rotation 0.1."
+        ),
+        settings={
+            "backbone": "xception",
+            "image_size": 150,
+            "head_epochs": 20,
+            "finetune_epochs": 10,
+            "head_learning_rate": 1e-3,
+            "finetune_learning_rate": 1e-5,
+            "optimizer": "adam",
+            "unfreeze": "all",
+            "pooling": "avg",
+            "head_units": (),
+            "dropout": 0.2,
+            "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.0),
+            "early_stopping_patience": 0,
+            "reduce_lr_patience": 0,
+        },
+        offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
+    ),
+    "chollet_vgg16": Recipe(
+        key="chollet_vgg16",
+        title="Deep Learning with Python (VGG16)",
+        source="F. Chollet, 'Deep Learning with Python', 2nd ed., chapter 8: cats vs dogs, about 97.7% test accuracy.",
+        what=(
+            "VGG16 at 180 px, Flatten, Dense(256), Dropout 0.5, RMSprop; then block5_conv1 to block5_conv3 "
+            "unfrozen at RMSprop 1e-5. Flips, rotation 0.1, zoom 0.2."
+        ),
+        settings={
+            "backbone": "vgg16",
+            "image_size": 180,
+            "head_epochs": 50,
+            "finetune_epochs": 30,
+            "head_learning_rate": 1e-3,
+            "finetune_learning_rate": 1e-5,
+            "optimizer": "rmsprop",
+            "unfreeze": "block:block5",
+            "pooling": "flatten",
+            "head_units": (256,),
+            "dropout": 0.5,
+            "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.2),
+            "early_stopping_patience": 0,
+            "reduce_lr_patience": 0,
+        },
+        offline={"backbone": "mobilenet_v2_0.5", "image_size": 160, "unfreeze": "block:block_16"},
+    ),
+    "blog_dense1024": Recipe(
+        key="blog_dense1024",
+        title="Blog recipe (Dense 1024)",
+        source="The common blog-post recipe: global average pooling, Dense(1024), softmax, Adam 1e-4.",
+        what=(
+            "Average pooling, Dense(1024, relu), softmax, Adam 1e-4; then the last four layers unfrozen, "
+            "Adam 1e-4. No augmentation."
+        ),
+        settings={
+            "backbone": "mobilenet_v2_1.0",
+            "image_size": 224,
+            "head_epochs": 10,
+            "finetune_epochs": 10,
+            "head_learning_rate": 1e-4,
+            "finetune_learning_rate": 1e-4,
+            "optimizer": "adam",
+            "unfreeze": "top:4",
+            "pooling": "avg",
+            "head_units": (1024,),
+            "dropout": 0.0,
+            "augmentation": AugmentationConfig.off(),
+            "early_stopping_patience": 0,
+            "reduce_lr_patience": 0,
+        },
+        offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
+    ),
+    "freeze_first_five": Recipe(
+        key="freeze_first_five",
+        title="Freeze the first five layers",
+        source="The 'freeze the first 5 layers, train the rest' recipe of many Keras fine-tuning tutorials.",
+        what=(
+            "VGG19 at 224 px, Flatten, Dense(1024), Dense(1024), Dropout 0.5; the first five layers stay frozen "
+            "and everything after them trains with SGD 1e-4, momentum 0.9."
+        ),
+        settings={
+            "backbone": "vgg19",
+            "image_size": 224,
+            "head_epochs": 5,
+            "finetune_epochs": 10,
+            "head_learning_rate": 1e-4,
+            "finetune_learning_rate": 1e-4,
+            "optimizer": "sgd",
+            "unfreeze": "from:5",
+            "pooling": "flatten",
+            "head_units": (1024, 1024),
+            "dropout": 0.5,
+            "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.0, zoom=0.0),
+            "early_stopping_patience": 0,
+            "reduce_lr_patience": 0,
+        },
+        offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
+    ),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """Raises:
+    KeyError: an unknown recipe, with the known ones named.
+    """
+    if name not in RECIPES:
+        raise KeyError(f"Unknown recipe {name!r}. Choose one of: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def matching_recipe(config: RunConfig) -> str | None:
+    """The recipe whose settings `config` has exactly, if any (to show which preset is in use)."""
+    for key, recipe in RECIPES.items():
+        if all(getattr(config, name) == getattr(recipe.config(), name) for name in RECIPE_FIELDS):
+            return key
+    return None

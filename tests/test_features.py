@@ -1,0 +1,153 @@
+"""Cached features: the split classifier computes exactly what the whole one does, caches are
+reused and invalidated by what they depend on, and training on them gives a complete model."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from core.backbones import BACKBONES
+from core.config import AugmentationConfig
+from core.features import FeatureKey, extract, feature_dataset, find_cut, split_classifier
+from core.model import build_classifier, finetune_mask
+from core.runs import RunDirectory
+from core.training import train_run
+from tests.conftest import tiny_config
+
+SPEC = BACKBONES["mobilenet_v2_0.35"]
+
+
+@pytest.fixture
+def weights_file(tmp_path):
+    """A stand-in for pretrained weights: a randomly initialised base saved as a weights file."""
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "base.weights.h5"
+    SPEC.build(32, weights=None).save_weights(path)
+    keras.backend.clear_session()
+    return str(path)
+
+
+def _classifier(augmentation=None):
+    base = SPEC.build(32, weights=None)
+    model = build_classifier(base, SPEC, 3, 32, augmentation or AugmentationConfig.off(), head_units=(8,))
+    return model, base
+
+
+def test_the_cut_is_at_the_first_unfrozen_layer_or_below_a_skip_connection():
+    _, base = _classifier()
+    names = [layer.name for layer in base.layers]
+    assert find_cut(base, finetune_mask(base, SPEC, "block:block_13")) == "block_13_expand"
+    inside_residual = [
+        name == "block_12_project" or i > names.index("block_12_project") for i, name in enumerate(names)
+    ]
+    cut = find_cut(base, inside_residual)
+    assert names.index(cut) < names.index("block_12_project")  # block 12 adds block 11's output: no cut inside
+    keras.Model(base.get_layer(cut).input, base.output)
+    assert find_cut(base, [False] * len(names)) == ""
+
+
+@pytest.mark.parametrize("cut", ["", "block_13_expand"])
+def test_the_parts_compute_exactly_what_the_whole_classifier_computes(cut):
+    model, base = _classifier()
+    parts = split_classifier(model, base, SPEC.preprocessing, 32, cut)
+    pixels = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3)).astype("float32")
+    whole = model.predict(pixels, verbose=0)
+    if cut:
+        bottom = parts.front.predict(pixels, verbose=0)
+        np.testing.assert_allclose(parts.top_and_head.predict(bottom, verbose=0), whole, atol=1e-5)
+        pooled = parts.upper.predict(bottom, verbose=0)
+        both = parts.front_both.predict(pixels, verbose=0)
+        np.testing.assert_allclose(both[0], bottom, atol=1e-6)
+        np.testing.assert_allclose(both[1], pooled, atol=1e-5)
+    else:
+        pooled = parts.front.predict(pixels, verbose=0)
+    np.testing.assert_allclose(parts.head.predict(pooled, verbose=0), whole, atol=1e-5)
+    assert parts.head.get_layer("predictions") is model.get_layer("predictions")  # shared, not copied
+
+
+def test_extraction_is_cached_by_key_and_views_are_augmented(tmp_path):
+    model, base = _classifier(AugmentationConfig(horizontal_flip=True, rotation=0.2))
+    parts = split_classifier(model, base, SPEC.preprocessing, 32, "block_13_expand")
+    images = np.random.default_rng(1).integers(0, 255, (10, 32, 32, 3)).astype("uint8")
+    key = FeatureKey("imgs", "mobilenet_v2_0.35", "w", "block_13_expand", "aug", 3, 0)
+    (first,), cached = extract(parts.front, images, [("bottom", key)], augment=parts.augment, views=3, batch_size=4)
+    assert not cached and first.shape[:2] == (3, 10) and first.dtype == np.float16
+    (again,), cached = extract(parts.front, images, [("bottom", key)], augment=parts.augment, views=3)
+    assert cached and np.array_equal(np.asarray(first), np.asarray(again))
+    assert not np.array_equal(np.asarray(first[0]), np.asarray(first[1]))  # view 1 is augmented, view 0 is not
+    other = FeatureKey("imgs", "mobilenet_v2_0.35", "w", "block_13_expand", "aug2", 3, 0)
+    _, cached = extract(parts.front, images, [("bottom", other)])
+    assert not cached  # another augmentation is another cache
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_feature_batches_pick_one_view_per_image(in_memory, monkeypatch):
+    from core import features
+
+    if not in_memory:
+        monkeypatch.setattr(features, "IN_MEMORY_BYTES", 0)
+    views = np.stack([np.full((6, 2), v * 10 + np.arange(6)[:, None], dtype=np.float16) for v in range(3)])
+    labels = np.arange(6) % 2
+    batches = list(feature_dataset(views, labels, 4, shuffle=True, seed=1).as_numpy_iterator())
+    rows = np.concatenate([b[0] for b in batches])
+    seen_labels = np.concatenate([b[1] for b in batches])
+    assert rows.shape == (6, 2) and rows.dtype == np.float32
+    image = rows[:, 0] % 10  # which image each row came from
+    assert sorted(image) == list(range(6)) and np.array_equal(seen_labels, image.astype(int) % 2)
+    assert set(rows[:, 0] // 10) <= {0, 1, 2}
+
+
+def _train(tmp_path, config, name):
+    run = RunDirectory.create(tmp_path / "runs", config, run_id=name)
+    lines = []
+    state = train_run(run, echo=lines.append)
+    return run, state, "\n".join(lines)
+
+
+def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache(make_dataset, tmp_path, weights_file):
+    data = str(make_dataset({"red": 10, "green": 10, "blue": 10}))
+    config = tiny_config(
+        data,
+        weights=weights_file,
+        head_epochs=2,
+        finetune_epochs=2,
+        augmentation=AugmentationConfig(horizontal_flip=True),
+        feature_views=2,
+    )
+    run, state, log = _train(tmp_path, config, "first")
+    assert state == "succeeded", log
+    status = run.status()
+    assert status["feature_mode"].startswith("Fast mode") and "2 versions of each training photo" in log
+    assert "Computed the frozen layers' output" in log
+    assert set(status["phase_seconds"]) == {"1", "2"}
+    assert [row["phase"] for row in run.history()] == [1, 1, 2, 2]
+
+    model = keras.models.load_model(run.model_path, safe_mode=True)
+    photo = np.random.default_rng(0).integers(0, 255, (1, 57, 43, 3)).astype("float32")  # any size, raw pixels
+    assert model.predict(photo, verbose=0).shape == (1, 3)
+    evaluation = json.loads(run.evaluation_path.read_text())
+    assert evaluation["count"] > 0
+
+    _, state, log = _train(tmp_path, config, "second")
+    assert state == "succeeded" and log.count("Reused the cached output of the frozen layers") == 2
+    _, state, log = _train(tmp_path, config.replace(feature_views=3), "third")
+    assert state == "succeeded" and "Computed the frozen layers' output" in log
+
+
+def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_path, weights_file):
+    data = str(make_dataset({"red": 6, "green": 6}))
+    run, state, _ = _train(tmp_path, tiny_config(data), "random")
+    assert state == "succeeded" and "random weights train from scratch" in run.status()["feature_mode"]
+    run, state, _ = _train(tmp_path, tiny_config(data, weights=weights_file, feature_cache=False), "off")
+    assert state == "succeeded" and "turned off" in run.status()["feature_mode"]
+
+
+def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset, weights_file):
+    from core.tasks import lr_find_task
+
+    data = str(make_dataset({"red": 10, "green": 10}))
+    result = lr_find_task(tiny_config(data, weights=weights_file).to_dict())
+    assert "error" not in result, result
+    assert result["suggestion"] and "Suggested phase-1 learning rate" in result["message"]
+    assert len(result["rates"]) == len(result["losses"]) >= 10
