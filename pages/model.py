@@ -176,7 +176,7 @@ units_text = two.text_input(
     placeholder="none, e.g. 256 or 1024,1024",
     key="head_units",
 )
-dropout = three.slider("Dropout", 0.0, 0.8, float(config.dropout), 0.05, key="dropout")
+dropout = three.slider("Dropout", 0.0, 0.95, float(config.dropout), 0.05, key="dropout")
 try:
     head_units = tuple(int(u) for u in units_text.replace(" ", "").split(",") if u)
     if any(not 1 <= u <= 65536 for u in head_units):

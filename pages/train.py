@@ -119,7 +119,7 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
     views = st.number_input(
         "Versions of each training photo to prepare in fast mode (the original plus augmented copies)",
         1,
-        16,
+        32,
         config.feature_views,
         disabled=not fast or not config.augmentation.enabled,
         help="More versions give augmentation more variety, and take longer to prepare. With 1, "
