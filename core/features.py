@@ -44,7 +44,6 @@ class ClassifierParts:
         front_both: pixels -> [bottom output, pooled base output] in one pass (phase 1 fills
             both caches at once); None without a cut.
         augment: the classifier's own augmentation layers, or None.
-        upper: bottom output -> pooled base output (frozen top in phase 1); None without a cut.
         head: pooled base output -> class probabilities (what phase 1 trains).
         top_and_head: bottom output -> class probabilities (what phase 2 trains); None without a cut.
         cut: the first base layer of the top, or "" when the whole base stays frozen.
@@ -53,7 +52,6 @@ class ClassifierParts:
     front: object
     front_both: object
     augment: object
-    upper: object
     head: object
     top_and_head: object
     cut: str
@@ -82,7 +80,7 @@ def find_cut(base, mask: list[bool]) -> str:
     return ""
 
 
-def split_classifier(model, base, spec_preprocessing: str, image_size: int, cut: str) -> ClassifierParts:
+def split_classifier(model, base, image_size: int, cut: str) -> ClassifierParts:
     """Sub-models of `model` (sharing its layers) for training on cached features."""
     import keras
 
@@ -98,7 +96,7 @@ def split_classifier(model, base, spec_preprocessing: str, image_size: int, cut:
     augment = _get_layer(model, "augmentation")
     if not cut:
         front = keras.Model(pixels, pool(base(x, training=False)), name="frozen_base")
-        return ClassifierParts(front, None, augment, None, head, None, "")
+        return ClassifierParts(front, None, augment, head, None, "")
     cut_tensor = base.get_layer(cut).input
     bottom = keras.Model(base.input, cut_tensor, name="bottom")
     top = keras.Model(cut_tensor, base.output, name="top")
@@ -106,10 +104,8 @@ def split_classifier(model, base, spec_preprocessing: str, image_size: int, cut:
     front = keras.Model(pixels, bottom_output, name="frozen_bottom")
     front_both = keras.Model(pixels, [bottom_output, pool(top(bottom_output, training=False))], name="frozen_base")
     features = keras.Input(cut_tensor.shape[1:], name="bottom_features")
-    pooled = pool(top(features, training=False))
-    upper = keras.Model(features, pooled, name="upper")
-    top_and_head = keras.Model(features, head(pooled), name="top_and_head")
-    return ClassifierParts(front, front_both, augment, upper, head, top_and_head, cut)
+    top_and_head = keras.Model(features, head(pool(top(features, training=False))), name="top_and_head")
+    return ClassifierParts(front, front_both, augment, head, top_and_head, cut)
 
 
 def _get_layer(model, name: str):

@@ -250,7 +250,7 @@ def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False
     monitor = "val_accuracy" if has_val else "accuracy"
     steps = math.ceil(len(train_x) / batch_size)
     cached = config.feature_cache and choice.kind != "none"
-    feature_plan = _feature_plan(config, choice, model, base, mask, unfreeze, spec, cached)
+    feature_plan = _feature_plan(config, choice, model, base, mask, unfreeze, cached)
     echo(feature_plan["description"])
     run.write_status(
         weights=choice.description,
@@ -443,7 +443,7 @@ def _find_learning_rate(run: RunDirectory, fit_model, train_ds, config: RunConfi
     return "succeeded"
 
 
-def _feature_plan(config: RunConfig, choice, model, base, mask, unfreeze: str, spec, cached: bool) -> dict:
+def _feature_plan(config: RunConfig, choice, model, base, mask, unfreeze: str, cached: bool) -> dict:
     """Whether the frozen layers' output is cached, where the cut is, and how to say so plainly."""
     if not cached:
         why = (
@@ -456,7 +456,7 @@ def _feature_plan(config: RunConfig, choice, model, base, mask, unfreeze: str, s
 
     views = config.feature_views if config.augmentation.enabled else 1
     cut = find_cut(base, mask) if config.finetune_epochs > 0 and unfreeze != "none" else ""
-    parts = split_classifier(model, base, spec.preprocessing, config.image_size, cut)
+    parts = split_classifier(model, base, config.image_size, cut)
     if views > 1:
         how = f"{views} versions of each training photo (the original and {views - 1} randomly augmented)"
     elif config.augmentation.enabled:
