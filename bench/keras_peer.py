@@ -25,7 +25,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--head-epochs", type=int, default=10)
     parser.add_argument("--finetune-epochs", type=int, default=10)
-    parser.add_argument("--unfreeze-from", default="block_13_expand", help="first base layer unfrozen in phase 2")
+    parser.add_argument(
+        "--unfreeze-from",
+        default="block_13_expand",
+        help="first base layer unfrozen in phase 2 ('all': the whole base)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
@@ -67,7 +71,8 @@ def main() -> None:
     phase1 = time.perf_counter() - start
 
     base_model.trainable = True
-    fine_tune_at = [layer.name for layer in base_model.layers].index(args.unfreeze_from)
+    names = [layer.name for layer in base_model.layers]
+    fine_tune_at = 0 if args.unfreeze_from == "all" else names.index(args.unfreeze_from)
     for layer in base_model.layers[:fine_tune_at]:
         layer.trainable = False
     for layer in base_model.layers:

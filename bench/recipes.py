@@ -1,19 +1,24 @@
 """Every recipe and the tool's default, on the shared datasets, over several seeds.
 
 Each recipe runs through `python -m core train --recipe NAME` on the same split: for
-hymenoptera, train -> val as the tool splits it; for flowers5, a seeded 70/15/15 split.
-Where a recipe's own backbone has no weights on this machine it runs on the shared
-MobileNetV2 0.5 weights at 160 px (the recipe's `offline` settings). Prints the mean and
+hymenoptera, its own val/ folder is the test set and the tool's seeded 15% of train/ the
+validation set; for flowers5, a seeded 70/15/15 split. Where a recipe's own backbone has no
+weights on this machine it runs on the shared MobileNetV2 0.5 weights at 160 px (the
+recipe's `offline` settings). One more row, `plain_keras_guide`, is the Keras guide's recipe
+written as plain Keras outside the tool (`bench/keras_peer.py`: 160 px, 5 head epochs at
+Adam 1e-3, then the whole base at Adam 1e-5 for 5). Prints each run, then the mean and
 spread of test accuracy and the mean wall time per recipe and dataset.
 
     .venv/bin/python bench/recipes.py                                  # all recipes, both datasets, 3 seeds
     .venv/bin/python bench/recipes.py --recipes studio keras_guide --datasets hymenoptera --seeds 42
+    .venv/bin/python bench/recipes.py --recipes studio --variant "no averaging=--no-average-weights"
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -24,27 +29,51 @@ sys.path.insert(0, str(REPO))
 from bench.speed import DATASETS, WEIGHTS, environment, machine, materialise_split, measured  # noqa: E402
 
 
-def run_recipe(key: str, data: Path, out: Path, env: dict, seed: int) -> dict:
+def run_recipe(key: str, data: Path, out: Path, env: dict, seed: int, flags: list[str] = ()) -> dict:
     from core.recipes import get_recipe
 
     recipe = get_recipe(key)
     command = [sys.executable, "-m", "core", "train", "--recipe", key, "--data", str(data), "--weights", str(WEIGHTS)]
     for name, value in recipe.offline.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
-    command += ["--seed", str(seed), "--out", str(out)]
+    command += [*flags, "--seed", str(seed), "--out", str(out)]
     wall, rss, _ = measured(command, env)
     status = json.loads((out / "status.json").read_text())
     return {"accuracy": status["accuracy"], "wall": wall, "rss": rss}
+
+
+PLAIN = "plain_keras_guide"
+
+
+def run_plain_keras_guide(data: Path, env: dict, seed: int) -> dict:
+    command = [sys.executable, str(REPO / "bench" / "keras_peer.py"), "--data", str(data), "--weights", str(WEIGHTS)]
+    command += ["--image-size", "160", "--head-epochs", "5", "--finetune-epochs", "5", "--unfreeze-from", "all"]
+    wall, rss, output = measured(command + ["--seed", str(seed)], env)
+    return {"accuracy": json.loads(output.strip().splitlines()[-1])["test_accuracy"], "wall": wall, "rss": rss}
 
 
 def main() -> None:
     from core.recipes import RECIPES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    names = [*RECIPES, PLAIN]
+    titles = {**{key: recipe.title for key, recipe in RECIPES.items()}, PLAIN: "Keras guide, as plain Keras"}
+    parser.add_argument("--recipes", nargs="+", choices=names, default=names)
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["hymenoptera", "flowers5"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="also run the default with these CLI flags changed, e.g. 'no cosine=--no-cosine-decay' (repeatable)",
+    )
     args = parser.parse_args()
+    variants = {}
+    for text in args.variant:
+        label, _, flags = text.partition("=")
+        variants[f"studio: {label.strip()}"] = shlex.split(flags)
+    titles.update({label: label for label in variants})
     if not WEIGHTS.is_file():
         sys.exit(f"The shared weights are not at {WEIGHTS} (set STUDIO_SHARED to the shared/ folder).")
     print(f"Machine: {machine()}")
@@ -53,18 +82,24 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name in args.datasets:
-        for key in args.recipes:
+        for key in [*args.recipes, *variants]:
             results = []
             for seed in args.seeds:
                 with tempfile.TemporaryDirectory() as folder:
                     workspace = Path(folder)
                     materialise_split(DATASETS[name], workspace / "split", 42)
-                    results.append(
-                        run_recipe(key, workspace / "split", workspace / "run", environment(workspace), seed)
-                    )
+                    env = environment(workspace)
+                    if key == PLAIN:
+                        result = run_plain_keras_guide(workspace / "split", env, seed)
+                    elif key in variants:
+                        result = run_recipe("studio", workspace / "split", workspace / "run", env, seed, variants[key])
+                    else:
+                        result = run_recipe(key, workspace / "split", workspace / "run", env, seed)
+                    results.append(result)
+                    print(f"  {name} {key} seed {seed}: {result['accuracy']:.3f} in {result['wall']:.1f} s", flush=True)
             accuracies = [r["accuracy"] for r in results]
             print(
-                f"{name:12} {RECIPES[key].title:36} {statistics.mean(accuracies):8.3f} "
+                f"{name:12} {titles[key]:36} {statistics.mean(accuracies):8.3f} "
                 f"{max(accuracies) - min(accuracies):7.3f} {statistics.mean(r['wall'] for r in results):7.1f} "
                 f"{max(r['rss'] for r in results):8.0f}",
                 flush=True,

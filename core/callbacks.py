@@ -198,6 +198,39 @@ class StopOnRequest(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class CosineSchedule(keras.callbacks.Callback):
+    """Sets the learning rate before every batch: an optional linear warm-up from a tenth of `peak`
+    over the phase's first epoch, then a half cosine down to `peak` / 100 at its last step.
+
+    Keras's LearningRateScheduler changes the rate once an epoch, too coarse for a warm-up over a
+    few batches; a CosineDecay schedule would restart on resume. Epochs are numbered across both
+    phases, so `phase_start` (the epochs before this phase) places a resumed phase on its curve.
+    """
+
+    def __init__(self, peak: float, phase_start: int, epochs: int, steps_per_epoch: int, warmup: bool = False):
+        super().__init__()
+        self.peak = peak
+        self.phase_start = phase_start
+        self.total = max(epochs * steps_per_epoch, 1)
+        self.steps_per_epoch = steps_per_epoch
+        self.warmup = min(steps_per_epoch, self.total // 2) if warmup else 0
+        self._epoch = phase_start
+
+    def rate(self, step: int) -> float:
+        """The learning rate at `step` (counted from the phase's first batch)."""
+        if step < self.warmup:
+            return self.peak * (0.1 + 0.9 * (step + 1) / self.warmup)
+        progress = min((step - self.warmup) / max(self.total - self.warmup - 1, 1), 1.0)
+        return self.peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = (self._epoch - self.phase_start) * self.steps_per_epoch + batch
+        self.model.optimizer.learning_rate = self.rate(step)
+
+
 def _metrics(logs: dict) -> dict:
     return {key: _plain(value) for key, value in logs.items() if key != "learning_rate"}
 

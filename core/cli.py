@@ -131,7 +131,7 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         type=int,
         default=defaults.early_stopping_patience,
         metavar="PATIENCE",
-        help="stop a phase after N epochs without improvement (0: off); best weights restored",
+        help="stop a phase after N epochs without improvement (0: off); the most accurate epoch is kept either way",
     )
     train.add_argument(
         "--reduce-lr",
@@ -139,6 +139,19 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         default=defaults.reduce_lr_patience,
         metavar="PATIENCE",
         help="cut the learning rate after N epochs without improvement (0: off)",
+    )
+    train.add_argument(
+        "--cosine-decay",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.cosine_decay,
+        help="lower each phase's learning rate along a half cosine to near 0 by its last epoch "
+        "(instead of --reduce-lr)",
+    )
+    train.add_argument(
+        "--average-weights",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.average_weights,
+        help="validate and keep a moving average of the weights (smoother, often more accurate)",
     )
     train.add_argument(
         "--class-weights",
@@ -242,6 +255,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         augmentation=augmentation,
         early_stopping_patience=args.early_stopping,
         reduce_lr_patience=args.reduce_lr,
+        cosine_decay=args.cosine_decay,
+        average_weights=args.average_weights,
         class_weights=args.class_weights,
         feature_cache=not args.no_feature_cache,
         feature_views=args.feature_views,

@@ -190,20 +190,26 @@ def layer_table(base: keras.Model, spec: BackboneSpec, unfreeze: str) -> list[La
     return rows
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate: float, average_over: int = 0) -> keras.optimizers.Optimizer:
+    """`average_over`: keep an exponential moving average of the weights spanning about that many
+    steps (swapped in by SwapEMAWeights); 0 for none. Keras's average has no warm-up, so a span
+    much longer than training would leave it close to the first, untrained weights."""
+    options = {}
+    if average_over:
+        options = {"use_ema": True, "ema_momentum": min(1.0 - 1.0 / max(average_over, 2), 0.999)}
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.Adam(learning_rate, **options)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate)
+        return keras.optimizers.RMSprop(learning_rate, **options)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **options)
     raise ValueError(f"Unknown optimizer. Received: name={name!r}")
 
 
-def compile_for_phase(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+def compile_for_phase(model: keras.Model, optimizer: str, learning_rate: float, average_over: int = 0) -> None:
     """Recompile after every change of `trainable`: Keras fixes the trainable set at compile time."""
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
+        optimizer=make_optimizer(optimizer, learning_rate, average_over),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

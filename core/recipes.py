@@ -30,6 +30,9 @@ RECIPE_FIELDS = (
     "augmentation",
     "early_stopping_patience",
     "reduce_lr_patience",
+    "cosine_decay",
+    "average_weights",
+    "feature_views",
 )
 
 
@@ -58,12 +61,14 @@ RECIPES: dict[str, Recipe] = {
     "studio": Recipe(
         key="studio",
         title="Fine-Tune Studio default",
-        source="This tool's default, measured on the shared datasets (docs/speed.md).",
+        source="This tool's default, chosen by measurement on the shared datasets (docs/recipes.md).",
         what=(
-            f"MobileNetV2 0.5 at {_DEFAULTS.image_size} px, average pooling, Dropout {_DEFAULTS.dropout}, "
-            f"Adam {_DEFAULTS.head_learning_rate:g} for {_DEFAULTS.head_epochs} epochs, then its top blocks at "
-            f"{_DEFAULTS.finetune_learning_rate:g} for {_DEFAULTS.finetune_epochs}; flips, small rotations and zoom; "
-            "stops early and keeps the most accurate epoch."
+            f"MobileNetV2 0.5 at {_DEFAULTS.image_size} px, average pooling, Dropout {_DEFAULTS.dropout}; "
+            f"the new head for {_DEFAULTS.head_epochs} epochs at Adam {_DEFAULTS.head_learning_rate:g} (quick: it "
+            f"trains on stored features), then the top blocks for {_DEFAULTS.finetune_epochs} epochs at "
+            f"{_DEFAULTS.finetune_learning_rate:g} after a one-epoch warm-up. Learning rates fall along a cosine, "
+            "the weights are averaged over about an epoch, and the most accurate epoch is kept. Flips, small "
+            "rotations and zoom."
         ),
         settings={},
     ),
@@ -90,6 +95,10 @@ RECIPES: dict[str, Recipe] = {
             "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.0),
             "early_stopping_patience": 0,
             "reduce_lr_patience": 0,
+            "cosine_decay": False,
+            "average_weights": False,
+            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
+            "feature_views": 2,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
     ),
@@ -116,6 +125,10 @@ RECIPES: dict[str, Recipe] = {
             "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.2),
             "early_stopping_patience": 0,
             "reduce_lr_patience": 0,
+            "cosine_decay": False,
+            "average_weights": False,
+            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
+            "feature_views": 2,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160, "unfreeze": "block:block_16"},
     ),
@@ -142,6 +155,10 @@ RECIPES: dict[str, Recipe] = {
             "augmentation": AugmentationConfig.off(),
             "early_stopping_patience": 0,
             "reduce_lr_patience": 0,
+            "cosine_decay": False,
+            "average_weights": False,
+            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
+            "feature_views": 2,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
     ),
@@ -168,6 +185,10 @@ RECIPES: dict[str, Recipe] = {
             "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.0, zoom=0.0),
             "early_stopping_patience": 0,
             "reduce_lr_patience": 0,
+            "cosine_decay": False,
+            "average_weights": False,
+            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
+            "feature_views": 2,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
     ),

@@ -93,6 +93,25 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
             value=config.batch_size,
             key="batch_size",
         )
+    left, right = st.columns(2)
+    schedules = {True: "Cosine: warm up, then lower smoothly", False: "Lower it when progress stalls"}
+    cosine = left.selectbox(
+        "Learning rate over each phase",
+        list(schedules),
+        list(schedules).index(config.cosine_decay),
+        format_func=schedules.get,
+        help="Cosine: phase 2 starts at a tenth of its rate for one epoch, then each phase's rate falls "
+        "along a half cosine to a hundredth by its last epoch.",
+        key="lr_schedule",
+    )
+    with right:
+        average = st.toggle(
+            "Average the weights of the last steps",
+            config.average_weights,
+            help="Validates and keeps a moving average of the weights over about one epoch: smoother "
+            "progress, and the kept model is usually more accurate.",
+            key="average_weights",
+        )
     patience = st.number_input(
         "Stop a phase early after this many epochs without improvement (0: never)",
         0,
@@ -136,6 +155,8 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         finetune_learning_rate=float(finetune_lr),
         batch_size=int(batch),
         early_stopping_patience=int(patience),
+        cosine_decay=bool(cosine),
+        average_weights=bool(average),
         class_weights=weights,
         seed=int(seed),
     )

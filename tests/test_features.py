@@ -132,6 +132,11 @@ def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache
     assert state == "succeeded" and log.count("Reused the cached output of the frozen layers") == 2
     _, state, log = _train(tmp_path, config.replace(feature_views=3), "third")
     assert state == "succeeded" and "Computed the frozen layers' output" in log
+    # Flatten keeps every position (at 64 px, a 2x2 map: 4 times the averaged features' size), so
+    # it needs a cache of its own; so does max pooling.
+    for pooling in ("avg", "flatten", "max"):
+        _, state, log = _train(tmp_path, config.replace(image_size=64, pooling=pooling), f"pool-{pooling}")
+        assert state == "succeeded", log
 
 
 def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_path, weights_file):

@@ -33,6 +33,15 @@ def test_flags_given_with_a_recipe_override_it():
     assert matching_recipe(config) is None
 
 
+def test_the_schedule_and_averaging_flags_turn_on_and_off_over_a_recipe():
+    default = _cli_config()
+    assert default.cosine_decay and default.average_weights and default.feature_views == 8
+    plain = _cli_config("--no-cosine-decay", "--no-average-weights")
+    assert not plain.cosine_decay and not plain.average_weights
+    guide = _cli_config("--recipe", "keras_guide", "--cosine-decay")
+    assert guide.cosine_decay and not guide.average_weights and guide.feature_views == 2
+
+
 def test_the_default_config_is_the_studio_recipe():
     assert matching_recipe(RunConfig()) == "studio"
     with pytest.raises(KeyError, match="Choose one of"):
@@ -73,7 +82,25 @@ def test_the_train_page_applies_a_recipe_and_a_change_makes_the_settings_your_ow
     assert not at.exception
     assert at.number_input(key="head_epochs").value == 20 and at.number_input(key="head_lr").value == 1e-3
     assert at.selectbox(key="optimizer").value == "adam"
+    assert at.selectbox(key="lr_schedule").value is False and at.toggle(key="average_weights").value is False
+    assert at.number_input(key="feature_views").value == 2
     assert at.session_state["draft"]["unfreeze"] == "all"
     at.number_input(key="head_epochs").set_value(3).run()
     assert at.selectbox(key="recipe_train").value is None
     assert any("your own" in caption.value for caption in at.caption)
+
+
+def test_the_train_page_back_to_the_default_recipe_restores_its_schedule_averaging_and_views():
+    from tests.test_pages import page
+
+    at = page("train").run()
+    at.selectbox(key="recipe_train").set_value("blog_dense1024").run()
+    at.button(key="use_recipe_train").click().run()
+    assert at.toggle(key="average_weights").value is False
+    at.selectbox(key="recipe_train").set_value("studio").run()
+    at.button(key="use_recipe_train").click().run()
+    assert not at.exception
+    assert at.selectbox(key="lr_schedule").value is True and at.toggle(key="average_weights").value is True
+    assert at.number_input(key="feature_views").value == 8 and at.number_input(key="finetune_epochs").value == 15
+    draft = at.session_state["draft"]
+    assert draft["cosine_decay"] is True and draft["average_weights"] is True and draft["feature_views"] == 8

@@ -89,11 +89,12 @@ def test_stop_mid_epoch_keeps_the_best_checkpoint_and_evaluates(make_dataset, tm
 def test_nan_loss_fails_with_advice(make_dataset, tmp_path, monkeypatch):
     from core import model as model_module
 
-    def diverging_compile(model, optimizer, learning_rate):
+    def diverging_compile(model, optimizer, learning_rate, average_over=0):
         model.compile(optimizer="sgd", loss=lambda y, p: keras.ops.log(p[:, 0] - 2.0))  # log of a negative
 
     monkeypatch.setattr(model_module, "compile_for_phase", diverging_compile)
-    run, state, _ = _run(tmp_path, tiny_config(str(make_dataset({"red": 6, "green": 6}))))
+    data = str(make_dataset({"red": 6, "green": 6}))
+    run, state, _ = _run(tmp_path, tiny_config(data, average_weights=False))  # its plain SGD keeps no average
     assert state == "failed"
     message = run.status()["message"]
     assert "NaN" in message and "learning rate" in message and "lower" in message
@@ -134,13 +135,8 @@ def _tiny_backbone(include_top=False, weights=None, input_shape=(32, 32, 3)):
     return keras.Model(inputs, x, name="tiny")
 
 
-def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatch):
-    """fastai's kind of check: after a few epochs the loss is lower and accuracy well above chance.
-
-    A two-layer stand-in backbone keeps it fast, and with 32 random channels its features
-    keep every colour (with 8, one class sometimes had no live feature at all), so this
-    tests the training loop (data, head, phases), not ImageNet.
-    """
+def _use_tiny_backbone(monkeypatch) -> str:
+    """Register the two-layer stand-in backbone; returns its key."""
     import dataclasses
 
     from core.backbones import BACKBONES
@@ -156,6 +152,17 @@ def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatc
     )
     monkeypatch.setitem(BACKBONES, "tiny", spec)
     monkeypatch.setattr(keras.applications, "TinyTestNet", _tiny_backbone, raising=False)
+    return "tiny"
+
+
+def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatch):
+    """fastai's kind of check: after a few epochs the loss is lower and accuracy well above chance.
+
+    A two-layer stand-in backbone keeps it fast, and with 32 random channels its features
+    keep every colour (with 8, one class sometimes had no live feature at all), so this
+    tests the training loop (data, head, phases), not ImageNet.
+    """
+    _use_tiny_backbone(monkeypatch)
     data = make_dataset({"red": 30, "green": 30, "blue": 30})
     config = tiny_config(
         str(data), backbone="tiny", head_epochs=10, finetune_epochs=2, head_learning_rate=0.03, test_fraction=0.3
@@ -166,3 +173,65 @@ def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatc
     assert [r["phase"] for r in history] == ["1"] * 10 + ["2"] * 2
     assert float(history[-1]["loss"]) < float(history[0]["loss"])
     assert run.evaluation()["accuracy"] >= 0.9  # chance is 1/3; 27 test images
+
+
+def test_cosine_decay_warms_phase_2_up_then_lowers_each_phase_rate_to_a_hundredth(make_dataset, tmp_path):
+    data = str(make_dataset({"red": 6, "green": 6}))
+    config = tiny_config(
+        data, head_epochs=4, finetune_epochs=3, head_learning_rate=0.01, finetune_learning_rate=0.001, cosine_decay=True
+    )
+    run, state, _ = _run(tmp_path, config)
+    assert state == "succeeded", run.status()
+    rows = list(csv.DictReader(open(run.history_path)))
+    # The rate logged is the one of each epoch's last batch (one batch an epoch here).
+    rates = {phase: [float(r["learning_rate"]) for r in rows if r["phase"] == phase] for phase in "12"}
+    assert rates["1"] == pytest.approx([0.01, 0.007525, 0.002575, 0.0001], rel=1e-4)
+    assert rates["2"] == pytest.approx([0.001, 0.001, 0.00001], rel=1e-4)  # warmed up to the peak, then down
+
+
+def test_the_cosine_schedule_warms_up_from_a_tenth_and_resumes_on_its_curve():
+    from core.callbacks import CosineSchedule
+
+    schedule = CosineSchedule(1.0, phase_start=5, epochs=4, steps_per_epoch=10, warmup=True)
+    rates = [schedule.rate(step) for step in range(40)]
+    assert rates[0] == pytest.approx(0.19) and rates[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(rates[:10], rates[1:10]))  # warm-up rises
+    assert rates[10] == pytest.approx(1.0) and all(a > b for a, b in zip(rates[10:], rates[11:]))  # then falls
+    assert rates[-1] == pytest.approx(0.01)
+
+    class Optimizer:
+        learning_rate = None
+
+    class Model:
+        optimizer = Optimizer()
+
+    resumed = CosineSchedule(1.0, phase_start=5, epochs=4, steps_per_epoch=10, warmup=True)
+    resumed.set_model(Model())
+    resumed.on_epoch_begin(7)  # the phase's third epoch, after a resume
+    resumed.on_train_batch_begin(3)
+    assert Model.optimizer.learning_rate == pytest.approx(rates[23])
+
+
+def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset, tmp_path, monkeypatch):
+    """With weight averaging, the model kept is the averaged one whose validation score chose it:
+    evaluated again on the same images (no test split), it scores exactly what validation logged."""
+    data = str(make_dataset({"red": 12, "green": 12, "blue": 12}))
+    values = dict(
+        backbone=_use_tiny_backbone(monkeypatch),
+        head_epochs=4,
+        finetune_epochs=0,
+        head_learning_rate=0.01,
+        test_fraction=0.0,
+        val_fraction=0.3,
+    )
+    averaged, state, _ = _run(tmp_path, tiny_config(data, average_weights=True, **values), name="averaged")
+    assert state == "succeeded", averaged.status()
+    plain, _, _ = _run(tmp_path, tiny_config(data, average_weights=False, **values), name="plain")
+    rows = list(csv.DictReader(open(averaged.history_path)))
+    best = max(range(len(rows)), key=lambda i: (float(rows[i]["val_accuracy"]), i))  # ties go to the later epoch
+    evaluation = averaged.evaluation()
+    assert evaluation["split"] == "val"
+    assert evaluation["accuracy"] == pytest.approx(float(rows[best]["val_accuracy"]))
+    assert evaluation["loss"] == pytest.approx(float(rows[best]["val_loss"]), rel=1e-3)
+    plain_losses = [float(r["val_loss"]) for r in csv.DictReader(open(plain.history_path))]
+    assert [float(r["val_loss"]) for r in rows] != pytest.approx(plain_losses, rel=1e-3)  # the average is really used
