@@ -100,16 +100,16 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         list(schedules),
         list(schedules).index(config.cosine_decay),
         format_func=schedules.get,
-        help="Cosine: phase 2 starts at a tenth of its rate for one epoch, then each phase's rate falls "
-        "along a half cosine to a hundredth by its last epoch.",
+        help="Cosine: phase 2 rises from a tenth of its rate to the full rate over its first epoch; then "
+        "each phase's rate falls along a half cosine to a hundredth of it by the phase's last epoch.",
         key="lr_schedule",
     )
     with right:
         average = st.toggle(
             "Average the weights of the last steps",
             config.average_weights,
-            help="Validates and keeps a moving average of the weights over about one epoch: smoother "
-            "progress, and the kept model is usually more accurate.",
+            help="Validates and keeps a moving average of the weights over about one epoch, so the "
+            "accuracy moves less from one epoch to the next.",
             key="average_weights",
         )
     patience = st.number_input(
