@@ -57,6 +57,16 @@ class Recipe:
 
 _DEFAULTS = RunConfig()
 
+# What every classic recipe shares: a constant learning rate, no averaging, no early stopping,
+# and fast mode's 2 stored versions of each photo (as these recipes were first measured here).
+_AS_WRITTEN: dict[str, Any] = {
+    "early_stopping_patience": 0,
+    "reduce_lr_patience": 0,
+    "cosine_decay": False,
+    "average_weights": False,
+    "feature_views": 2,
+}
+
 RECIPES: dict[str, Recipe] = {
     "studio": Recipe(
         key="studio",
@@ -93,12 +103,7 @@ RECIPES: dict[str, Recipe] = {
             "head_units": (),
             "dropout": 0.2,
             "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.0),
-            "early_stopping_patience": 0,
-            "reduce_lr_patience": 0,
-            "cosine_decay": False,
-            "average_weights": False,
-            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
-            "feature_views": 2,
+            **_AS_WRITTEN,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
     ),
@@ -123,12 +128,7 @@ RECIPES: dict[str, Recipe] = {
             "head_units": (256,),
             "dropout": 0.5,
             "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.2),
-            "early_stopping_patience": 0,
-            "reduce_lr_patience": 0,
-            "cosine_decay": False,
-            "average_weights": False,
-            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
-            "feature_views": 2,
+            **_AS_WRITTEN,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160, "unfreeze": "block:block_16"},
     ),
@@ -153,12 +153,7 @@ RECIPES: dict[str, Recipe] = {
             "head_units": (1024,),
             "dropout": 0.0,
             "augmentation": AugmentationConfig.off(),
-            "early_stopping_patience": 0,
-            "reduce_lr_patience": 0,
-            "cosine_decay": False,
-            "average_weights": False,
-            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
-            "feature_views": 2,
+            **_AS_WRITTEN,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
     ),
@@ -183,12 +178,7 @@ RECIPES: dict[str, Recipe] = {
             "head_units": (1024, 1024),
             "dropout": 0.5,
             "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.0, zoom=0.0),
-            "early_stopping_patience": 0,
-            "reduce_lr_patience": 0,
-            "cosine_decay": False,
-            "average_weights": False,
-            # Fast mode's stored versions of each photo: 2, as these recipes were first measured here.
-            "feature_views": 2,
+            **_AS_WRITTEN,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
     ),
