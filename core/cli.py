@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from core.backbones import BACKBONES
-from core.config import AugmentationConfig, ConfigError, RunConfig
+from core.config import AUTO_SIZE, BEST_NEEDS_VALIDATION, KEEP_MODES, AugmentationConfig, ConfigError, RunConfig
 
 
 class CliError(Exception):
@@ -73,7 +73,14 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         default=defaults.weights,
         help="'imagenet' (Keras cache or download), 'none' (random), or a path to a .h5 file",
     )
-    train.add_argument("--image-size", type=int, default=defaults.image_size, help="images are resized to N x N pixels")
+    train.add_argument(
+        "--image-size",
+        type=_image_size,
+        default=defaults.image_size,
+        metavar="N|auto",
+        help="images are resized to N x N pixels; auto (0): the network's native size (224 for the MobileNets) "
+        "when the photos are at least that large, else its faster default (160 for the MobileNets)",
+    )
     train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per training step")
     train.add_argument("--head-epochs", type=int, default=defaults.head_epochs, help="phase 1 epochs (base frozen)")
     train.add_argument(
@@ -131,7 +138,7 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         type=int,
         default=defaults.early_stopping_patience,
         metavar="PATIENCE",
-        help="stop a phase after N epochs without improvement (0: off); the most accurate epoch is kept either way",
+        help="stop a phase after N epochs without improvement (0: off); see --keep for what is kept",
     )
     train.add_argument(
         "--reduce-lr",
@@ -152,6 +159,14 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=defaults.average_weights,
         help="validate and keep a moving average of the weights (smoother, often more accurate)",
+    )
+    train.add_argument(
+        "--keep",
+        default=defaults.keep,
+        choices=list(KEEP_MODES),
+        help="what a finished run keeps: auto (best with at least "
+        f"{BEST_NEEDS_VALIDATION} validation photos, else final), the final weights, or the most accurate epoch "
+        "on validation",
     )
     train.add_argument(
         "--class-weights",
@@ -215,6 +230,15 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _image_size(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return AUTO_SIZE
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or auto, got {text!r}") from None
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     flips = {"none": (False, False), "horizontal": (True, False), "vertical": (False, True), "both": (True, True)}
     horizontal, vertical = flips[args.flip]
@@ -257,6 +281,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         reduce_lr_patience=args.reduce_lr,
         cosine_decay=args.cosine_decay,
         average_weights=args.average_weights,
+        keep=args.keep,
         class_weights=args.class_weights,
         feature_cache=not args.no_feature_cache,
         feature_views=args.feature_views,

@@ -110,6 +110,11 @@ class DatasetReport:
             "max_height": heights[-1],
         }
 
+    def typical_side(self) -> int:
+        """The median of the photos' shorter sides, in pixels (0 without photos)."""
+        sides = sorted(min(item.width, item.height) for item in self.items)
+        return sides[len(sides) // 2] if sides else 0
+
     def problems_for_training(self) -> list[str]:
         """Reasons this dataset cannot train a classifier; empty when it can."""
         problems = []

@@ -33,6 +33,7 @@ RECIPE_FIELDS = (
     "cosine_decay",
     "average_weights",
     "feature_views",
+    "keep",
 )
 
 
@@ -58,8 +59,10 @@ class Recipe:
 _DEFAULTS = RunConfig()
 
 # What every classic recipe shares: a constant learning rate, no averaging, no early stopping,
-# and fast mode's 2 stored versions of each photo (as these recipes were first measured here).
+# the most accurate epoch kept, and fast mode's 2 stored versions of each photo (as these recipes
+# were first measured here).
 _AS_WRITTEN: dict[str, Any] = {
+    "keep": "best",
     "early_stopping_patience": 0,
     "reduce_lr_patience": 0,
     "cosine_decay": False,
@@ -73,12 +76,13 @@ RECIPES: dict[str, Recipe] = {
         title="Fine-Tune Studio default",
         source="This tool's default, chosen by measurement on the shared datasets (docs/recipes.md).",
         what=(
-            f"MobileNetV2 0.5 at {_DEFAULTS.image_size} px, average pooling, Dropout {_DEFAULTS.dropout}; "
+            "MobileNetV2 0.5 at 224 px for photos at least that large (160 px for smaller ones), average "
+            f"pooling, Dropout {_DEFAULTS.dropout}; "
             f"the new head for {_DEFAULTS.head_epochs} epochs at Adam {_DEFAULTS.head_learning_rate:g} (quick: it "
             f"trains on stored features), then the top blocks for {_DEFAULTS.finetune_epochs} epochs at "
             f"{_DEFAULTS.finetune_learning_rate:g} after a one-epoch warm-up. Learning rates fall along a cosine, "
-            "the weights are averaged over about an epoch, and the most accurate epoch is kept. Flips, small "
-            "rotations and zoom."
+            "the weights are averaged over about an epoch, and the final, settled model is kept (the most "
+            "accurate epoch instead, given 200 or more validation photos). Flips, small rotations and zoom."
         ),
         settings={},
     ),

@@ -109,6 +109,10 @@ class RunDirectory:
     def config(self) -> RunConfig:
         return RunConfig.from_json(self.config_path.read_text())
 
+    def image_size(self) -> int:
+        """The size the run's images are resized to: the config's, or what `auto` chose (in the status)."""
+        return int(self.raw_status().get("image_size") or self.config().image_size)
+
     def raw_status(self) -> dict[str, Any]:
         try:
             return json.loads(self.status_path.read_text())

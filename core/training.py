@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.backbones import get_backbone
-from core.config import ConfigError, RunConfig
+from core.config import AUTO_SIZE, BEST_NEEDS_VALIDATION, ConfigError, RunConfig
 from core.datasets import DatasetError, DatasetReport, SkippedFile, SplitPlan, make_splits, resolve_source, scan_dataset
 from core.runs import RunDirectory, write_atomic
 from core.weights import WeightsUnavailable
@@ -181,6 +181,11 @@ def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False
     if not plan.train:
         raise RunFailed("There are no training images after the split.", bad_input=True)
 
+    if config.image_size == AUTO_SIZE:
+        side = report.typical_side()
+        config = config.replace(image_size=spec.auto_image_size(side))
+        echo(f"Image size {config.image_size} px, chosen from the photos (typically {side} px on their shorter side).")
+    run.write_status(image_size=config.image_size)
     arrays = _decode_splits(run, plan, config.image_size, echo)
     _write_splits(run, plan, arrays)
     class_names = plan.class_names
@@ -401,8 +406,18 @@ def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False
             outcome = "stopped"
             break
 
-    if run.best_checkpoint_path.exists():
+    keep = config.keep
+    if keep == "auto":
+        keep = "best" if len(val_x) >= BEST_NEEDS_VALIDATION else "final"
+    if keep == "final" and outcome == "succeeded":
+        # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
+        why = f" ({len(val_x)} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""
+        echo(f"Keeping the final model{why}.")
+        run.write_status(kept="final")
+    elif run.best_checkpoint_path.exists():
         model = keras.models.load_model(run.best_checkpoint_path, safe_mode=True)
+        echo(f"Keeping the most accurate epoch on {'validation' if has_val else 'training'} images.")
+        run.write_status(kept="best")
     elif outcome == "stopped":
         run.write_status(
             state="stopped", finished=time.time(), message="Stopped before the first epoch finished: nothing was saved."

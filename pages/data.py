@@ -176,7 +176,14 @@ with preview:
 
 if report.layout == "classes":
     st.subheader("Split")
-    val = st.slider("Validation share (picks the best epoch)", 0.05, 0.4, config.val_fraction, 0.05, key="val_fraction")
+    val = st.slider(
+        "Validation share (scores each epoch; with 200+ photos, picks the best)",
+        0.05,
+        0.4,
+        config.val_fraction,
+        0.05,
+        key="val_fraction",
+    )
     test = st.slider(
         "Test share (kept aside for the final score)", 0.0, 0.4, config.test_fraction, 0.05, key="test_fraction"
     )

@@ -110,7 +110,7 @@ if uploads:
         "model_path": str(run.model_path),
         "image_paths": [p for _, p in saved],
         "class_names": names,
-        "image_size": run.config().image_size,
+        "image_size": run.image_size(),
     }
     result, error = task_result("predict", arguments, "Asking the model")
     if error:

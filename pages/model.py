@@ -6,9 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from core.backbones import BACKBONES
+from core.config import AUTO_SIZE
 from core.weights import describe_missing, find_local_imagenet
 from pages.shared import (
     current_config,
+    image_size_plan,
     load_report,
     next_step,
     recipe_picker,
@@ -46,16 +48,25 @@ key = st.selectbox(
 spec = BACKBONES[key]
 with st.expander("Compare all networks"):
     st.dataframe(catalogue, hide_index=True, key="catalogue")
-size = st.select_slider(
+sizes = {96, 128, 160, 192, 224, 299, spec.default_size, spec.native_size, config.image_size} - {AUTO_SIZE}
+chosen_size = st.select_slider(
     "Image size (pixels)",
-    options=sorted({96, 128, 160, 192, 224, 299, spec.default_size, config.image_size}),
-    value=config.image_size if config.backbone == key else spec.default_size,
+    options=[AUTO_SIZE, *sorted(sizes)],
+    value=config.image_size if config.backbone == key else AUTO_SIZE,
+    format_func=lambda n: "Auto" if n == AUTO_SIZE else str(n),
     key="image_size",
+    help=(
+        f"Auto: {spec.native_size} px when the photos are at least that large (more detail, about twice "
+        f"the training time of {spec.default_size} px), else {spec.default_size} px."
+    ),
 )
+set_choice(backbone=key, image_size=chosen_size)
+size, size_text = image_size_plan(current_config())
+if chosen_size == AUTO_SIZE:
+    st.caption(f"Images will be {size_text}.")
 if size < spec.min_size:
     st.error(f"{spec.label} needs images of at least {spec.min_size} px.")
     st.stop()
-set_choice(backbone=key, image_size=size)
 
 st.subheader("Starting weights")
 options = ["ImageNet (recommended)", "A weights file on this server", "Random (no pretraining)"]

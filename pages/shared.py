@@ -93,6 +93,7 @@ RECIPE_WIDGETS = (
     "optimizer",
     "lr_schedule",
     "average_weights",
+    "keep",
     "feature_views",
     "aug_hflip",
     "aug_vflip",
@@ -168,6 +169,19 @@ def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
         return None, str(error)
     except OSError as error:
         return None, f"The dataset could not be read: {error.strerror or error}"
+
+
+def image_size_plan(config: RunConfig) -> tuple[int, str]:
+    """The size a run of `config` will use, and how to say it (`auto` is chosen from the photos)."""
+    spec = BACKBONES[config.backbone]
+    if config.image_size:
+        return config.image_size, f"{config.image_size} px"
+    report, _ = load_report(config.data)
+    if report is None or not report.items:
+        return spec.default_size, f"{spec.default_size} px (automatic)"
+    side = report.typical_side()
+    size = spec.auto_image_size(side)
+    return size, f"{size} px (automatic: the photos are typically {side} px on their shorter side)"
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

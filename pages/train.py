@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.config import ConfigError
+from core.config import BEST_NEEDS_VALIDATION, ConfigError
 from core.monitor import RunProgress
 from core.runs import list_runs, start_run
 from pages.shared import (
@@ -13,6 +13,7 @@ from pages.shared import (
     current_run,
     data_label,
     follow_run,
+    image_size_plan,
     next_step,
     recipe_picker,
     require_app,
@@ -25,7 +26,7 @@ st.title("3. Train")
 recipe_slot = st.container()
 config = current_config()
 st.caption(
-    f"Photos: {data_label(config.data)} · Network: {config.backbone} at {config.image_size} px · "
+    f"Photos: {data_label(config.data)} · Network: {config.backbone} at {image_size_plan(config)[1]} · "
     f"Weights: {config.weights if config.weights in ('imagenet', 'none') else 'file'}"
 )
 
@@ -112,12 +113,28 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
             "accuracy moves less from one epoch to the next.",
             key="average_weights",
         )
-    patience = st.number_input(
+    left, right = st.columns(2)
+    patience = left.number_input(
         "Stop a phase early after this many epochs without improvement (0: never)",
         0,
         50,
         config.early_stopping_patience,
         key="patience",
+    )
+    keeps = {
+        "auto": f"Auto: the most accurate with {BEST_NEEDS_VALIDATION}+ validation photos, else the final",
+        "final": "The final model",
+        "best": "The most accurate epoch on validation",
+    }
+    keep = right.selectbox(
+        "Model to keep when training finishes",
+        list(keeps),
+        list(keeps).index(config.keep),
+        format_func=keeps.get,
+        help="With few validation photos, the most accurate epoch is mostly luck: one photo moves the accuracy "
+        "by several points. The final model, settled by the falling learning rate and the averaging, is then "
+        "the better choice. A stopped run keeps its most accurate epoch.",
+        key="keep",
     )
     weights = st.selectbox(
         "Class weights",
@@ -157,6 +174,7 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         early_stopping_patience=int(patience),
         cosine_decay=bool(cosine),
         average_weights=bool(average),
+        keep=keep,
         class_weights=weights,
         seed=int(seed),
     )

@@ -82,3 +82,11 @@ def test_weights_file_names_follow_keras():
 def test_unknown_backbone_lists_the_choices():
     with pytest.raises(KeyError, match="mobilenet_v2_0.5"):
         get_backbone("alexnet")
+
+
+def test_auto_image_size_uses_the_native_size_only_for_photos_that_large():
+    mobilenet, resnet, xception = BACKBONES["mobilenet_v2_0.5"], BACKBONES["resnet50"], BACKBONES["xception"]
+    assert mobilenet.auto_image_size(375) == 224 and mobilenet.auto_image_size(224) == 224  # hymenoptera
+    assert mobilenet.auto_image_size(128) == 160 and mobilenet.auto_image_size(223) == 160  # flowers5
+    assert resnet.auto_image_size(128) == 224 == resnet.auto_image_size(600)  # its default is its native size
+    assert xception.auto_image_size(64) == 299

@@ -28,6 +28,8 @@ def test_defaults_are_valid_and_round_trip_through_json():
         ("backbone", "alexnet", "not known"),
         ("dropout", 1.0, "dropout"),
         ("class_weights", "maybe", "class_weights"),
+        ("keep", "latest", "keep"),
+        ("image_size", -1, "image_size"),
         ("val_fraction", 0.0, "val_fraction"),
         ("data", "", "data"),
     ],

@@ -118,6 +118,16 @@ def test_model_page_offline_weights_warning_and_counts():
     assert at.session_state["draft"]["unfreeze"] == "auto"
 
 
+def test_model_page_image_size_is_auto_and_says_what_it_chose():
+    at = page("model").run()
+    assert at.select_slider(key="image_size").value == 0 and at.session_state["draft"]["image_size"] == 0
+    # The demo's photos are 128 px: auto keeps the MobileNet's faster 160 px.
+    assert any("160 px (automatic: the photos are typically 128 px" in c.value for c in at.caption)
+    at.select_slider(key="image_size").set_value(224).run()
+    assert not at.exception and at.session_state["draft"]["image_size"] == 224
+    assert not any("automatic" in c.value for c in at.caption)
+
+
 def test_model_page_head_only_trains_the_head_alone():
     at = page("model").run()
     at.radio(key="unfreeze_plan").set_value("none").run()

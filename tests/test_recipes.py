@@ -3,7 +3,7 @@
 import pytest
 
 from core.backbones import BACKBONES
-from core.cli import _recipe_defaults, build_parser, config_from_args
+from core.cli import CliError, _recipe_defaults, build_parser, config_from_args
 from core.config import RunConfig
 from core.recipes import RECIPE_FIELDS, RECIPES, get_recipe, matching_recipe
 
@@ -40,6 +40,17 @@ def test_the_schedule_and_averaging_flags_turn_on_and_off_over_a_recipe():
     assert not plain.cosine_decay and not plain.average_weights
     guide = _cli_config("--recipe", "keras_guide", "--cosine-decay")
     assert guide.cosine_decay and not guide.average_weights and guide.feature_views == 2
+
+
+def test_image_size_auto_and_what_to_keep_on_the_cli():
+    default = _cli_config()
+    assert default.image_size == 0 and default.keep == "auto"  # 0: chosen from the photos
+    assert _cli_config("--image-size", "auto").image_size == 0 and _cli_config("--image-size", "192").image_size == 192
+    assert _cli_config("--keep", "best").keep == "best"
+    classic = _cli_config("--recipe", "chollet_vgg16")
+    assert classic.keep == "best" and classic.image_size == 180
+    with pytest.raises(CliError, match="number of pixels or auto"):
+        _cli_config("--image-size", "large")
 
 
 def test_the_default_config_is_the_studio_recipe():
@@ -83,7 +94,7 @@ def test_the_train_page_applies_a_recipe_and_a_change_makes_the_settings_your_ow
     assert at.number_input(key="head_epochs").value == 20 and at.number_input(key="head_lr").value == 1e-3
     assert at.selectbox(key="optimizer").value == "adam"
     assert at.selectbox(key="lr_schedule").value is False and at.toggle(key="average_weights").value is False
-    assert at.number_input(key="feature_views").value == 2
+    assert at.number_input(key="feature_views").value == 2 and at.selectbox(key="keep").value == "best"
     assert at.session_state["draft"]["unfreeze"] == "all"
     at.number_input(key="head_epochs").set_value(3).run()
     assert at.selectbox(key="recipe_train").value is None
@@ -102,5 +113,6 @@ def test_the_train_page_back_to_the_default_recipe_restores_its_schedule_averagi
     assert not at.exception
     assert at.selectbox(key="lr_schedule").value is True and at.toggle(key="average_weights").value is True
     assert at.number_input(key="feature_views").value == 8 and at.number_input(key="finetune_epochs").value == 15
+    assert at.selectbox(key="keep").value == "auto"
     draft = at.session_state["draft"]
     assert draft["cosine_decay"] is True and draft["average_weights"] is True and draft["feature_views"] == 8

@@ -212,9 +212,11 @@ def test_the_cosine_schedule_warms_up_from_a_tenth_and_resumes_on_its_curve():
     assert Model.optimizer.learning_rate == pytest.approx(rates[23])
 
 
-def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset, tmp_path, monkeypatch):
-    """With weight averaging, the model kept is the averaged one whose validation score chose it:
-    evaluated again on the same images (no test split), it scores exactly what validation logged."""
+@pytest.mark.parametrize("keep", ["best", "final"])
+def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset, tmp_path, monkeypatch, keep):
+    """With weight averaging, the model kept is an averaged one: the most accurate epoch's (`best`)
+    or the last epoch's (`final`). Evaluated again on the validation images (no test split), it
+    scores exactly what validation logged for that epoch."""
     data = str(make_dataset({"red": 12, "green": 12, "blue": 12}))
     values = dict(
         backbone=_use_tiny_backbone(monkeypatch),
@@ -224,14 +226,43 @@ def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset,
         test_fraction=0.0,
         val_fraction=0.3,
     )
-    averaged, state, _ = _run(tmp_path, tiny_config(data, average_weights=True, **values), name="averaged")
+    averaged, state, _ = _run(tmp_path, tiny_config(data, average_weights=True, keep=keep, **values), name="averaged")
     assert state == "succeeded", averaged.status()
+    assert averaged.status()["kept"] == keep
     plain, _, _ = _run(tmp_path, tiny_config(data, average_weights=False, **values), name="plain")
     rows = list(csv.DictReader(open(averaged.history_path)))
     best = max(range(len(rows)), key=lambda i: (float(rows[i]["val_accuracy"]), i))  # ties go to the later epoch
+    chosen = best if keep == "best" else len(rows) - 1
     evaluation = averaged.evaluation()
     assert evaluation["split"] == "val"
-    assert evaluation["accuracy"] == pytest.approx(float(rows[best]["val_accuracy"]))
-    assert evaluation["loss"] == pytest.approx(float(rows[best]["val_loss"]), rel=1e-3)
+    assert evaluation["accuracy"] == pytest.approx(float(rows[chosen]["val_accuracy"]))
+    assert evaluation["loss"] == pytest.approx(float(rows[chosen]["val_loss"]), rel=1e-3)
     plain_losses = [float(r["val_loss"]) for r in csv.DictReader(open(plain.history_path))]
     assert [float(r["val_loss"]) for r in rows] != pytest.approx(plain_losses, rel=1e-3)  # the average is really used
+
+
+def test_keep_auto_keeps_the_best_epoch_only_with_enough_validation_photos(make_dataset, tmp_path, monkeypatch):
+    from core import training
+
+    data = str(make_dataset({"red": 8, "green": 8}))
+    config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), head_epochs=2, finetune_epochs=0)
+    few, state, lines = _run(tmp_path, config, name="few")
+    assert state == "succeeded" and few.status()["kept"] == "final"
+    assert any("too few to pick an epoch by" in line for line in lines)
+    monkeypatch.setattr(training, "BEST_NEEDS_VALIDATION", 2)  # this dataset's 2 validation photos are enough
+    enough, state, lines = _run(tmp_path, config, name="enough")
+    assert state == "succeeded" and enough.status()["kept"] == "best"
+    assert any("most accurate epoch" in line for line in lines)
+
+
+@pytest.mark.parametrize("photo_size, expected", [(240, 224), (40, 160)])
+def test_auto_image_size_is_chosen_from_the_photos(make_dataset, tmp_path, monkeypatch, photo_size, expected):
+    """The tiny stand-in has the MobileNets' sizes: 224 px for photos at least that large, else 160."""
+    data = str(make_dataset({"red": 6, "green": 6}, size=photo_size))
+    config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), image_size=0, finetune_epochs=0)
+    run, state, lines = _run(tmp_path, config)
+    assert state == "succeeded", run.status()
+    assert run.config().image_size == 0 and run.image_size() == expected == run.status()["image_size"]
+    assert any(f"Image size {expected} px, chosen from the photos (typically {photo_size} px" in line for line in lines)
+    model = keras.models.load_model(run.model_path, safe_mode=True)
+    assert model.get_layer("resize").output.shape[1:3] == (expected, expected)
