@@ -409,21 +409,23 @@ def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False
     keep = config.keep
     if keep == "auto":
         keep = "best" if len(val_x) >= BEST_NEEDS_VALIDATION else "final"
+    kept = None
     if keep == "final" and outcome == "succeeded":
         # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
         why = f" ({len(val_x)} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""
         echo(f"Keeping the final model{why}.")
-        run.write_status(kept="final")
+        kept = "final"
     elif run.best_checkpoint_path.exists():
         model = keras.models.load_model(run.best_checkpoint_path, safe_mode=True)
         echo(f"Keeping the most accurate epoch on {'validation' if has_val else 'training'} images.")
-        run.write_status(kept="best")
+        kept = "best"
     elif outcome == "stopped":
         run.write_status(
             state="stopped", finished=time.time(), message="Stopped before the first epoch finished: nothing was saved."
         )
         return "stopped"
     _save_atomic(model, run.model_path)
+    run.write_status(kept=kept)
 
     split = "test" if len(arrays["test"][0]) else ("val" if has_val else "train")
     eval_x, eval_y, eval_paths = arrays[split]
@@ -438,7 +440,8 @@ def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False
     if outcome == "stopped":
         message = f"Stopped by request; the best checkpoint was kept. {summary}"
     else:
-        message = f"Finished. {summary}"
+        which = {"final": ": the final model was kept", "best": ": its most accurate epoch was kept", None: ""}
+        message = f"Finished{which[kept]}. {summary}"
     run.write_status(
         state=outcome, finished=time.time(), message=message, accuracy=evaluation["accuracy"], resume_requested=False
     )

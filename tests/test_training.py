@@ -248,6 +248,7 @@ def test_keep_auto_keeps_the_best_epoch_only_with_enough_validation_photos(make_
     config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), head_epochs=2, finetune_epochs=0)
     few, state, lines = _run(tmp_path, config, name="few")
     assert state == "succeeded" and few.status()["kept"] == "final"
+    assert few.status()["message"].startswith("Finished: the final model was kept. ")
     assert any("too few to pick an epoch by" in line for line in lines)
     monkeypatch.setattr(training, "BEST_NEEDS_VALIDATION", 2)  # this dataset's 2 validation photos are enough
     enough, state, lines = _run(tmp_path, config, name="enough")
