@@ -77,8 +77,9 @@ class BackboneSpec:
     def auto_image_size(self, photo_side: int) -> int:
         """The image size `auto` (RunConfig.image_size 0) uses for photos whose typical shorter side is
         `photo_side` pixels: the weights' native size when the photos are at least that large, else
-        default_size. Measured (docs/recipes.md): hymenoptera (375 px photos) gained 3 points at 224
-        px over 160; flowers5 (128 px photos) has no detail to gain and would train twice as long.
+        default_size. Measured (docs/recipes.md): on hymenoptera (375 px photos) 224 px scored 0.919
+        over six seeds against 0.907 at 160 (within seed noise; the frozen features alone: 0.935
+        against 0.922); flowers5 (128 px photos) has no detail to gain and would train twice as long.
         """
         return self.native_size if photo_side >= self.native_size else self.default_size
 
