@@ -369,7 +369,7 @@ def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False
             callbacks.append(
                 # Phase 2 goes on from where phase 1 ended, not from phase 1's best epoch (Keras would restore
                 # that at the end of every fit): on small validation sets the "best" epoch is often an early,
-                # undertrained one. The best checkpoint across both phases is what is kept and evaluated.
+                # undertrained one. With `keep` best, the best checkpoint across both phases is what is kept.
                 keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience)
             )
         if config.cosine_decay:

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.config import AugmentationConfig
+from core.config import BEST_NEEDS_VALIDATION, AugmentationConfig
 from core.datasets import SAMPLES, DatasetError, data_home, store_upload
 from core.runs import safe_name
 from pages.shared import (
@@ -177,7 +177,7 @@ with preview:
 if report.layout == "classes":
     st.subheader("Split")
     val = st.slider(
-        "Validation share (scores each epoch; with 200+ photos, picks the best)",
+        f"Validation share (scores each epoch; with {BEST_NEEDS_VALIDATION}+ photos, picks the best)",
         0.05,
         0.4,
         config.val_fraction,

@@ -11,6 +11,7 @@ from core.weights import describe_missing, find_local_imagenet
 from pages.shared import (
     current_config,
     image_size_plan,
+    labelled_select,
     load_report,
     next_step,
     recipe_picker,
@@ -178,9 +179,7 @@ st.subheader("The new head")
 st.caption("What sits on top of the network and learns in both phases: pooling, optional hidden layers, dropout.")
 poolings = {"avg": "Average (recommended)", "max": "Maximum", "flatten": "Flatten (keeps positions; many more weights)"}
 one, two, three = st.columns(3)
-pooling = one.selectbox(
-    "Pooling", list(poolings), list(poolings).index(config.pooling), format_func=poolings.get, key="pooling"
-)
+pooling = labelled_select(one, "Pooling", poolings, config.pooling, key="pooling")
 units_text = two.text_input(
     "Hidden layers (units, comma-separated)",
     ",".join(str(u) for u in config.head_units),

@@ -171,6 +171,12 @@ def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
         return None, f"The dataset could not be read: {error.strerror or error}"
 
 
+def labelled_select(container, label: str, labels: dict, current, **kwargs):
+    """A selectbox over `labels`' keys, showing their labels, starting at `current`."""
+    keys = list(labels)
+    return container.selectbox(label, keys, keys.index(current), format_func=labels.get, **kwargs)
+
+
 def image_size_plan(config: RunConfig) -> tuple[int, str]:
     """The size a run of `config` will use, and how to say it (`auto` is chosen from the photos)."""
     spec = BACKBONES[config.backbone]

@@ -14,6 +14,7 @@ from pages.shared import (
     data_label,
     follow_run,
     image_size_plan,
+    labelled_select,
     next_step,
     recipe_picker,
     require_app,
@@ -80,13 +81,7 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         )
     optimizers = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD with momentum 0.9"}
     left, right = st.columns(2)
-    optimizer = left.selectbox(
-        "Optimizer (both phases)",
-        list(optimizers),
-        list(optimizers).index(config.optimizer),
-        format_func=optimizers.get,
-        key="optimizer",
-    )
+    optimizer = labelled_select(left, "Optimizer (both phases)", optimizers, config.optimizer, key="optimizer")
     with right:
         batch = st.select_slider(
             "Batch size",
@@ -96,11 +91,11 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         )
     left, right = st.columns(2)
     schedules = {True: "Cosine: warm up, then lower smoothly", False: "Lower it when progress stalls"}
-    cosine = left.selectbox(
+    cosine = labelled_select(
+        left,
         "Learning rate over each phase",
-        list(schedules),
-        list(schedules).index(config.cosine_decay),
-        format_func=schedules.get,
+        schedules,
+        config.cosine_decay,
         help="Cosine: phase 2 rises from a tenth of its rate to the full rate over its first epoch; then "
         "each phase's rate falls along a half cosine to a hundredth of it by the phase's last epoch.",
         key="lr_schedule",
@@ -126,11 +121,11 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         "final": "The final model",
         "best": "The most accurate epoch on validation",
     }
-    keep = right.selectbox(
+    keep = labelled_select(
+        right,
         "Model to keep when training finishes",
-        list(keeps),
-        list(keeps).index(config.keep),
-        format_func=keeps.get,
+        keeps,
+        config.keep,
         help="With few validation photos, the most accurate epoch is mostly luck: one photo moves the accuracy "
         "by several points. The final model, settled by the falling learning rate and the averaging, is then "
         "the better choice. A stopped run keeps its most accurate epoch.",
