@@ -12,13 +12,16 @@ spread of test accuracy and the mean wall time per recipe and dataset.
     .venv/bin/python bench/recipes.py                                  # all recipes, both datasets, 3 seeds
     .venv/bin/python bench/recipes.py --recipes studio keras_guide --datasets hymenoptera --seeds 42
     .venv/bin/python bench/recipes.py --recipes studio --variant "no averaging=--no-average-weights"
+    .venv/bin/python bench/recipes.py --recipes studio --datasets --per-class 140 286  # flowers5, less data
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -52,15 +55,40 @@ def run_plain_keras_guide(data: Path, env: dict, seed: int) -> dict:
     return {"accuracy": json.loads(output.strip().splitlines()[-1])["test_accuracy"], "wall": wall, "rss": rss}
 
 
+def sample_per_class(source: Path, target: Path, count: int, seed: int = 0) -> Path:
+    """`count` photos of each class folder of `source`, a seeded sample, hard-linked under `target`."""
+    import random
+
+    for folder in sorted(path for path in source.iterdir() if path.is_dir()):
+        files = sorted(path for path in folder.iterdir() if path.is_file())
+        for path in random.Random(seed).sample(files, min(count, len(files))):
+            link = target / folder.name / path.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, link)
+            except OSError:
+                shutil.copyfile(path, link)
+    return target
+
+
 def main() -> None:
     from core.recipes import RECIPES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     names = [*RECIPES, PLAIN]
     titles = {**{key: recipe.title for key, recipe in RECIPES.items()}, PLAIN: "Keras guide, as plain Keras"}
-    parser.add_argument("--recipes", nargs="+", choices=names, default=names)
-    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["hymenoptera", "flowers5"])
+    parser.add_argument("--recipes", nargs="*", choices=names, default=names)
+    parser.add_argument("--datasets", nargs="*", choices=sorted(DATASETS), default=["hymenoptera", "flowers5"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also run on a seeded sample of N photos of each class of flowers5 (before the 70/15/15 split), "
+        "to measure how the amount of data matters",
+    )
     parser.add_argument(
         "--variant",
         action="append",
@@ -81,30 +109,43 @@ def main() -> None:
     header = f"{'dataset':12} {'recipe':36} {'mean acc':>8} {'spread':>7} {'mean s':>7} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
-    for name in args.datasets:
-        for key in [*args.recipes, *variants]:
-            results = []
-            for seed in args.seeds:
-                with tempfile.TemporaryDirectory() as folder:
-                    workspace = Path(folder)
-                    materialise_split(DATASETS[name], workspace / "split", 42)
-                    env = environment(workspace)
-                    if key == PLAIN:
-                        result = run_plain_keras_guide(workspace / "split", env, seed)
-                    elif key in variants:
-                        result = run_recipe("studio", workspace / "split", workspace / "run", env, seed, variants[key])
-                    else:
-                        result = run_recipe(key, workspace / "split", workspace / "run", env, seed)
-                    results.append(result)
-                    print(f"  {name} {key} seed {seed}: {result['accuracy']:.3f} in {result['wall']:.1f} s", flush=True)
-            accuracies = [r["accuracy"] for r in results]
-            print(
-                f"{name:12} {titles[key]:36} {statistics.mean(accuracies):8.3f} "
-                f"{max(accuracies) - min(accuracies):7.3f} {statistics.mean(r['wall'] for r in results):7.1f} "
-                f"{max(r['rss'] for r in results):8.0f}",
-                flush=True,
-            )
-        print()
+    sources = {name: DATASETS[name] for name in args.datasets}
+    sample_root = Path(tempfile.mkdtemp(prefix="recipes-sample-"))
+    for count in args.per_class:
+        sources[f"flowers5:{count}"] = sample_per_class(DATASETS["flowers5"], sample_root / str(count), count)
+    try:
+        for name, source in sources.items():
+            for key in [*args.recipes, *variants]:
+                results = []
+                for seed in args.seeds:
+                    with tempfile.TemporaryDirectory() as folder:
+                        workspace = Path(folder)
+                        materialise_split(source, workspace / "split", 42)
+                        env = environment(workspace)
+                        if key == PLAIN:
+                            result = run_plain_keras_guide(workspace / "split", env, seed)
+                        elif key in variants:
+                            result = run_recipe(
+                                "studio", workspace / "split", workspace / "run", env, seed, variants[key]
+                            )
+                        else:
+                            result = run_recipe(key, workspace / "split", workspace / "run", env, seed)
+                        results.append(result)
+                        print(
+                            f"  {name} {key} seed {seed}: {result['accuracy']:.3f} in {result['wall']:.1f} s",
+                            flush=True,
+                        )
+                accuracies = [r["accuracy"] for r in results]
+                print(
+                    f"{name:12} {titles[key]:36} {statistics.mean(accuracies):8.3f} "
+                    f"{max(accuracies) - min(accuracies):7.3f} {statistics.mean(r['wall'] for r in results):7.1f} "
+                    f"{max(r['rss'] for r in results):8.0f}",
+                    flush=True,
+                )
+            print()
+
+    finally:
+        shutil.rmtree(sample_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

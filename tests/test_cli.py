@@ -139,7 +139,7 @@ def test_real_hymenoptera_reaches_88_percent(tmp_path):
     assert evaluation["class_names"] == ["ants", "bees"] and evaluation["count"] == 153
     assert evaluation["accuracy"] >= 0.88, evaluation["accuracy"]
     status = json.loads((out / "status.json").read_text())
-    assert status["image_size"] == 224 and status["kept"] == "final"  # 375 px photos; 153 validation photos
+    assert status["image_size"] == 224 and status["kept"] == "final"  # 375 px photos; 36 validation photos
     skipped = json.loads((out / "dataset.json").read_text())["skipped"]
     assert [os.path.basename(s["path"]) for s in skipped] == ["imageNotFound.gif"]
 
