@@ -71,6 +71,19 @@ def sample_per_class(source: Path, target: Path, count: int, seed: int = 0) -> P
     return target
 
 
+def run_once(key: str, source: Path, seed: int, variants: dict[str, list[str]]) -> dict:
+    """One run of recipe (or variant) `key` on the seed-42 split of `source`, in a fresh workspace (cold caches)."""
+    with tempfile.TemporaryDirectory() as folder:
+        workspace = Path(folder)
+        materialise_split(source, workspace / "split", 42)
+        env = environment(workspace)
+        if key == PLAIN:
+            return run_plain_keras_guide(workspace / "split", env, seed)
+        if key in variants:
+            return run_recipe("studio", workspace / "split", workspace / "run", env, seed, variants[key])
+        return run_recipe(key, workspace / "split", workspace / "run", env, seed)
+
+
 def main() -> None:
     from core.recipes import RECIPES
 
@@ -109,32 +122,17 @@ def main() -> None:
     header = f"{'dataset':12} {'recipe':36} {'mean acc':>8} {'spread':>7} {'mean s':>7} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
-    sources = {name: DATASETS[name] for name in args.datasets}
-    sample_root = Path(tempfile.mkdtemp(prefix="recipes-sample-"))
-    for count in args.per_class:
-        sources[f"flowers5:{count}"] = sample_per_class(DATASETS["flowers5"], sample_root / str(count), count)
-    try:
+    with tempfile.TemporaryDirectory(prefix="recipes-sample-") as samples:
+        sources = {name: DATASETS[name] for name in args.datasets}
+        for count in args.per_class:
+            sources[f"flowers5:{count}"] = sample_per_class(DATASETS["flowers5"], Path(samples) / str(count), count)
         for name, source in sources.items():
             for key in [*args.recipes, *variants]:
                 results = []
                 for seed in args.seeds:
-                    with tempfile.TemporaryDirectory() as folder:
-                        workspace = Path(folder)
-                        materialise_split(source, workspace / "split", 42)
-                        env = environment(workspace)
-                        if key == PLAIN:
-                            result = run_plain_keras_guide(workspace / "split", env, seed)
-                        elif key in variants:
-                            result = run_recipe(
-                                "studio", workspace / "split", workspace / "run", env, seed, variants[key]
-                            )
-                        else:
-                            result = run_recipe(key, workspace / "split", workspace / "run", env, seed)
-                        results.append(result)
-                        print(
-                            f"  {name} {key} seed {seed}: {result['accuracy']:.3f} in {result['wall']:.1f} s",
-                            flush=True,
-                        )
+                    result = run_once(key, source, seed, variants)
+                    results.append(result)
+                    print(f"  {name} {key} seed {seed}: {result['accuracy']:.3f} in {result['wall']:.1f} s", flush=True)
                 accuracies = [r["accuracy"] for r in results]
                 print(
                     f"{name:12} {titles[key]:36} {statistics.mean(accuracies):8.3f} "
@@ -143,9 +141,6 @@ def main() -> None:
                     flush=True,
                 )
             print()
-
-    finally:
-        shutil.rmtree(sample_root, ignore_errors=True)
 
 
 if __name__ == "__main__":
