@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.backbones import BACKBONES
-from core.config import RunConfig
+from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, resolve_source, scan_dataset
 from core.images import load_rgb
 from core.runs import RunDirectory, list_runs, runs_root, safe_name
@@ -180,7 +180,7 @@ def labelled_select(container, label: str, labels: dict, current, **kwargs):
 def image_size_plan(config: RunConfig) -> tuple[int, str]:
     """The size a run of `config` will use, and how to say it (`auto` is chosen from the photos)."""
     spec = BACKBONES[config.backbone]
-    if config.image_size:
+    if config.image_size != AUTO_SIZE:
         return config.image_size, f"{config.image_size} px"
     report, _ = load_report(config.data)
     if report is None or not report.items:
