@@ -45,18 +45,18 @@ def run_callbacks(folder: Path, model, steps: int, batch_size: int) -> list:
         phase=1,
         steps_per_epoch=steps,
         batch_size=batch_size,
-        on_epoch=lambda row: run.write_status(epoch=int(row["epoch"]), last_epoch=row),
+        on_epoch=lambda row: run.update_status(epoch=int(row["epoch"]), last_epoch=row),
         min_batch_interval=BATCH_EVENT_SECONDS,
     )
     return [stream]
 
 
 def save_seconds(model, folder: Path) -> float:
-    from core.training import _save_atomic
+    from core.files import save_model_atomic
 
     started = time.perf_counter()
     for k in range(3):
-        _save_atomic(model, folder / f"checkpoint{k}.keras")
+        save_model_atomic(model, folder / f"checkpoint{k}.keras")
     return (time.perf_counter() - started) / 3
 
 

@@ -101,50 +101,6 @@ class BackboneSpec:
 
         return importlib.import_module(f"keras.applications.{self.module}").preprocess_input
 
-    def resolve_unfreeze(self, unfreeze: str) -> str:
-        """`auto` becomes this backbone's recommended cut; other plans pass through."""
-        if unfreeze == "auto":
-            return f"block:{self.recommended_unfreeze}" if self.recommended_unfreeze else "top:20"
-        return unfreeze
-
-    def unfreeze_mask(self, layer_names: Sequence[str], unfreeze: str) -> list[bool]:
-        """For each layer, whether phase 2 unfreezes it (before the BatchNormalization rule).
-
-        Works on names alone, so the dashboard can show a plan without building the network.
-
-        Raises:
-            ValueError: a block name or layer index that the base does not have.
-        """
-        unfreeze = self.resolve_unfreeze(unfreeze)
-        count = len(layer_names)
-        if unfreeze == "none":
-            return [False] * count
-        if unfreeze == "all":
-            return [True] * count
-        kind, _, value = unfreeze.partition(":")
-        if kind == "top":
-            n = int(value)
-            return [i >= count - n for i in range(count)]
-        if kind == "from":
-            n = int(value)
-            if not 0 <= n < count:
-                raise ValueError(f"{self.label} has {count} layers (0 to {count - 1}). Received: from:{n}")
-            return [i >= n for i in range(count)]
-        if kind == "block":
-            blocks = self.layer_blocks(layer_names)
-            if value not in blocks:
-                known = ", ".join(dict.fromkeys(blocks))
-                raise ValueError(f"{self.label} has no block {value!r}. Its blocks: {known}")
-            start = blocks.index(value)
-            return [i >= start for i in range(count)]
-        if kind == "layers":
-            chosen = {int(v) for v in value.replace(" ", "").split(",") if v}
-            bad = sorted(i for i in chosen if not 0 <= i < count)
-            if bad:
-                raise ValueError(f"{self.label} has {count} layers (0 to {count - 1}). Received indices: {bad}")
-            return [i in chosen for i in range(count)]
-        raise ValueError(f"Unknown unfreeze spec. Received: unfreeze={unfreeze!r}")
-
     def layer_blocks(self, layer_names: Sequence[str]) -> list[str]:
         """The block each layer belongs to, in layer order."""
         if self.block_closer:

@@ -5,6 +5,7 @@
     python -m core backbones
 
 Exit codes: 0 success (or stopped), 1 training failed, 2 bad input (one line on stderr).
+The `train` flags are made from the settings' declarations in `core/config.py`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from core.backbones import BACKBONES
-from core.config import AUTO_SIZE, BEST_NEEDS_VALIDATION, KEEP_MODES, AugmentationConfig, ConfigError, RunConfig
+from core.config import SETTINGS, AugmentationConfig, RunConfig
+from core.errors import InputError
+from core.settings import ConfigError, SettingInfo, get_value, parse_text, with_value
 
 
-class CliError(Exception):
+class CliError(InputError):
     """Bad input: printed as one line, exit code 2."""
 
 
@@ -34,11 +36,8 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     """The CLI; `defaults` (a recipe's config) sets every flag's default, so explicit flags override it."""
     from core.recipes import RECIPES
 
-    defaults = defaults or RunConfig()
-    aug = defaults.augmentation
     parser = _Parser(prog="python -m core", description="Fine-Tune Studio's engine, headless.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
     train = commands.add_parser(
         "train",
         help="fine-tune a backbone on a folder of photos",
@@ -48,159 +47,13 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     train.add_argument(
-        "--data",
-        required=True,
-        help="folder of class folders (or train/val/test folders), a .zip, "
-        "'demo' for the built-in set, or 'sample:flowers' / 'sample:cats_vs_dogs' to download",
-    )
-    train.add_argument(
         "--recipe",
         choices=list(RECIPES),
         help="start from a known recipe (" + "; ".join(f"{k}: {r.title}" for k, r in RECIPES.items()) + "); "
         "flags given as well override it",
     )
-    train.add_argument("--val-data", help="separate folder of class folders used for validation")
-    train.add_argument("--test-data", help="separate folder of class folders used only for the final test")
-    train.add_argument(
-        "--backbone",
-        default=defaults.backbone,
-        choices=list(BACKBONES),
-        metavar="KEY",
-        help=f"pretrained network; one of: {', '.join(BACKBONES)}",
-    )
-    train.add_argument(
-        "--weights",
-        default=defaults.weights,
-        help="'imagenet' (Keras cache or download), 'none' (random), or a path to a .h5 file",
-    )
-    train.add_argument(
-        "--image-size",
-        type=_image_size,
-        default=defaults.image_size,
-        metavar="N|auto",
-        help="images are resized to N x N pixels; auto (0): the network's native size (224 for the MobileNets) "
-        "when the photos are at least that large, else its faster default (160 for the MobileNets)",
-    )
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per training step")
-    train.add_argument("--head-epochs", type=int, default=defaults.head_epochs, help="phase 1 epochs (base frozen)")
-    train.add_argument(
-        "--finetune-epochs",
-        type=int,
-        default=defaults.finetune_epochs,
-        help="phase 2 epochs (top of the base unfrozen); 0 skips phase 2",
-    )
-    train.add_argument("--head-lr", type=float, default=defaults.head_learning_rate, help="phase 1 learning rate")
-    train.add_argument(
-        "--finetune-lr", type=float, default=defaults.finetune_learning_rate, help="phase 2 learning rate (keep it low)"
-    )
-    train.add_argument(
-        "--optimizer",
-        default=defaults.optimizer,
-        choices=["adam", "rmsprop", "sgd"],
-        help="optimizer for both phases (sgd uses momentum 0.9)",
-    )
-    train.add_argument(
-        "--unfreeze",
-        default=defaults.unfreeze,
-        help="what phase 2 trains: auto (the backbone's recommended top blocks), none, all, "
-        "top:N (last N layers), from:N (all but the first N), block:NAME (from that block on), "
-        "layers:I,J (layer indices); "
-        "BatchNormalization layers always stay frozen",
-    )
-    train.add_argument(
-        "--pooling",
-        default=defaults.pooling,
-        choices=["avg", "max", "flatten"],
-        help="how the base's feature map becomes a vector",
-    )
-    train.add_argument(
-        "--head-units",
-        default=",".join(str(u) for u in defaults.head_units),
-        help="hidden Dense layers in the head, e.g. '256' or '1024,256'",
-    )
-    train.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout before each head layer")
-    train.add_argument(
-        "--flip",
-        default={(False, False): "none", (True, False): "horizontal", (False, True): "vertical", (True, True): "both"}[
-            (aug.horizontal_flip, aug.vertical_flip)
-        ],
-        choices=["none", "horizontal", "vertical", "both"],
-        help="random flips during training",
-    )
-    train.add_argument("--rotation", type=float, default=aug.rotation, help="random rotation, fraction of a turn")
-    train.add_argument("--zoom", type=float, default=aug.zoom, help="random zoom, fraction of the image")
-    train.add_argument("--translation", type=float, default=aug.translation, help="random shift, fraction of the image")
-    train.add_argument("--contrast", type=float, default=aug.contrast, help="random contrast change")
-    train.add_argument("--brightness", type=float, default=aug.brightness, help="random brightness change")
+    add_setting_flags(train, defaults or RunConfig())
     train.add_argument("--no-augmentation", action="store_true", help="turn every augmentation off")
-    train.add_argument(
-        "--early-stopping",
-        type=int,
-        default=defaults.early_stopping_patience,
-        metavar="PATIENCE",
-        help="stop a phase after N epochs without improvement (0: off); see --keep for what is kept",
-    )
-    train.add_argument(
-        "--reduce-lr",
-        type=int,
-        default=defaults.reduce_lr_patience,
-        metavar="PATIENCE",
-        help="cut the learning rate after N epochs without improvement (0: off)",
-    )
-    train.add_argument(
-        "--cosine-decay",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.cosine_decay,
-        help="lower each phase's learning rate along a half cosine to near 0 by its last epoch "
-        "(instead of --reduce-lr)",
-    )
-    train.add_argument(
-        "--average-weights",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.average_weights,
-        help="validate and keep a moving average of the weights (smoother, often more accurate)",
-    )
-    train.add_argument(
-        "--keep",
-        default=defaults.keep,
-        choices=list(KEEP_MODES),
-        help="what a finished run keeps: auto (best with at least "
-        f"{BEST_NEEDS_VALIDATION} validation photos, else final), the final weights, or the most accurate epoch "
-        "on validation",
-    )
-    train.add_argument(
-        "--class-weights",
-        default=defaults.class_weights,
-        choices=["auto", "on", "off"],
-        help="weight classes by inverse frequency (auto: only when unbalanced)",
-    )
-    train.add_argument(
-        "--no-feature-cache",
-        action="store_true",
-        help="run every image through the whole network every epoch (slow; the plain Keras way)",
-    )
-    train.add_argument(
-        "--feature-views",
-        type=int,
-        default=defaults.feature_views,
-        metavar="N",
-        help="with augmentation on: copies of each image whose frozen features are cached (the original "
-        "and N-1 augmented); each epoch uses one at random",
-    )
-    train.add_argument(
-        "--val-fraction",
-        type=float,
-        default=defaults.val_fraction,
-        help="share of each class held out for validation when the data has no val folder",
-    )
-    train.add_argument(
-        "--test-fraction",
-        type=float,
-        default=defaults.test_fraction,
-        help="share of each class held out for testing when the data has no split",
-    )
-    train.add_argument("--seed", type=int, default=defaults.seed, help="makes splits and training repeatable")
-    train.add_argument("--name", default="", help="a name for the run")
     train.add_argument(
         "--find-lr",
         action="store_true",
@@ -212,17 +65,13 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="check a dataset: classes, counts, files that will be left out")
     scan.add_argument("data", help="folder, .zip, 'demo' or 'sample:NAME'")
     scan.add_argument("--json", action="store_true", help="print the full report as JSON")
-
     commands.add_parser("backbones", help="list the backbones")
-
     resume = commands.add_parser(
         "resume", help="continue an interrupted run (its process was killed) from its last finished epoch"
     )
     resume.add_argument("run_dir", help="the run directory (the --out of `train`)")
-
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir")
-
     task = commands.add_parser("task", help=argparse.SUPPRESS)
     task.add_argument("name")
     task.add_argument("arguments", help="the task's arguments as JSON")
@@ -230,66 +79,59 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _image_size(text: str) -> int:
-    if text.strip().lower() == "auto":
-        return AUTO_SIZE
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels or auto, got {text!r}") from None
+def add_setting_flags(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
+    """One flag per declared setting, its default taken from `defaults`; values stay text until `config_from_args`."""
+    for info in SETTINGS.values():
+        if info.flag is None:
+            continue
+        meta = info.declaration
+        value = get_value(defaults, info.name)
+        options = {"dest": info.name, "help": _flag_help(info), "metavar": info.name.split(".")[-1].upper()}
+        if info.kind is bool:
+            del options["metavar"]
+            parser.add_argument(info.flag, action=argparse.BooleanOptionalAction, default=value, **options)
+            continue
+        if meta.choices is not None:
+            options["choices"] = list(meta.choices)
+            if len(meta.choices) <= 6:
+                del options["metavar"]  # argparse shows the choices themselves
+        shown = meta.show(value) if meta.show and value is not None else value
+        parser.add_argument(info.flag, default=None if meta.required else shown, required=meta.required, **options)
+
+
+def _flag_help(info: SettingInfo) -> str:
+    meta = info.declaration
+    text = meta.help or meta.label
+    if meta.low is not None and meta.choices is None and info.kind in (int, float):
+        text += f" ({meta.bounds_text()})"
+    if meta.choices is not None and len(meta.choices) > 6:
+        text += "; one of: " + ", ".join(meta.choices)
+    return text.replace("%", "%%")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    flips = {"none": (False, False), "horizontal": (True, False), "vertical": (False, True), "both": (True, True)}
-    horizontal, vertical = flips[args.flip]
-    augmentation = AugmentationConfig(
-        horizontal_flip=horizontal,
-        vertical_flip=vertical,
-        rotation=args.rotation,
-        zoom=args.zoom,
-        translation=args.translation,
-        contrast=args.contrast,
-        brightness=args.brightness,
-    )
+    """The validated config the flags describe.
+
+    Raises:
+        CliError: a value that cannot be read, or is out of bounds, naming its flag.
+    """
+    config = RunConfig()
+    for info in SETTINGS.values():
+        if info.flag is None:
+            continue
+        raw = getattr(args, info.name)
+        try:
+            value = raw if raw is None or not isinstance(raw, str) else parse_text(info, raw)
+        except ConfigError as error:
+            raise CliError(f"{info.flag}: {error}") from None
+        config = with_value(config, info.name, value)
     if args.no_augmentation:
-        augmentation = AugmentationConfig.off()
+        config = config.replace(augmentation=AugmentationConfig.off())
     try:
-        head_units = tuple(int(u) for u in args.head_units.replace(" ", "").split(",") if u)
-    except ValueError:
-        raise CliError(
-            f"--head-units must be whole numbers separated by commas. Received: {args.head_units!r}"
-        ) from None
-    return RunConfig(
-        data=args.data,
-        val_data=args.val_data,
-        test_data=args.test_data,
-        backbone=args.backbone,
-        weights=args.weights,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        head_epochs=args.head_epochs,
-        finetune_epochs=args.finetune_epochs,
-        head_learning_rate=args.head_lr,
-        finetune_learning_rate=args.finetune_lr,
-        optimizer=args.optimizer,
-        unfreeze=args.unfreeze,
-        pooling=args.pooling,
-        head_units=head_units,
-        dropout=args.dropout,
-        augmentation=augmentation,
-        early_stopping_patience=args.early_stopping,
-        reduce_lr_patience=args.reduce_lr,
-        cosine_decay=args.cosine_decay,
-        average_weights=args.average_weights,
-        keep=args.keep,
-        class_weights=args.class_weights,
-        feature_cache=not args.no_feature_cache,
-        feature_views=args.feature_views,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        name=args.name,
-    ).validate()
+        return config.validate()
+    except ConfigError as error:
+        flag = SETTINGS[error.setting].flag if error.setting in SETTINGS else None
+        raise CliError(f"{flag}: {error}" if flag else str(error)) from None
 
 
 def _check_paths(config: RunConfig) -> None:
@@ -311,19 +153,24 @@ def command_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     run = RunDirectory(out)
     run.write_config(config)
-    run.write_status(state="queued", created=time.time())
-    return _finish(run, find_lr=args.find_lr)
+    run.update_status(created=time.time())
+    if args.find_lr:
+        from core.lr_finder import find_learning_rate
+
+        return _finish(run, find_learning_rate)
+    return _finish(run)
 
 
-def _finish(run, find_lr: bool = False) -> int:
-    """Train `run` in this process (or only find a head learning rate) and turn its final state into an exit code."""
+def _finish(run, body=None) -> int:
+    """Train `run` in this process (or run `body` on it) and turn its final state into an exit code."""
+    from core.status import RunState
     from core.training import train_run
 
-    state = train_run(run, echo=lambda line: print(line, flush=True), find_lr=find_lr)
+    state = (body or train_run)(run, echo=lambda line: print(line, flush=True))
     status = run.raw_status()
-    if state == "failed":
-        print(f"error: {status.get('message')}", file=sys.stderr)
-        return 2 if status.get("bad_input") else 1
+    if state is RunState.FAILED:
+        print(f"error: {status.message}", file=sys.stderr)
+        return 2 if status.bad_input else 1
     print(f"Run written to {run.path}")
     return 0
 
@@ -335,13 +182,14 @@ def command_resume(args: argparse.Namespace) -> int:
     if not run.config_path.is_file():
         raise CliError(f"{args.run_dir} is not a run directory (it has no config.json)")
     if not run.can_resume():
-        raise CliError(f"{run.id} cannot be resumed: it is {run.status().get('state')}, or no epoch had finished")
-    run.write_status(resume_requested=True)
+        raise CliError(f"{run.id} cannot be resumed: it is {run.status().state}, or no epoch had finished")
+    run.update_status(resume_requested=True)
     return _finish(run)
 
 
 def command_scan(args: argparse.Namespace) -> int:
-    from core.datasets import resolve_source, scan_dataset
+    from core.datasets import scan_dataset
+    from core.sources import resolve_source
 
     report = scan_dataset(resolve_source(args.data))
     if args.json:
@@ -362,6 +210,8 @@ def command_scan(args: argparse.Namespace) -> int:
 
 
 def command_backbones(_: argparse.Namespace) -> int:
+    from core.backbones import BACKBONES
+
     width = shutil.get_terminal_size((100, 20)).columns
     for spec in BACKBONES.values():
         line = f"{spec.key:<20} {spec.params / 1e6:5.1f}M params  {spec.default_size:>3}px (min {spec.min_size})  {spec.hint}"
@@ -380,20 +230,9 @@ def _recipe_defaults(argv: list[str] | None) -> RunConfig | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.datasets import DatasetError
-    from core.weights import WeightsUnavailable
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser(_recipe_defaults(argv)).parse_args(argv)
-        if args.command == "train":
-            return command_train(args)
-        if args.command == "scan":
-            return command_scan(args)
-        if args.command == "backbones":
-            return command_backbones(args)
-        if args.command == "resume":
-            return command_resume(args)
         if args.command == "worker":
             from core.training import run_worker
 
@@ -404,10 +243,16 @@ def main(argv: list[str] | None = None) -> int:
             # Below the web server (which must answer clicks) and above training (which can wait).
             os.nice(TASK_NICENESS)
             return run_task(args.name, json.loads(args.arguments), args.out)
-    except (CliError, ConfigError, DatasetError, WeightsUnavailable) as error:
+        commands = {
+            "train": command_train,
+            "scan": command_scan,
+            "backbones": command_backbones,
+            "resume": command_resume,
+        }
+        return commands[args.command](args)
+    except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    return 2

@@ -9,22 +9,17 @@ the others will not; `make_splits` decides, from a seed, which file goes where.
 
 from __future__ import annotations
 
-import errno
+import csv
 import hashlib
-import json
+import io
 import os
 import random
-import re
-import shutil
-import stat
-import zipfile
-import zlib
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from core.errors import InputError
 from core.images import ImageRejected, inspect_image, is_junk
 
 SPLITS = ("train", "val", "test")
@@ -38,12 +33,8 @@ _SPLIT_ALIASES = {
     "testing": "test",
 }
 
-ZIP_MAX_FILES = 100_000
-ZIP_MAX_BYTES = 8 * 1024**3
-ZIP_MAX_RATIO = 200
 
-
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset that cannot be used as it is; the message says what to do."""
 
 
@@ -169,32 +160,8 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
         raise DatasetError(f"{root} is not a folder. Choose a folder of class folders, or a .zip of one.")
     root = _unwrap_single_folder(root)
     split_dirs = _split_folders(root)
-    layout = "split" if split_dirs else "classes"
-    candidates: list[tuple[Path, str, str]] = []  # (file, class, split)
     skipped: list[SkippedFile] = []
-    warnings: list[str] = []
-    empty_classes: dict[str, set[str]] = {}
-
-    sources = split_dirs.items() if split_dirs else [("", root)]
-    for split, folder in sources:
-        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-            if is_junk(entry.name):
-                continue
-            if not _is_text(entry.name):
-                skipped.append(SkippedFile(_printable(entry), NOT_TEXT_REASON))
-                continue
-            if entry.is_symlink() and not _inside(entry.resolve(), root.resolve()):
-                skipped.append(SkippedFile(str(entry), "a link to somewhere outside the dataset"))
-                continue
-            if entry.is_file():
-                skipped.append(SkippedFile(str(entry), "not inside a class folder"))
-                continue
-            if not entry.is_dir():
-                continue
-            files = list(_walk_files(entry, root, skipped))
-            if not files:
-                empty_classes.setdefault(entry.name, set()).add(split or "all")
-            candidates.extend((f, entry.name, split) for f in files)
+    candidates, empty_classes = _candidates(root, split_dirs, skipped)
 
     def check(candidate: tuple[Path, str, str]):
         path, label, split = candidate
@@ -208,17 +175,15 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
         results = list(pool.map(check, candidates))
     items = [r for r in results if isinstance(r, ImageItem)]
     skipped.extend(r for r in results if isinstance(r, SkippedFile))
-
-    if layout == "split":
-        train_classes = sorted({i.label for i in items if i.split == "train"})
-        kept = []
-        for item in items:
-            if item.label in train_classes:
-                kept.append(item)
-            else:
-                skipped.append(SkippedFile(item.path, f"class '{item.label}' has no training images"))
-        items = kept
-        class_names = train_classes
+    warnings: list[str] = []
+    if split_dirs:
+        class_names = sorted({i.label for i in items if i.split == "train"})
+        skipped.extend(
+            SkippedFile(i.path, f"class '{i.label}' has no training images")
+            for i in items
+            if i.label not in class_names
+        )
+        items = [i for i in items if i.label in class_names]
         for split in ("val", "test"):
             present = {i.label for i in items if i.split == split}
             missing = [c for c in class_names if c not in present] if present else []
@@ -226,20 +191,74 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
                 warnings.append(f"The {split} folder has no images of: {', '.join(missing)}.")
     else:
         class_names = sorted({i.label for i in items})
-    for name in sorted(empty_classes):
-        if name not in class_names:
-            warnings.append(f"Class folder '{name}' has no usable images and is left out.")
+    warnings += [
+        f"Class folder '{n}' has no usable images and is left out." for n in sorted(empty_classes - set(class_names))
+    ]
+    warnings += _balance_warnings(items, class_names)
+    items, copy_warnings = _mark_copies(items)
+    return DatasetReport(
+        str(root), "split" if split_dirs else "classes", class_names, items, skipped, warnings + copy_warnings
+    )
+
+
+def _candidates(root: Path, split_dirs: dict[str, Path], skipped: list[SkippedFile]):
+    """Every file in a class folder as (file, class, split), and the class folders that hold none.
+
+    Files outside class folders, links out of the dataset and names that are not text
+    are added to `skipped` with the reason.
+    """
+    candidates: list[tuple[Path, str, str]] = []
+    empty: set[str] = set()
+    for split, folder in split_dirs.items() if split_dirs else [("", root)]:
+        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            if is_junk(entry.name):
+                continue
+            if not _is_text(entry.name):
+                skipped.append(SkippedFile(_printable(entry), NOT_TEXT_REASON))
+            elif entry.is_symlink() and not inside(entry.resolve(), root.resolve()):
+                skipped.append(SkippedFile(str(entry), "a link to somewhere outside the dataset"))
+            elif entry.is_file():
+                skipped.append(SkippedFile(str(entry), "not inside a class folder"))
+            elif entry.is_dir():
+                files = list(_walk_files(entry, root, skipped))
+                if not files:
+                    empty.add(entry.name)
+                candidates.extend((f, entry.name, split) for f in files)
+    return candidates, empty
+
+
+def _balance_warnings(items: list[ImageItem], class_names: list[str]) -> list[str]:
     usable = Counter(i.label for i in items)
-    for name in class_names:
-        if usable[name] == 1:
-            warnings.append(f"Class '{name}' has only 1 image: it can be trained on but not checked.")
+    warnings = [
+        f"Class '{name}' has only 1 image: it can be trained on but not checked."
+        for name in class_names
+        if usable[name] == 1
+    ]
     if len(usable) >= 2:
         most, least = max(usable.values()), min(usable.values())
         if most >= 5 * least:
             warnings.append(f"Classes are unbalanced ({most} vs {least} images); class weights will even them out.")
-    items, copy_warnings = _mark_copies(items)
-    warnings.extend(copy_warnings)
-    return DatasetReport(str(root), layout, class_names, items, skipped, warnings)
+    return warnings
+
+
+def with_separate_splits(report: DatasetReport, extras: dict[str, DatasetReport]) -> DatasetReport:
+    """`report` as the training photos, with separately given validation or test folders added.
+
+    A class those folders have and the training photos do not is left out with the reason.
+    """
+    if not extras:
+        return report
+    items = [i for i in report.items if i.split == "train"] if report.layout == "split" else report.items
+    items = [replace(i, split="train") for i in items]
+    skipped = list(report.skipped)
+    for split, extra in extras.items():
+        for item in extra.items:
+            if item.label in report.class_names:
+                items.append(replace(item, split=split))
+            else:
+                skipped.append(SkippedFile(item.path, f"class '{item.label}' has no training images"))
+        skipped.extend(extra.skipped)
+    return replace(report, layout="split", items=items, skipped=skipped)
 
 
 @dataclass(frozen=True)
@@ -258,6 +277,14 @@ class SplitPlan:
             for name, part in (("train", self.train), ("val", self.val), ("test", self.test))
             for item in part
         ]
+
+    def to_csv(self, used: set[str] | None = None) -> str:
+        """`split,label,path` for every file (of those in `used`, when given): exactly which file went where."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=("split", "label", "path"))
+        writer.writeheader()
+        writer.writerows(row for row in self.rows() if used is None or row["path"] in used)
+        return buffer.getvalue()
 
 
 def make_splits(report: DatasetReport, val_fraction: float, test_fraction: float, seed: int) -> SplitPlan:
@@ -370,13 +397,13 @@ def _walk_files(folder: Path, root: Path, skipped: list[SkippedFile]):
                 skipped.append(SkippedFile(_printable(path), NOT_TEXT_REASON))
                 continue
             if path.is_symlink():
-                if not _inside(path.resolve(), root.resolve()):
+                if not inside(path.resolve(), root.resolve()):
                     skipped.append(SkippedFile(str(path), "a link to somewhere outside the dataset"))
                     continue
             yield path
 
 
-def _inside(path: Path, root: Path) -> bool:
+def inside(path: Path, root: Path) -> bool:
     try:
         path.relative_to(root)
         return True
@@ -427,240 +454,3 @@ def _mark_copies(items: list[ImageItem]) -> tuple[list[ImageItem], list[str]]:
     if relabelled:
         warnings.append(f"{relabelled} identical image(s) are filed under different classes: check their labels.")
     return marked, warnings
-
-
-# --- zips -----------------------------------------------------------------------------
-
-
-def extract_zip(zip_path: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Extract a zip of photos safely into `target` and return it.
-
-    Entries that would land outside `target` (`../`, absolute paths), links, and
-    archives that unpack to too many files or bytes (zip bombs) are refused before
-    anything is written. Nested zips are left as files (and later skipped as non-images).
-
-    Raises:
-        DatasetError: a damaged, encrypted or hostile zip, with what to do.
-    """
-    zip_path, target = Path(zip_path), Path(target)
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
-        raise DatasetError(
-            f"{zip_path.name} is not a zip file (or it is damaged). Make a new .zip of the folder."
-        ) from None
-    except OSError as error:
-        raise DatasetError(f"Could not open {zip_path.name}: {error.strerror}") from None
-    with archive:
-        members = archive.infolist()
-        if len(members) > ZIP_MAX_FILES:
-            raise DatasetError(f"{zip_path.name} holds {len(members)} entries; the limit is {ZIP_MAX_FILES}.")
-        total = sum(m.file_size for m in members)
-        if total > ZIP_MAX_BYTES:
-            raise DatasetError(
-                f"{zip_path.name} would unpack to {total / 1e9:.1f} GB; the limit is {ZIP_MAX_BYTES / 1e9:.0f} GB."
-            )
-        compressed = sum(m.compress_size for m in members) or 1
-        if total > 10 * 1024**2 and total / compressed > ZIP_MAX_RATIO:
-            raise DatasetError(
-                f"{zip_path.name} unpacks to {total / compressed:.0f} times its size: it looks like a zip bomb "
-                "and was not opened."
-            )
-        if any(m.flag_bits & 0x1 for m in members):
-            raise DatasetError(f"{zip_path.name} is password-protected. Make a zip without a password.")
-        target.mkdir(parents=True, exist_ok=True)
-        resolved_target = target.resolve()
-        written = 0
-        for member in members:
-            name = member.filename.replace("\\", "/")
-            mode = member.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                continue  # links inside an upload could point anywhere: never created
-            parts = [p for p in name.split("/") if p not in ("", ".")]
-            if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-                raise DatasetError(f"{zip_path.name} contains an unsafe path ({member.filename!r}) and was not opened.")
-            if not parts or any(is_junk(p) for p in parts):
-                continue
-            destination = resolved_target.joinpath(*(_short_component(p) for p in parts))
-            if not _inside(destination.resolve(), resolved_target):
-                raise DatasetError(f"{zip_path.name} contains an unsafe path ({member.filename!r}).")
-            if member.is_dir():
-                destination.mkdir(parents=True, exist_ok=True)
-                continue
-            try:
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(member) as source, open(destination, "wb") as sink:
-                    copied = _copy_limited(source, sink, member.file_size)
-            except OSError as error:
-                if error.errno == errno.ENOSPC:
-                    raise DatasetError(
-                        f"The disk is full: {zip_path.name} could not be unpacked. Free some space and try again."
-                    ) from None
-                raise DatasetError(
-                    f"Could not unpack {member.filename!r} from {zip_path.name}: {error.strerror}."
-                ) from None
-            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-                raise DatasetError(
-                    f"{zip_path.name} is damaged ({_first_line(error)}). Make a new .zip of the folder."
-                ) from None
-            written += copied
-            if written > ZIP_MAX_BYTES:
-                raise DatasetError(f"{zip_path.name} unpacked past the {ZIP_MAX_BYTES / 1e9:.0f} GB limit.")
-    return target
-
-
-def _short_component(part: str, limit: int = 200) -> str:
-    """A path component short enough for any file system (most allow 255 bytes), kept unique by a hash."""
-    if len(part.encode()) <= limit:
-        return part
-    stem, suffix = os.path.splitext(part)
-    suffix = suffix if len(suffix.encode()) <= 16 else ""
-    tag = hashlib.sha1(part.encode()).hexdigest()[:10]
-    head = stem.encode()[: limit - len(suffix.encode()) - 12].decode(errors="ignore")
-    return f"{head}-{tag}{suffix}"
-
-
-def store_upload(read: Callable[[int], bytes], name: str, folder: str | os.PathLike, max_bytes: int) -> Path:
-    """Stream an uploaded file to `folder` in chunks and return its path.
-
-    The file is written beside its final name and renamed when complete, so a broken
-    upload never looks finished. The size limit is checked again here (the browser's
-    limit can be bypassed), and so is the free space on the disk.
-
-    Raises:
-        DatasetError: too large, the disk is full, or the file could not be written.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / _short_component(_slug(Path(name).stem, limit=80) + Path(name).suffix.lower())
-    if path.exists():
-        return path
-    tmp = path.with_name(f".{path.name}.part")
-    written = 0
-    try:
-        with open(tmp, "wb") as handle:
-            for chunk in iter(lambda: read(8 * 1024 * 1024), b""):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise DatasetError(
-                        f"{name} is larger than the {max_bytes / 1e6:,.0f} MB upload limit. "
-                        "Upload fewer or smaller photos, or put the folder on the server."
-                    )
-                if shutil.disk_usage(folder).free < len(chunk) + 64 * 1024**2:
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                handle.write(chunk)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        if error.errno == errno.ENOSPC:
-            raise DatasetError(f"The server's disk is full, so {name} could not be stored. Free some space.") from None
-        raise DatasetError(f"{name} could not be stored: {error.strerror}.") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _copy_limited(source, sink, declared: int) -> int:
-    """Copy at most the declared size (a lying header cannot make us write more)."""
-    copied = 0
-    while True:
-        chunk = source.read(1024 * 1024)
-        if not chunk:
-            return copied
-        copied += len(chunk)
-        if copied > declared:
-            raise DatasetError("A file in the zip is larger than its header says: the zip is damaged or hostile.")
-        sink.write(chunk)
-
-
-# --- sources --------------------------------------------------------------------------
-
-SAMPLES = {
-    "flowers": {
-        "title": "Flower photos (5 classes, 3,670 photos, 220 MB)",
-        "origin": "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz",
-        "fname": "flower_photos",
-    },
-    "cats_vs_dogs": {
-        "title": "Cats vs dogs (2 classes, 3,000 photos, 66 MB)",
-        "origin": "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip",
-        "fname": "cats_and_dogs_filtered",
-    },
-}
-
-
-def data_home() -> Path:
-    """Where the tool keeps extracted uploads and the demo set (`STUDIO_DATA`, default `./data`)."""
-    return Path(os.environ.get("STUDIO_DATA", "data")).absolute()
-
-
-def resolve_source(source: str) -> Path:
-    """Turn a dataset choice into a folder on disk.
-
-    `demo` builds the demo set, `sample:NAME` downloads through Keras, a `.zip` is
-    extracted safely (once; later calls reuse it), and a folder is used as it is.
-
-    Raises:
-        DatasetError: the folder does not exist, a download failed, or the zip is refused.
-    """
-    if source == "demo":
-        from core.demo_data import ensure_demo_dataset
-
-        return ensure_demo_dataset(data_home() / "demo")
-    if source.startswith("sample:"):
-        return download_sample(source.split(":", 1)[1])
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise DatasetError(f"{source} does not exist. Check the path.")
-    if path.is_file():
-        if path.suffix.lower() != ".zip":
-            raise DatasetError(f"{path.name} is a file, not a folder or a .zip. Choose a folder of class folders.")
-        digest = _file_digest(path)
-        target = data_home() / "extracted" / f"{_slug(path.stem)}-{digest[:12]}"
-        done = target / ".extracted"
-        if not done.exists():
-            shutil.rmtree(target, ignore_errors=True)
-            try:
-                extract_zip(path, target)
-            except BaseException:
-                shutil.rmtree(target, ignore_errors=True)
-                raise
-            done.write_text(json.dumps({"zip": str(path)}))
-        return target
-    return path
-
-
-def download_sample(name: str) -> Path:
-    """Download and extract a sample set with Keras's own downloader (cached after once)."""
-    if name not in SAMPLES:
-        raise DatasetError(f"Unknown sample {name!r}. Choose one of: {', '.join(SAMPLES)}")
-    sample = SAMPLES[name]
-    import keras
-
-    try:
-        path = keras.utils.get_file(sample["fname"], origin=sample["origin"], extract=True)
-    except Exception as error:  # Keras raises plain Exception for network failures
-        raise DatasetError(
-            f"Could not download the sample '{name}' ({_first_line(error)}). This machine may be offline: "
-            f"download {sample['origin']} on a computer with internet and upload it as a .zip, "
-            "or choose a folder of your own photos."
-        ) from None
-    return Path(path)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _slug(text: str, limit: int = 40) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit] or "dataset"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:160] if text else type(error).__name__

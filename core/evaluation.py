@@ -48,6 +48,8 @@ def evaluate_predictions(
         "loss": float(log_loss(y_true, clipped, labels=labels)),
         "class_names": list(class_names),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        # each row as shares of that true class (a class with no photos: zeros)
+        "confusion_shares": np.nan_to_num(confusion_matrix(y_true, y_pred, labels=labels, normalize="true")).tolist(),
         "per_class": [
             {
                 "class": name,

@@ -15,19 +15,21 @@ backbone, weights, image size, cut, augmentation and number of views.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from core.pipeline import IN_MEMORY_BYTES, cache_home, files_digest, release_pages
+from core.files import atomic_path
+from core.pipeline import IN_MEMORY_BYTES, LabelledImages, cache_home, files_digest, release_pages
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: augmentation settings written as flips and degrees
 
 
 class ExtractionStopped(Exception):
@@ -55,29 +57,6 @@ class ClassifierParts:
     head: object
     top_and_head: object
     cut: str
-
-
-def find_cut(base, mask: list[bool]) -> str:
-    """The base layer where the cached bottom ends: at or before the first unfrozen layer.
-
-    The cut must be a single tensor that everything above depends on alone (no skip
-    connection may jump over it), so it moves down until a sub-model can be built there.
-    Returns "" when nothing unfreezes.
-    """
-    import keras
-
-    if True not in mask:
-        return ""
-    for index in range(mask.index(True), 0, -1):
-        layer = base.layers[index]
-        if isinstance(layer.input, (list, tuple)):
-            continue
-        try:
-            keras.Model(layer.input, base.output)
-        except ValueError:
-            continue
-        return layer.name
-    return ""
 
 
 def split_classifier(model, base, image_size: int, cut: str) -> ClassifierParts:
@@ -113,6 +92,131 @@ def _get_layer(model, name: str):
         return model.get_layer(name)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """How each phase gets its inputs: stored outputs of the frozen layers (fast mode) or the photos.
+
+    Attributes:
+        cached: fast mode is on (pretrained weights and the switch on).
+        description: the mode in plain words, and why.
+        views: versions of each training photo stored (the original and augmented copies).
+        parts: the classifier taken apart around its frozen bottom (None when not cached).
+        weights: what the frozen layers' weights are (the file and its date), part of every cache key.
+    """
+
+    cached: bool
+    description: str
+    views: int = 1
+    parts: ClassifierParts | None = None
+    weights: str = "none"
+
+    def key(self, images: LabelledImages, config, training: bool) -> FeatureKey:
+        """The cache key of this split's features (training photos get every view, others one)."""
+        views = self.views if training else 1
+        return FeatureKey(
+            images=images_digest(list(images.paths), config.image_size),
+            backbone=config.backbone,
+            weights=self.weights,
+            cut=self.parts.cut or f"pool:{config.pooling}",  # pooled features depend on the kind of pooling
+            augmentation=json.dumps(asdict(config.augmentation), sort_keys=True) if views > 1 else "",
+            views=views,
+            seed=config.seed if views > 1 else 0,
+        )
+
+
+def plan_features(config, weights_path: str | None, model, base, mask: list[bool], finetunes: bool) -> FeaturePlan:
+    """Whether the frozen layers' output is stored, where the cut is, and how to say so plainly.
+
+    Args:
+        weights_path: the pretrained weights file; None for random weights, where no layer stays fixed.
+        finetunes: phase 2 will run (it has epochs and unfreezes something).
+    """
+    if not config.feature_cache or weights_path is None:
+        why = (
+            "random weights train from scratch, so no layer stays fixed"
+            if config.feature_cache
+            else "feature caching is turned off"
+        )
+        return FeaturePlan(False, f"Every image goes through the whole network in every epoch ({why}).")
+    from core.freezing import find_cut
+
+    views = config.feature_views if config.augmentation.enabled else 1
+    cut = find_cut(base, mask) if finetunes else ""
+    if views > 1:
+        how = f"{views} versions of each training photo (the original and {views - 1} randomly augmented)"
+    elif config.augmentation.enabled:
+        how = "the original photos only (1 view, so augmentation is not used)"
+    else:
+        how = "each photo once (augmentation is off)"
+    description = f"Fast mode: the frozen layers run once, on {how}, and their output is reused in every epoch."
+    if finetunes and not cut:
+        description += " Phase 2 runs the whole network (this unfreeze choice leaves no clean cut)."
+    parts = split_classifier(model, base, config.image_size, cut)
+    return FeaturePlan(True, description, views, parts, weights_identity(weights_path))
+
+
+@dataclass
+class PhaseInputs:
+    """What one phase fits: the model (the head, or the top and head) and its batches of stored features."""
+
+    model: object
+    train: object
+    val: object | None
+    reused: bool
+
+
+def phase_inputs(
+    plan: FeaturePlan,
+    phase: int,
+    data: dict[str, LabelledImages],
+    config,
+    batch_size: int,
+    stop_requested: Callable[[], bool],
+    progress: Callable[[int, int], None],
+) -> PhaseInputs | None:
+    """Stored features for `phase`, computed first if no cache has them; None when phase 2 must train
+    on photos (no clean cut).
+
+    Raises:
+        ExtractionStopped: Stop was pressed while features were being computed.
+    """
+    parts = plan.parts
+    if phase == 2 and not parts.cut:
+        return None
+    features, reused = {}, True
+    for split in ("train", "val"):
+        images = data[split]
+        if not len(images.images):
+            features[split] = None
+            continue
+        key = plan.key(images, config, training=split == "train")
+        if phase == 1 and parts.cut:  # one pass fills both caches: the head's now, the top's for phase 2
+            pooled = replace(key, cut=f"{parts.cut}>pool:{config.pooling}")
+            extractor, targets = parts.front_both, [("bottom", key), ("pooled", pooled)]
+        else:
+            extractor, targets = parts.front, [("bottom" if parts.cut else "pooled", key)]
+        values, was_cached = extract(
+            extractor,
+            images.images,
+            targets,
+            augment=parts.augment,
+            views=key.views,
+            stop_requested=stop_requested,
+            progress=progress,
+        )
+        reused = reused and was_cached
+        features[split] = values[-1]  # what this phase trains on
+    val = data["val"]
+    return PhaseInputs(
+        model=parts.head if phase == 1 else parts.top_and_head,
+        train=feature_dataset(features["train"], data["train"].labels, batch_size, shuffle=True, seed=config.seed),
+        val=feature_dataset(features["val"], val.labels, batch_size, shuffle=False)
+        if features["val"] is not None
+        else None,
+        reused=reused,
+    )
 
 
 @dataclass(frozen=True)
@@ -175,44 +279,44 @@ def extract(
     paths = [folder / f"{what}-{key.digest()}.npy" for what, key in targets]
     if all(path.exists() for path in paths):
         return [np.load(path, mmap_mode="r") for path in paths], True
-    count = len(images)
-    outputs = model.outputs
-    tmps = [path.with_name(f".{path.stem}.{os.getpid()}.npy") for path in paths]
-    arrays = [
-        np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float16, shape=(views, count, *(int(d) for d in output.shape[1:]))
-        )
-        for tmp, output in zip(tmps, outputs, strict=True)
-    ]
-    total, done, last_report = views * count, 0, 0.0
-    try:
-        for view in range(views):
-            for start in range(0, count, batch_size):
-                if stop_requested():
-                    raise ExtractionStopped()
-                batch = np.asarray(images[start : start + batch_size], dtype="float32")
-                if view and augment is not None:
-                    batch = augment(batch, training=True)
-                results = model.predict_on_batch(batch)
-                for array, result in zip(arrays, results if len(arrays) > 1 else [results], strict=True):
-                    array[view, start : start + len(batch)] = np.asarray(result, dtype=np.float16)
-                done += len(batch)
-                if (start // batch_size) % 16 == 15:  # read and written pages leave this process's memory
-                    release_pages(images)
-                    for array in arrays:
-                        array.flush()
-                        release_pages(array)
-                if progress and (time.time() - last_report > 1.0 or done == total):
-                    progress(done, total)
-                    last_report = time.time()
-        for array, tmp, path in zip(arrays, tmps, paths, strict=True):
+    with contextlib.ExitStack() as files:  # each file appears under its name only if all were written
+        tmps = [files.enter_context(atomic_path(path)) for path in paths]
+        arrays = [
+            np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=np.float16, shape=(views, len(images), *(int(d) for d in output.shape[1:]))
+            )
+            for tmp, output in zip(tmps, model.outputs, strict=True)
+        ]
+        _fill(model, images, arrays, augment, batch_size, stop_requested, progress)
+        for array in arrays:
             array.flush()
-            os.replace(tmp, path)
-    finally:
         del arrays
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
     return [np.load(path, mmap_mode="r") for path in paths], False
+
+
+def _fill(model, images, arrays, augment, batch_size, stop_requested, progress) -> None:
+    """Write `model`'s outputs for every image and view into `arrays` (view 0 as is, the others augmented)."""
+    views, count = arrays[0].shape[:2]
+    total, done, last_report = views * count, 0, 0.0
+    for view in range(views):
+        for start in range(0, count, batch_size):
+            if stop_requested():
+                raise ExtractionStopped()
+            batch = np.asarray(images[start : start + batch_size], dtype="float32")
+            if view and augment is not None:
+                batch = augment(batch, training=True)
+            results = model.predict_on_batch(batch)
+            for array, result in zip(arrays, results if len(arrays) > 1 else [results], strict=True):
+                array[view, start : start + len(batch)] = np.asarray(result, dtype=np.float16)
+            done += len(batch)
+            if (start // batch_size) % 16 == 15:  # read and written pages leave this process's memory
+                release_pages(images)
+                for array in arrays:
+                    array.flush()
+                    release_pages(array)
+            if progress and (time.time() - last_report > 1.0 or done == total):
+                progress(done, total)
+                last_report = time.time()
 
 
 def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0):

@@ -93,7 +93,11 @@ def load_rgb(path: str | os.PathLike | BinaryIO, size: int) -> np.ndarray:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Image.open(path) as image:
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError:
+            raise ImageRejected(f"too large to decode safely (over {MAX_PIXELS / 1e6:.0f} megapixels)") from None
+        with opened as image:
             _check_header(ImageInfo(image.format or "?", image.width, image.height, image.mode))
             _draft(image, size)
             image = ImageOps.exif_transpose(image) or image

@@ -9,6 +9,7 @@ In fast mode the head trains on cached features, so a few hundred steps take sec
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -56,3 +57,70 @@ def suggest(rates: list[float], losses: list[float]) -> float | None:
         return None
     lowest = int(np.argmin(losses))
     return float(f"{rates[lowest] / 10:.1g}")
+
+
+def find_learning_rate(run, echo=print):
+    """Prepare `run` exactly as training would, then sweep phase 1's learning rate instead of training.
+
+    Writes `lr_find.json` (rates, losses, suggestion) and ends the run's status with the
+    suggestion in words. Failures end in the status as they do for training.
+    """
+    from core.training import run_guarded
+
+    return run_guarded(run, _find, echo)
+
+
+def _find(run, echo):
+    import time
+
+    from core.features import ExtractionStopped, phase_inputs
+    from core.files import write_atomic
+    from core.freezing import set_phase
+    from core.pipeline import make_dataset
+    from core.status import RunState, Stage
+    from core.training import RunStopped, build_or_resume, prepare, start_session
+
+    config = run.config().validate()
+    prepared = prepare(run, config, echo)
+    session = start_session(run, prepared, build_or_resume(run, prepared, echo), echo)
+    set_phase(session.classifier.base, 1, session.classifier.mask)
+    inputs = None
+    if session.features.cached:
+        try:
+            inputs = phase_inputs(
+                session.features,
+                1,
+                session.data,
+                session.config,
+                session.batch_size,
+                run.stop_path.exists,
+                lambda d, t: None,
+            )
+        except ExtractionStopped:
+            raise RunStopped() from None
+    if inputs is None:
+        train = session.data["train"]
+        fit_model, dataset = (
+            session.classifier.model,
+            make_dataset(train.images, train.labels, session.batch_size, True, seed=config.seed),
+        )
+    else:
+        fit_model, dataset = inputs.model, inputs.train
+    run.update_status(stage=Stage.HEAD, message="Trying learning rates from 1e-6 to 1 on the new head")
+    result = sweep(fit_model, dataset, config.optimizer)
+    write_atomic(run.path / "lr_find.json", json.dumps(result))
+    for rate, loss in list(zip(result["rates"], result["losses"], strict=True))[::20]:
+        echo(f"learning rate {rate:.2e}  loss {loss:.4f}")
+    suggestion = result["suggestion"]
+    if suggestion:
+        message = (
+            f"Suggested phase-1 learning rate: {suggestion:g} (a tenth of the rate where the loss was lowest). "
+            f"The current setting is {config.head_learning_rate:g}."
+        )
+    else:
+        message = "The loss blew up at once, so no rate can be suggested: try a lower batch size or check the data."
+    echo(message)
+    run.update_status(
+        state=RunState.SUCCEEDED, stage=Stage.DONE, finished=time.time(), message=message, suggestion=suggestion
+    )
+    return RunState.SUCCEEDED

@@ -1,4 +1,4 @@
-"""Building the classifier and deciding which layers train in each phase.
+"""Building the classifier and compiling it for a phase (which layers learn: `core.freezing`).
 
 The model takes raw RGB pixels (0-255) of any size, so an exported model needs no
 preprocessing code: resize, augmentation (active only in training), the family's
@@ -6,8 +6,6 @@ preprocessing, the base called with `training=False`, pooling, dropout, a dense 
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -52,15 +50,13 @@ def preprocessing_layers(mode: str) -> list[keras.layers.Layer]:
 def augmentation_layers(config: AugmentationConfig, seed: int) -> list[keras.layers.Layer]:
     """Keras's random layers for `config`; they pass images through unchanged at inference."""
     layers = []
-    flip = {
-        (True, True): "horizontal_and_vertical",
-        (True, False): "horizontal",
-        (False, True): "vertical",
-    }.get((config.horizontal_flip, config.vertical_flip))
+    flip = {"both": "horizontal_and_vertical", "horizontal": "horizontal", "vertical": "vertical"}.get(config.flip)
     if flip:
         layers.append(keras.layers.RandomFlip(flip, seed=seed, name="flip"))
     if config.rotation:
-        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed, name="rotation"))
+        # Keras takes the angle as a fraction of a full turn.
+        turn = config.rotation / 360.0
+        layers.append(keras.layers.RandomRotation(turn, fill_mode="reflect", seed=seed, name="rotation"))
     if config.zoom:
         layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed, name="zoom"))
     if config.translation:
@@ -125,69 +121,6 @@ def build_classifier(
         x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"studio_{spec.key.replace('.', '_')}")
-
-
-# --- freezing -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    index: int
-    name: str
-    kind: str
-    block: str
-    params: int
-    trainable_in_finetune: bool
-    is_batch_norm: bool
-
-
-def resolve_unfreeze(spec: BackboneSpec, unfreeze: str) -> str:
-    """`auto` becomes the backbone's recommended cut; other specs pass through."""
-    return spec.resolve_unfreeze(unfreeze)
-
-
-def finetune_mask(base: keras.Model, spec: BackboneSpec, unfreeze: str) -> list[bool]:
-    """For each layer of `base`, whether phase 2 unfreezes it (see `BackboneSpec.unfreeze_mask`)."""
-    return spec.unfreeze_mask([layer.name for layer in base.layers], unfreeze)
-
-
-def set_phase(
-    model: keras.Model, base: keras.Model, phase: int, mask: list[bool], freeze_batch_norm: bool = True
-) -> None:
-    """Phase 1: the whole base frozen. Phase 2: the masked layers train, BatchNormalization never
-    (unless `freeze_batch_norm` is False, for a base trained from random weights)."""
-    if phase == 1:
-        base.trainable = False
-        return
-    base.trainable = True
-    for layer, unfrozen in zip(base.layers, mask):
-        is_bn = isinstance(layer, keras.layers.BatchNormalization)
-        layer.trainable = bool(unfrozen) and not (is_bn and freeze_batch_norm)
-
-
-def count_trainable(model: keras.Model) -> int:
-    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-
-
-def layer_table(base: keras.Model, spec: BackboneSpec, unfreeze: str) -> list[LayerRow]:
-    """One row per base layer: block, weights, and whether phase 2 trains it."""
-    mask = finetune_mask(base, spec, unfreeze)
-    blocks = spec.layer_blocks([layer.name for layer in base.layers])
-    rows = []
-    for index, (layer, unfrozen, block) in enumerate(zip(base.layers, mask, blocks)):
-        is_bn = isinstance(layer, keras.layers.BatchNormalization)
-        rows.append(
-            LayerRow(
-                index=index,
-                name=layer.name,
-                kind=type(layer).__name__,
-                block=block,
-                params=int(layer.count_params()) if layer.built else 0,
-                trainable_in_finetune=bool(unfrozen) and not is_bn and bool(layer.weights),
-                is_batch_norm=is_bn,
-            )
-        )
-    return rows
 
 
 def make_optimizer(name: str, learning_rate: float, average_over: int = 0) -> keras.optimizers.Optimizer:

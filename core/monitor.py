@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from core.status import RunState, RunStatus, Stage
 
 
 @dataclass
 class RunProgress:
     """Progress of one run: where it is, how fast it goes, and the curves so far."""
 
-    state: str = "queued"
-    phase: Any = 0
+    state: RunState = RunState.QUEUED
+    stage: Stage = Stage.WAITING
     epoch: int = 0
     epochs_total: int = 0
     batch: int = 0
@@ -51,17 +52,17 @@ class RunProgress:
                 self.epoch = int(event.get("epoch", self.epoch))
                 self.batch = 0
 
-    def apply_status(self, status: dict) -> None:
-        self.state = status.get("state", self.state)
-        self.phase = status.get("phase", self.phase)
-        self.epochs_total = int(status.get("epochs_total") or self.epochs_total or 0)
+    def apply_status(self, status: RunStatus) -> None:
+        self.state = status.state
+        self.stage = status.stage
+        self.epochs_total = status.epochs_total or self.epochs_total
         done_epochs = max(self.epoch - 1, 0) + (self.batch / self.steps if self.steps else 0.0)
-        if self.state == "succeeded":
+        if self.state is RunState.SUCCEEDED:
             self.fraction = 1.0
         elif self.epochs_total:
             self.fraction = min(done_epochs / self.epochs_total, 1.0)
         seconds_per_epoch = [float(e["seconds"]) for e in self.epochs[-3:] if e.get("seconds")]
-        if self.state == "running" and seconds_per_epoch and self.epochs_total:
+        if self.state is RunState.RUNNING and seconds_per_epoch and self.epochs_total:
             remaining = max(self.epochs_total - done_epochs, 0.0)
             self.seconds_left = remaining * sum(seconds_per_epoch) / len(seconds_per_epoch)
         else:
@@ -69,13 +70,15 @@ class RunProgress:
 
     def describe(self) -> str:
         """One plain line for the progress bar."""
-        if self.phase == "evaluating":
+        if self.stage is Stage.EVALUATING:
             return "Training done: checking the model on the photos it has never seen"
-        if self.phase in (0, None) or not isinstance(self.phase, int):
+        if self.stage is Stage.FEATURES:
+            return "Computing what the frozen network sees in each photo (once, then reused every epoch)"
+        if self.stage.phase is None:
             return "Preparing the photos"
         if not self.batches and self.batch == 0:
-            return f"Starting phase {self.phase} (the first batch takes a few seconds)"
-        parts = [f"Phase {self.phase}", f"epoch {self.epoch} of {self.epochs_total}"]
+            return f"Starting phase {self.stage.phase} (the first batch takes a few seconds)"
+        parts = [f"Phase {self.stage.phase}", f"epoch {self.epoch} of {self.epochs_total}"]
         if self.steps:
             parts.append(f"batch {self.batch} of {self.steps}")
         if self.images_per_second:

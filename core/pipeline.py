@@ -16,9 +16,11 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from core.files import atomic_path, write_atomic
 from core.images import load_rgb
 
 DECODER_VERSION = 1
@@ -72,19 +74,18 @@ def decode_images(
         if progress:
             progress(len(paths), len(paths))
         return np.load(array_path, mmap_mode="r"), failures
-    tmp_path = cache_dir / f".images-{key}.{os.getpid()}.npy"
-    array = np.lib.format.open_memmap(
-        tmp_path, mode="w+", dtype=np.uint8, shape=(len(paths), image_size, image_size, 3)
-    )
     failures: dict[int, str] = {}
+    with atomic_path(array_path) as tmp_path:
+        array = np.lib.format.open_memmap(
+            tmp_path, mode="w+", dtype=np.uint8, shape=(len(paths), image_size, image_size, 3)
+        )
 
-    def load(index: int) -> None:
-        try:
-            array[index] = load_rgb(paths[index], image_size)
-        except Exception as error:  # any decoder failure: the file is dropped, never fatal
-            failures[index] = f"could not be decoded ({str(error)[:120] or type(error).__name__})"
+        def load(index: int) -> None:
+            try:
+                array[index] = load_rgb(paths[index], image_size)
+            except Exception as error:  # any decoder failure: the file is dropped, never fatal
+                failures[index] = f"could not be decoded ({str(error)[:120] or type(error).__name__})"
 
-    try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for done, _ in enumerate(pool.map(load, range(len(paths))), start=1):
                 if done % 512 == 0:  # written pages go to the file, not this process's memory
@@ -94,11 +95,7 @@ def decode_images(
                     if progress(done, len(paths)) is False:
                         raise InterruptedError("decoding cancelled")
         array.flush()
-        os.replace(tmp_path, array_path)
-        failures_path.write_text(json.dumps(failures))
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    write_atomic(failures_path, json.dumps(failures))
     return np.load(array_path, mmap_mode="r"), failures
 
 
@@ -116,6 +113,39 @@ def files_digest(paths: Sequence[str], prefix: str = "") -> str:
         except OSError:
             digest.update(f"{path}|missing\n".encode())
     return digest.hexdigest()
+
+
+class LabelledImages(NamedTuple):
+    """One split's decoded photos (N, S, S, 3) uint8, their class indices and their files, row for row."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+
+
+def decode_splits(plan, image_size: int, progress: Callable[[int, int], bool] | None = None, echo=print):
+    """Every file of a `SplitPlan` decoded at `image_size`: {"train"|"val"|"test": LabelledImages}.
+
+    A file that fails to decode now, although it passed the scan, is left out and named.
+
+    Raises:
+        InterruptedError: `progress` returned False (Stop was pressed).
+    """
+    index = {name: k for k, name in enumerate(plan.class_names)}
+    everything = [(split, item) for split in ("train", "val", "test") for item in getattr(plan, split)]
+    pixels, failures = decode_images([item.path for _, item in everything], image_size, progress=progress)
+    for position, reason in failures.items():
+        echo(f"Left out {everything[position][1].path}: {reason}")
+    data = {}
+    for split in ("train", "val", "test"):
+        rows = [k for k, (s, _) in enumerate(everything) if s == split and k not in failures]
+        labels = np.array([index[everything[k][1].label] for k in rows], dtype=np.int32)
+        if rows and rows == list(range(rows[0], rows[-1] + 1)):
+            images = pixels[rows[0] : rows[-1] + 1]  # contiguous: stays memory-mapped
+        else:
+            images = pixels[rows] if rows else np.zeros((0, image_size, image_size, 3), np.uint8)
+        data[split] = LabelledImages(images, labels, [everything[k][1].path for k in rows])
+    return data
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int, shuffle: bool, seed: int = 0):

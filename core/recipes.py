@@ -11,30 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import AugmentationConfig, RunConfig
+from core.config import SETTINGS, AugmentationConfig, RunConfig
+from core.freezing import UnfreezePlan
 
-# What a recipe decides. The data, splits, seed, weights and name stay the user's.
-RECIPE_FIELDS = (
-    "backbone",
-    "image_size",
-    "batch_size",
-    "head_epochs",
-    "finetune_epochs",
-    "head_learning_rate",
-    "finetune_learning_rate",
-    "optimizer",
-    "unfreeze",
-    "pooling",
-    "head_units",
-    "dropout",
-    "augmentation",
-    "early_stopping_patience",
-    "reduce_lr_patience",
-    "cosine_decay",
-    "average_weights",
-    "feature_views",
-    "keep",
-)
+# What a recipe decides (declared with the settings): the data, splits, seed, weights and name stay the user's.
+RECIPE_SETTINGS = tuple(name for name, info in SETTINGS.items() if info.declaration.recipe)
+RECIPE_FIELDS = tuple(dict.fromkeys(name.split(".")[0] for name in RECIPE_SETTINGS))
 
 
 @dataclass(frozen=True)
@@ -92,7 +74,7 @@ RECIPES: dict[str, Recipe] = {
         source="F. Chollet, 'Transfer learning & fine-tuning', keras.io/guides/transfer_learning.",
         what=(
             "Xception at 150 px, frozen base called with training=False, average pooling, Dropout 0.2, "
-            "Adam 1e-3; then the whole base unfrozen at Adam 1e-5. Flips and rotation 0.1."
+            "Adam 1e-3; then the whole base unfrozen at Adam 1e-5. Flips and rotations up to 36 degrees."
         ),
         settings={
             "backbone": "xception",
@@ -102,11 +84,11 @@ RECIPES: dict[str, Recipe] = {
             "head_learning_rate": 1e-3,
             "finetune_learning_rate": 1e-5,
             "optimizer": "adam",
-            "unfreeze": "all",
+            "unfreeze": UnfreezePlan.parse("all"),
             "pooling": "avg",
             "head_units": (),
             "dropout": 0.2,
-            "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.0),
+            "augmentation": AugmentationConfig(flip="horizontal", rotation=36.0, zoom=0.0),
             **_AS_WRITTEN,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},
@@ -117,7 +99,7 @@ RECIPES: dict[str, Recipe] = {
         source="F. Chollet, 'Deep Learning with Python', 2nd ed., chapter 8: cats vs dogs, about 97.7% test accuracy.",
         what=(
             "VGG16 at 180 px, Flatten, Dense(256), Dropout 0.5, RMSprop; then block5_conv1 to block5_conv3 "
-            "unfrozen at RMSprop 1e-5. Flips, rotation 0.1, zoom 0.2."
+            "unfrozen at RMSprop 1e-5. Flips, rotations up to 36 degrees, zoom 0.2."
         ),
         settings={
             "backbone": "vgg16",
@@ -127,14 +109,14 @@ RECIPES: dict[str, Recipe] = {
             "head_learning_rate": 1e-3,
             "finetune_learning_rate": 1e-5,
             "optimizer": "rmsprop",
-            "unfreeze": "block:block5",
+            "unfreeze": UnfreezePlan.parse("block:block5"),
             "pooling": "flatten",
             "head_units": (256,),
             "dropout": 0.5,
-            "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.1, zoom=0.2),
+            "augmentation": AugmentationConfig(flip="horizontal", rotation=36.0, zoom=0.2),
             **_AS_WRITTEN,
         },
-        offline={"backbone": "mobilenet_v2_0.5", "image_size": 160, "unfreeze": "block:block_16"},
+        offline={"backbone": "mobilenet_v2_0.5", "image_size": 160, "unfreeze": UnfreezePlan.parse("block:block_16")},
     ),
     "blog_dense1024": Recipe(
         key="blog_dense1024",
@@ -152,7 +134,7 @@ RECIPES: dict[str, Recipe] = {
             "head_learning_rate": 1e-4,
             "finetune_learning_rate": 1e-4,
             "optimizer": "adam",
-            "unfreeze": "top:4",
+            "unfreeze": UnfreezePlan.parse("top:4"),
             "pooling": "avg",
             "head_units": (1024,),
             "dropout": 0.0,
@@ -177,11 +159,11 @@ RECIPES: dict[str, Recipe] = {
             "head_learning_rate": 1e-4,
             "finetune_learning_rate": 1e-4,
             "optimizer": "sgd",
-            "unfreeze": "from:5",
+            "unfreeze": UnfreezePlan.parse("from:5"),
             "pooling": "flatten",
             "head_units": (1024, 1024),
             "dropout": 0.5,
-            "augmentation": AugmentationConfig(horizontal_flip=True, rotation=0.0, zoom=0.0),
+            "augmentation": AugmentationConfig(flip="horizontal", rotation=0.0, zoom=0.0),
             **_AS_WRITTEN,
         },
         offline={"backbone": "mobilenet_v2_0.5", "image_size": 160},

@@ -10,49 +10,25 @@ worker processes, one at a time per machine by default, the others waiting in or
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fcntl
+import io
 import json
 import os
-import re
-import subprocess
-import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from core.config import RunConfig
-
-ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("succeeded", "stopped", "failed", "interrupted")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from core.files import safe_name, write_atomic
+from core.processes import ProcessRecord, process_alive, spawn_core
+from core.status import ResumePoint, RunState, RunStatus, Stage
 
 
 def runs_root() -> Path:
     """Where runs live: `STUDIO_RUNS`, default `./runs`."""
     return Path(os.environ.get("STUDIO_RUNS", "runs")).absolute()
-
-
-def safe_name(text: str, limit: int = 40) -> str:
-    """A name safe to use as one path component: letters, digits, dot, dash, underscore."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
-    return cleaned[:limit] or "run"
-
-
-def process_alive(pid: int | None, started: float | None) -> bool:
-    """True if `pid` is still the process that was recorded (not a zombie, not a reused pid)."""
-    if not pid:
-        return False
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started is None or abs(process.create_time() - started) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
 
 
 class RunDirectory:
@@ -99,7 +75,7 @@ class RunDirectory:
                 path = root / f"{run_id}-{suffix}"
         run = cls(path)
         run.write_config(config)
-        run.write_status(state="queued", created=time.time(), message="Waiting to start")
+        run.update_status(state=RunState.QUEUED, created=time.time(), message="Waiting to start")
         return run
 
     def write_config(self, config: RunConfig) -> None:
@@ -111,43 +87,54 @@ class RunDirectory:
 
     def image_size(self) -> int:
         """The size the run's images are resized to: the config's, or what `auto` chose (in the status)."""
-        return int(self.raw_status().get("image_size") or self.config().image_size)
+        return int(self.raw_status().image_size or self.config().image_size)
 
-    def raw_status(self) -> dict[str, Any]:
+    def raw_status(self) -> RunStatus:
+        """The status as the worker last wrote it."""
         try:
-            return json.loads(self.status_path.read_text())
-        except (OSError, ValueError):
-            return {}
+            return RunStatus.from_dict(json.loads(self.status_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return RunStatus()
 
-    def write_status(self, **fields: Any) -> dict[str, Any]:
-        status = self.raw_status()
-        status.update(fields)
-        status["updated"] = time.time()
-        # Progress (epoch, message) is rewritten every epoch: only a change of state is worth an fsync.
-        write_atomic(self.status_path, json.dumps(status, indent=2, default=str), durable="state" in fields)
+    def update_status(self, **changes: Any) -> RunStatus:
+        """Write the status with `changes` (RunStatus fields); only a change of state is worth an fsync."""
+        status = self.raw_status().updated_with(**changes)
+        write_atomic(self.status_path, json.dumps(status.to_dict(), indent=2, default=str), durable="state" in changes)
         return status
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> RunStatus:
         """The status, with a run whose worker died shown as `interrupted` rather than forever running."""
         status = self.raw_status()
-        if status.get("state") in ACTIVE_STATES and status.get("pid"):
-            if not process_alive(status.get("pid"), status.get("pid_started")):
-                status = dict(status)
-                status["state"] = "interrupted"
-                status["message"] = (
-                    "The training process ended unexpectedly (the machine or server may have restarted). "
-                    "The history and the best checkpoint up to that point are kept"
-                    + (
-                        ", and it can resume from its last finished epoch."
-                        if self.last_checkpoint_path.exists()
-                        else "."
-                    )
-                )
+        if status.state.active and status.pid and not process_alive(status.pid, status.pid_started):
+            keeps = ", and it can resume from its last finished epoch." if self.last_checkpoint_path.exists() else "."
+            return dataclasses.replace(
+                status,
+                state=RunState.INTERRUPTED,
+                message="The training process ended unexpectedly (the machine or server may have restarted). "
+                "The history and the best checkpoint up to that point are kept" + keeps,
+            )
         return status
 
     def can_resume(self) -> bool:
         """An interrupted run with at least one finished epoch can continue from its last checkpoint."""
-        return self.status().get("state") == "interrupted" and self.last_checkpoint_path.exists()
+        return self.status().state is RunState.INTERRUPTED and self.last_checkpoint_path.exists()
+
+    def resume_point(self) -> ResumePoint | None:
+        """Where an interrupted run picks up, when it was asked to resume and has a last checkpoint."""
+        status = self.raw_status()
+        if status.resume_requested and status.resume_point and self.last_checkpoint_path.exists():
+            return status.resume_point
+        return None
+
+    def truncate_history(self, epochs_done: int) -> None:
+        """Drop history rows past the last checkpoint (an epoch that ended as the process was killed)."""
+        from core.callbacks import HISTORY_COLUMNS
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(row for row in self.history() if int(row["epoch"]) <= epochs_done)
+        write_atomic(self.history_path, buffer.getvalue())
 
     def request_stop(self) -> None:
         self.stop_path.write_text(str(time.time()))
@@ -192,24 +179,6 @@ class RunDirectory:
             return None
 
 
-def write_atomic(path: Path, text: str, durable: bool = True) -> None:
-    """Write to a temporary file and rename it over `path`: readers see the old or the new file.
-
-    `durable` also forces the bytes to disk first (fsync), so even a power cut leaves a whole file.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _number(value: str) -> Any:
     try:
         number = float(value)
@@ -224,7 +193,7 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDirectory]:
     if not root.is_dir():
         return []
     runs = [RunDirectory(p) for p in root.iterdir() if (p / "config.json").is_file()]
-    return sorted(runs, key=lambda r: r.raw_status().get("created", 0), reverse=True)
+    return sorted(runs, key=lambda r: r.raw_status().created or 0, reverse=True)
 
 
 def start_run(config: RunConfig, root: str | os.PathLike | None = None) -> RunDirectory:
@@ -243,29 +212,21 @@ def resume_run(run: RunDirectory) -> RunDirectory:
     if not run.can_resume():
         raise ValueError(f"Run {run.id} cannot be resumed: only an interrupted run with a finished epoch can.")
     run.stop_path.unlink(missing_ok=True)
-    run.write_status(state="queued", resume_requested=True, created=time.time(), message="Waiting to resume")
+    run.update_status(
+        state=RunState.QUEUED,
+        stage=Stage.WAITING,
+        resume_requested=True,
+        created=time.time(),
+        message="Waiting to resume",
+    )
     spawn_worker(run)
     return run
 
 
-def spawn_worker(run: RunDirectory) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    log = open(run.log_path, "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core", "worker", str(run.path)],
-        cwd=str(PROJECT_ROOT),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # a restarted server does not take the run down with it
-    )
-    log.close()
-    run.write_status(pid=process.pid, pid_started=psutil.Process(process.pid).create_time())
-    # Reap the child when it ends so it never lingers as a zombie under the server.
-    threading.Thread(target=process.wait, daemon=True).start()
+def spawn_worker(run: RunDirectory) -> ProcessRecord:
+    """Start the run's worker process (`python -m core worker`), its output appended to `log.txt`."""
+    process = spawn_core(["worker", str(run.path)], log_path=run.log_path)
+    run.update_status(pid=process.pid, pid_started=process.started)
     return process
 
 
@@ -299,22 +260,22 @@ class TrainingSlot:
 
     def runs_ahead(self) -> list[RunDirectory]:
         """Queued runs with live workers that were created before this one."""
-        mine = self.run.raw_status().get("created", 0)
+        mine = self.run.raw_status().created or 0
         ahead = []
         for other in list_runs(self.root):
             if other.path == self.run.path:
                 continue
             status = other.raw_status()
             if (
-                status.get("state") == "queued"
-                and status.get("created", 0) < mine
-                and process_alive(status.get("pid"), status.get("pid_started"))
+                status.state is RunState.QUEUED
+                and (status.created or 0) < mine
+                and process_alive(status.pid, status.pid_started)
             ):
                 ahead.append(other)
         return ahead
 
     def running_now(self) -> list[RunDirectory]:
-        return [r for r in list_runs(self.root) if r.status().get("state") == "running"]
+        return [r for r in list_runs(self.root) if r.status().state is RunState.RUNNING]
 
     def release(self) -> None:
         if self.handle:
@@ -337,7 +298,7 @@ def wait_for_slot(run: RunDirectory, poll_seconds: float = 0.5) -> TrainingSlot 
             "It starts by itself when that one ends."
         )
         if message != last_message:
-            run.write_status(state="queued", message=message, queue_position=position)
+            run.update_status(state=RunState.QUEUED, message=message, queue_position=position)
             last_message = message
         time.sleep(poll_seconds)
     return slot

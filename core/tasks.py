@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from core.errors import InputError
+from core.files import write_atomic
 from core.pipeline import cache_home
-from core.runs import PROJECT_ROOT, process_alive, write_atomic
+from core.processes import process_alive, spawn_core
 
-TASK_VERSION = 1
+TASK_VERSION = 2
 TASK_NICENESS = 5
 
 
@@ -39,29 +35,11 @@ def start_task(name: str, args: dict[str, Any]) -> Path:
     A task already running for the same arguments is joined, not started twice.
     """
     path = result_path(name, args)
-    if path.exists():
+    if path.exists() or task_running(path):
         return path
-    pid_path = path.with_suffix(".pid")
-    try:
-        pid, started = json.loads(pid_path.read_text())
-        if process_alive(pid, started):
-            return path
-    except (OSError, ValueError, TypeError):
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core", "task", name, json.dumps(args), str(path)],
-        cwd=str(PROJECT_ROOT),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    pid_path.write_text(json.dumps([process.pid, psutil.Process(process.pid).create_time()]))
-    threading.Thread(target=process.wait, daemon=True).start()
+    process = spawn_core(["task", name, json.dumps(args), str(path)])
+    write_atomic(path.with_suffix(".pid"), json.dumps([process.pid, process.started]))
     return path
 
 
@@ -83,12 +61,9 @@ def read_result(path: Path) -> dict[str, Any] | None:
 def run_task(name: str, args: dict[str, Any], out: str | Path) -> int:
     """Body of `python -m core task`: compute, then write the result (or a person-readable error)."""
     out = Path(out)
-    from core.config import ConfigError
-    from core.datasets import DatasetError
-
     try:
         result = TASKS[name](**args)
-    except (DatasetError, ConfigError) as error:  # already in words for a person
+    except InputError as error:  # already in words for a person
         result = {"error": str(error)}
     except Exception as error:  # the page shows this message instead of a result
         result = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
@@ -97,16 +72,19 @@ def run_task(name: str, args: dict[str, Any], out: str | Path) -> int:
     return 0 if "error" not in result else 1
 
 
-def layers_task(backbone: str, image_size: int) -> dict[str, Any]:
-    """The base's layers (block, weights, BatchNormalization), its output width and its output grid size."""
+def network_task(backbone: str, image_size: int, pooling: str, head_units: list[int], classes: int) -> dict[str, Any]:
+    """The classifier as it would be built: the base's layers (block, weights, BatchNormalization) and
+    the weights the head trains, counted by Keras (`count_params`)."""
     from core.backbones import get_backbone
-    from core.model import layer_table
+    from core.config import AugmentationConfig
+    from core.freezing import count_trainable, layer_table, set_phase
+    from core.model import build_classifier
 
     spec = get_backbone(backbone)
     base = spec.build(image_size, weights=None)
-    rows = [row.__dict__ for row in layer_table(base, spec, "all")]
-    height, width = (int(d) if d else 1 for d in base.output.shape[1:3])
-    return {"rows": rows, "features": int(base.output.shape[-1]), "grid": height * width}
+    model = build_classifier(base, spec, classes, image_size, AugmentationConfig.off(), pooling, tuple(head_units))
+    set_phase(base, 1, [])
+    return {"rows": [row.__dict__ for row in layer_table(base, spec)], "head_params": count_trainable(model)}
 
 
 def augment_task(paths: list[str], augmentation: dict[str, Any], seed: int, size: int = 128) -> dict[str, Any]:
@@ -152,7 +130,7 @@ def predict_task(model_path: str, image_paths: list[str], class_names: list[str]
 
 def sample_task(name: str) -> dict[str, Any]:
     """Download (once) and extract a sample set with Keras's own downloader."""
-    from core.datasets import download_sample
+    from core.sources import download_sample
 
     return {"path": str(download_sample(name))}
 
@@ -162,23 +140,24 @@ def lr_find_task(config: dict[str, Any]) -> dict[str, Any]:
     import tempfile
 
     from core.config import RunConfig
+    from core.lr_finder import find_learning_rate
     from core.runs import RunDirectory
-    from core.training import train_run
+    from core.status import RunState
 
     folder = cache_home() / "lr_find"
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         run = RunDirectory.create(scratch, RunConfig.from_dict(config), run_id="lr-find")
         lines: list[str] = []
-        if train_run(run, echo=lines.append, find_lr=True) != "succeeded":
-            return {"error": run.raw_status().get("message", "The learning-rate sweep failed.")}
+        if find_learning_rate(run, echo=lines.append) is not RunState.SUCCEEDED:
+            return {"error": run.raw_status().message or "The learning-rate sweep failed."}
         result = json.loads((run.path / "lr_find.json").read_text())
-        result["message"] = run.raw_status().get("message", "")
+        result["message"] = run.raw_status().message
         return result
 
 
 TASKS = {
-    "layers": layers_task,
+    "network": network_task,
     "augment": augment_task,
     "predict": predict_task,
     "sample": sample_task,

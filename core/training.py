@@ -1,17 +1,16 @@
 """Two-phase fine-tuning of one run, from its directory to its evaluation.
 
-Phase 1 trains a new head on the frozen base; phase 2 unfreezes the chosen top of the
-base (BatchNormalization stays frozen) and fine-tunes at a lower learning rate. Every
-step writes to the run directory, which is all the dashboard ever reads.
+It reads like fastai's `fine_tune`: prepare the photos, build the classifier (or resume
+it), run each phase from a small typed plan (phase 1: a new head on the frozen network;
+phase 2: the chosen top of the network as well, BatchNormalization frozen, at a lower
+learning rate), keep a model, evaluate it. Every step writes to the run directory,
+which is all the dashboard ever reads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
 import errno
-import io
 import json
 import math
 import os
@@ -19,21 +18,28 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.backbones import get_backbone
-from core.config import AUTO_SIZE, BEST_NEEDS_VALIDATION, ConfigError, RunConfig
-from core.datasets import DatasetError, DatasetReport, SkippedFile, SplitPlan, make_splits, resolve_source, scan_dataset
-from core.runs import RunDirectory, write_atomic
-from core.weights import WeightsUnavailable
+from core.backbones import BackboneSpec, get_backbone
+from core.config import AUTO_SIZE, BEST_NEEDS_VALIDATION, RunConfig
+from core.errors import InputError
+from core.features import FeaturePlan
+from core.files import remove_temporary_files, save_model_atomic, write_atomic
+from core.freezing import UnfreezePlan
+from core.pipeline import LabelledImages
+from core.processes import ProcessRecord
+from core.runs import RunDirectory
+from core.status import ResumePoint, RunState, Stage
 
 WORKER_NICENESS = 10
 LAST_CHECKPOINT_SECONDS = 30.0
 RESERVE_NAME = ".reserve"  # set aside while training, so a full disk can still be reported
 RESERVE_BYTES = 1024 * 1024
-BATCH_EVENT_SECONDS = 0.25  # on cached features batches take milliseconds: stream at most 4 a second
+BATCH_EVENT_SECONDS = 0.25  # on stored features batches take milliseconds: stream at most 4 a second
+
+Echo = Callable[[str], None]
 
 
 class RunFailed(RuntimeError):
@@ -48,63 +54,39 @@ class RunStopped(Exception):
     """A stop request arrived before training began."""
 
 
-def load_dataset(config: RunConfig) -> DatasetReport:
-    """Scan the configured data (and the separate validation and test folders, if any)."""
-    report = scan_dataset(resolve_source(config.data))
-    extras = [("val", config.val_data), ("test", config.test_data)]
-    if not any(path for _, path in extras):
-        return report
-    if report.layout == "split":
-        report.items = [i for i in report.items if i.split == "train"]
-    else:
-        report.items = [_with_split(i, "train") for i in report.items]
-    report.layout = "split"
-    for split, path in extras:
-        if not path:
-            continue
-        extra = scan_dataset(resolve_source(path))
-        for item in extra.items:
-            if item.label in report.class_names:
-                report.items.append(_with_split(item, split))
-            else:
-                report.skipped.append(SkippedFile(item.path, f"class '{item.label}' has no training images"))
-        report.skipped.extend(extra.skipped)
-    return report
+# --- the run, guarded ------------------------------------------------------------------
 
 
-def _with_split(item, split):
-    from dataclasses import replace
-
-    return replace(item, split=split)
-
-
-def train_run(run: RunDirectory, echo: Callable[[str], None] = print, find_lr: bool = False) -> str:
+def train_run(run: RunDirectory, echo: Echo = print) -> RunState:
     """Train `run` to the end and return its final state (succeeded, stopped or failed).
-
-    With `find_lr`, prepare everything as for training, then only sweep phase 1's learning
-    rate (`core.lr_finder`) and write `lr_find.json`.
 
     Never raises for a training problem: the status says what went wrong and what to do,
     and the log has the traceback.
     """
+    return run_guarded(run, _train, echo)
+
+
+def run_guarded(run: RunDirectory, body: Callable[[RunDirectory, Echo], RunState], echo: Echo) -> RunState:
+    """Mark `run` running, call `body(run, echo)`, and turn any failure into a status a person can read."""
     _reserve_space(run)
     try:
-        run.write_status(
-            state="running",
+        process = ProcessRecord.of(os.getpid())
+        run.update_status(
+            state=RunState.RUNNING,
+            stage=Stage.PREPARING,
             started=time.time(),
-            pid=os.getpid(),
-            pid_started=_process_start(),
-            phase=0,
+            pid=process.pid,
+            pid_started=process.started,
             message="Preparing the images",
         )
-        return _train(run, echo, find_lr)
+        return body(run, echo)
     except RunStopped:
-        run.write_status(state="stopped", finished=time.time(), message="Stopped before training began.")
-        return "stopped"
-    except RunFailed as error:
-        return _fail(run, str(error), echo, bad_input=error.bad_input)
-    except (DatasetError, WeightsUnavailable, ConfigError) as error:
-        return _fail(run, str(error), echo, bad_input=True)
+        run.update_status(
+            state=RunState.STOPPED, stage=Stage.DONE, finished=time.time(), message="Stopped before training began."
+        )
+        return RunState.STOPPED
+    except (RunFailed, InputError) as error:
+        return _fail(run, str(error), echo, bad_input=getattr(error, "bad_input", True))
     except MemoryError:
         return _fail(run, "The machine ran out of memory. Try a smaller batch size or image size.", echo)
     except OSError as error:
@@ -142,31 +124,41 @@ def _release_space(run: RunDirectory) -> None:
     """Give back the reserve and half-written temporary files; finished files are left alone."""
     (run.path / RESERVE_NAME).unlink(missing_ok=True)
     for folder in (run.path, run.best_checkpoint_path.parent):
-        for tmp in folder.glob(".*.tmp*"):
-            tmp.unlink(missing_ok=True)
+        remove_temporary_files(folder)
 
 
-def _fail(run: RunDirectory, message: str, echo: Callable[[str], None], bad_input: bool = False) -> str:
+def _fail(run: RunDirectory, message: str, echo: Echo, bad_input: bool = False) -> RunState:
     with contextlib.suppress(OSError):  # a log that cannot be written (full disk) must not hide the status
         echo(f"FAILED: {message}")
-    run.write_status(state="failed", finished=time.time(), message=message, bad_input=bad_input)
-    return "failed"
+    run.update_status(
+        state=RunState.FAILED, stage=Stage.DONE, finished=time.time(), message=message, bad_input=bad_input
+    )
+    return RunState.FAILED
 
 
-def _process_start() -> float | None:
-    try:
-        import psutil
-
-        return psutil.Process(os.getpid()).create_time()
-    except Exception:
-        return None
+# --- prepare ---------------------------------------------------------------------------
 
 
-def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False) -> str:
-    config = run.config().validate()
-    spec = get_backbone(config.backbone)
+@dataclass
+class Prepared:
+    """The photos, decoded: `config` has the image size resolved (never `auto`)."""
 
-    report = load_dataset(config)
+    config: RunConfig
+    class_names: list[str]
+    data: dict[str, LabelledImages]
+
+
+def prepare(run: RunDirectory, config: RunConfig, echo: Echo) -> Prepared:
+    """Scan the photos, split them, choose the image size and decode every photo once.
+
+    Writes `dataset.json` and `splits.csv`. Raises RunFailed for data that cannot train,
+    RunStopped when Stop is pressed while decoding.
+    """
+    from core.datasets import make_splits
+    from core.pipeline import decode_splits
+    from core.sources import load_dataset
+
+    report = load_dataset(config.data, config.val_data, config.test_data)
     write_atomic(run.dataset_path, json.dumps(report.to_dict()))
     problems = report.problems_for_training()
     if problems:
@@ -180,458 +172,445 @@ def _train(run: RunDirectory, echo: Callable[[str], None], find_lr: bool = False
             echo(f"  {count} x {reason}")
     if not plan.train:
         raise RunFailed("There are no training images after the split.", bad_input=True)
-
     if config.image_size == AUTO_SIZE:
         side = report.typical_side()
-        config = config.replace(image_size=spec.auto_image_size(side))
+        config = config.replace(image_size=get_backbone(config.backbone).auto_image_size(side))
         echo(f"Image size {config.image_size} px, chosen from the photos (typically {side} px on their shorter side).")
-    run.write_status(image_size=config.image_size)
-    arrays = _decode_splits(run, plan, config.image_size, echo)
-    _write_splits(run, plan, arrays)
-    class_names = plan.class_names
-    train_x, train_y, _ = arrays["train"]
-    val_x, val_y, _ = arrays["val"]
+    run.update_status(image_size=config.image_size)
 
-    import keras
-
-    from core.callbacks import BestCheckpoint, CosineSchedule, EventStream, StopOnRequest
-    from core.evaluation import evaluate_predictions
-    from core.model import (
-        build_classifier,
-        compile_for_phase,
-        count_trainable,
-        finetune_mask,
-        resolve_unfreeze,
-        set_phase,
-    )
-    from core.pipeline import make_dataset
-    from core.weights import build_base, resolve_weights
-
-    keras.utils.set_random_seed(config.seed)
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()  # same seed, same result (the page promises it)
-    choice = resolve_weights(spec, config.image_size, config.weights)
-    echo(f"Backbone {spec.label} at {config.image_size} px with {choice.description}.")
-    resume = _resume_point(run)
-    if resume is None:
-        base = build_base(spec, config.image_size, choice)
-        model = build_classifier(
-            base,
-            spec,
-            num_classes=len(class_names),
-            image_size=config.image_size,
-            augmentation=config.augmentation,
-            pooling=config.pooling,
-            head_units=config.head_units,
-            dropout=config.dropout,
-            seed=config.seed,
-            pretrained=choice.kind != "none",
-        )
-        run.write_status(base_layer=base.name)
-    else:
-        # The same model, with everything learned up to the last finished epoch.
-        model = keras.models.load_model(run.last_checkpoint_path, safe_mode=True)
-        base = model.get_layer(run.raw_status()["base_layer"])
-        _truncate_history(run, resume["epochs_done"])
-        echo(f"Resuming after epoch {resume['epochs_done']} (phase {resume['phase']}) from the last checkpoint.")
-    freeze_bn = choice.kind != "none"
-    unfreeze = resolve_unfreeze(spec, config.unfreeze)
-    try:
-        mask = finetune_mask(base, spec, unfreeze)
-    except ValueError as error:
-        raise RunFailed(str(error), bad_input=True) from None
-    set_phase(model, base, 2, mask, freeze_bn)
-    phase2_trainable = count_trainable(model)
-    set_phase(model, base, 1, mask)
-    phase1_trainable = count_trainable(model)
-
-    batch_size = min(config.batch_size, len(train_x))
-    class_weight = _class_weights(train_y, len(class_names), config.class_weights)
-    has_val = len(val_x) > 0
-    # The best epoch is the most accurate on validation images. Late in fine-tuning, validation loss
-    # often rises (the model grows more confident) while accuracy still improves: measured on the
-    # shared datasets, choosing by loss kept an earlier, less accurate epoch (docs/speed.md).
-    monitor = "val_accuracy" if has_val else "accuracy"
-    steps = math.ceil(len(train_x) / batch_size)
-    cached = config.feature_cache and choice.kind != "none"
-    feature_plan = _feature_plan(config, choice, model, base, mask, unfreeze, cached)
-    echo(feature_plan["description"])
-    run.write_status(
-        weights=choice.description,
-        weights_kind=choice.kind,
-        unfreeze=unfreeze,
-        class_names=class_names,
-        total_params=int(model.count_params()),
-        trainable_params_phase1=phase1_trainable,
-        trainable_params_phase2=phase2_trainable,
-        class_weights=class_weight is not None,
-        images={k: int(len(v[0])) for k, v in arrays.items()},
-        epochs_total=config.head_epochs + config.finetune_epochs,
-        steps_per_epoch=steps,
-        batch_size=batch_size,
-        feature_mode=feature_plan["description"],
-    )
-    if find_lr:
-        set_phase(model, base, 1, mask)
-        fit_model, train_ds = None, None
-        if cached:
-            fit_model, train_ds, _ = _cached_phase_data(run, 1, feature_plan, arrays, batch_size, config, echo)
-        if fit_model is None:
-            fit_model = model
-            train_ds = make_dataset(train_x, train_y, batch_size, shuffle=True, seed=config.seed)
-        return _find_learning_rate(run, fit_model, train_ds, config, echo)
-    run.best_checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    earlier = [row[monitor] for row in run.history() if isinstance(row.get(monitor), float)] if resume else []
-    checkpoint = BestCheckpoint(
-        run.best_checkpoint_path,
-        model,
-        monitor=monitor,
-        initial_best=max(earlier) if earlier else None,  # a resumed run keeps its best so far
-        min_interval=LAST_CHECKPOINT_SECONDS if cached else 0.0,
-        save=lambda full_model, path: _save_atomic(full_model, path),
-    )
-    stopper = StopOnRequest(run.stop_path)
-    epochs_done = resume["epochs_done"] if resume else 0
-    outcome = "succeeded"
-    # The first epoch leaves a checkpoint to resume from, unless epochs take moments (fast mode),
-    # where saving would cost more than redoing them; every phase's end is saved either way.
-    last_saved = [time.time() if cached else 0.0]
-    phase_seconds = dict(run.raw_status().get("phase_seconds") or {}) if resume else {}
-    phases = [
-        (1, config.head_epochs, config.head_learning_rate, "training the new head (base frozen)"),
-        (2, config.finetune_epochs, config.finetune_learning_rate, f"fine-tuning ({unfreeze} unfrozen)"),
-    ]
-    for phase, epochs, learning_rate, what in phases:
-        phase_start, planned = epochs_done, epochs
-        if resume and phase < resume["phase"]:
-            continue
-        if resume and phase == resume["phase"]:
-            phase_start = resume["phase_start"]
-            epochs = max(resume["phase_start"] + epochs - epochs_done, 0)
-        if epochs <= 0:
-            continue
-        if phase == 2 and unfreeze == "none":
-            echo("Phase 2 skipped: no base layers are set to unfreeze.")
-            continue
-        started = time.perf_counter()
-        set_phase(model, base, phase, mask, freeze_bn)
-        fit_model = None
-        if cached:
-            try:
-                fit_model, train_ds, val_ds = _cached_phase_data(
-                    run, phase, feature_plan, arrays, batch_size, config, echo
-                )
-            except RunStopped:
-                if phase == 1 or not run.best_checkpoint_path.exists():
-                    raise
-                outcome = "stopped"  # stopped while phase 2 prepared: phase 1's best model stands
-                break
-        if fit_model is None:
-            fit_model = model
-            train_ds = make_dataset(train_x, train_y, batch_size, shuffle=True, seed=config.seed)
-            val_ds = make_dataset(val_x, val_y, batch_size, shuffle=False) if has_val else None
-        # The average spans about one epoch: long enough to smooth the last steps' noise, short
-        # enough to follow the learning of a phase only a few epochs long.
-        compile_for_phase(fit_model, config.optimizer, learning_rate, steps if config.average_weights else 0)
-        trainable = count_trainable(model)
-        echo(
-            f"Phase {phase}: {what}, {epochs} epoch(s) at learning rate {learning_rate:g}, {trainable:,} trainable weights."
-        )
-        run.write_status(phase=phase, message=f"Phase {phase}: {what}", phase_epochs=epochs, epoch=epochs_done)
-
-        def on_epoch(row, phase=phase, phase_start=phase_start, phase_end=epochs_done + epochs):
-            echo(_epoch_line(row, config))
-            fields = {"epoch": int(row["epoch"]), "last_epoch": row}
-            # A save costs about 0.2 s: on small data that is a large share of an epoch, so the
-            # resumable checkpoint is kept at most every LAST_CHECKPOINT_SECONDS (and at phase ends).
-            if time.time() - last_saved[0] >= LAST_CHECKPOINT_SECONDS or int(row["epoch"]) >= phase_end:
-                _save_atomic(model, run.last_checkpoint_path)
-                last_saved[0] = time.time()
-                fields["resume_point"] = {"phase": phase, "epochs_done": int(row["epoch"]), "phase_start": phase_start}
-            run.write_status(**fields)
-
-        stream = EventStream(
-            run.events_path,
-            run.history_path,
-            phase=phase,
-            steps_per_epoch=steps,
-            batch_size=batch_size,
-            epoch_offset=epochs_done,
-            on_epoch=on_epoch,
-            min_batch_interval=BATCH_EVENT_SECONDS if cached else 0.0,
-        )
-        # With weight averaging, the averaged weights are swapped in for validation and at each
-        # epoch's end, so the stream, the checkpoints and early stopping all see the averaged model.
-        swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.average_weights else []
-        callbacks = swap + [stream, checkpoint, stopper, keras.callbacks.TerminateOnNaN()]
-        if config.early_stopping_patience and epochs > 1:
-            callbacks.append(
-                # Phase 2 goes on from where phase 1 ended, not from phase 1's best epoch (Keras would restore
-                # that at the end of every fit): on small validation sets the "best" epoch is often an early,
-                # undertrained one. With `keep` best, the best checkpoint across both phases is what is kept.
-                keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience)
-            )
-        if config.cosine_decay:
-            # Phase 2 warms up over its first epoch: full-size first steps on freshly unfrozen layers
-            # undo the head's work (hymenoptera at 3e-4: the training loss went from 0.37 to 0.93).
-            callbacks.append(CosineSchedule(learning_rate, phase_start, planned, steps, warmup=phase == 2))
-        elif config.reduce_lr_patience and epochs > 1:
-            callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_loss" if has_val else "loss",
-                    factor=0.3,
-                    patience=config.reduce_lr_patience,
-                    min_lr=1e-7,
-                )
-            )
-        history = fit_model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs_done + epochs,
-            initial_epoch=epochs_done,
-            callbacks=callbacks,
-            class_weight=class_weight,
-            verbose=0,
-        )
-        epochs_done += len(history.history.get("loss", []))
-        phase_seconds[str(phase)] = round(phase_seconds.get(str(phase), 0.0) + time.perf_counter() - started, 2)
-        run.write_status(phase_seconds=phase_seconds)
-        if stream.nan_seen:
-            raise RunFailed(
-                f"The loss became NaN (not a number) in phase {phase}: training diverged, usually because "
-                f"the learning rate ({learning_rate:g}) is too high. Try one 10 times lower."
-            )
-        if stopper.stopped:
-            outcome = "stopped"
-            break
-
-    keep = config.keep
-    if keep == "auto":
-        keep = "best" if len(val_x) >= BEST_NEEDS_VALIDATION else "final"
-    kept = None
-    if keep == "final" and outcome == "succeeded":
-        # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
-        why = f" ({len(val_x)} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""
-        echo(f"Keeping the final model{why}.")
-        kept = "final"
-    elif run.best_checkpoint_path.exists():
-        model = keras.models.load_model(run.best_checkpoint_path, safe_mode=True)
-        echo(f"Keeping the most accurate epoch on {'validation' if has_val else 'training'} images.")
-        kept = "best"
-    elif outcome == "stopped":
-        run.write_status(
-            state="stopped", finished=time.time(), message="Stopped before the first epoch finished: nothing was saved."
-        )
-        return "stopped"
-    _save_atomic(model, run.model_path)
-    run.write_status(kept=kept)
-
-    split = "test" if len(arrays["test"][0]) else ("val" if has_val else "train")
-    eval_x, eval_y, eval_paths = arrays[split]
-    run.write_status(phase="evaluating", message=f"Evaluating on the {split} images")
-    probabilities = model.predict(make_dataset(eval_x, None, batch_size, shuffle=False), verbose=0)
-    evaluation = evaluate_predictions(eval_y, probabilities, class_names, eval_paths, split=split)
-    evaluation["seconds"] = round(time.time() - (run.raw_status().get("started") or time.time()), 1)
-    write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
-    where = "test" if split == "test" else f"{split} (there is no test split)"
-    summary = f"{evaluation['accuracy']:.1%} accuracy on {evaluation['count']} {where} images."
-    echo(summary)
-    if outcome == "stopped":
-        message = f"Stopped by request; the best checkpoint was kept. {summary}"
-    else:
-        which = {"final": ": the final model was kept", "best": ": its most accurate epoch was kept", None: ""}
-        message = f"Finished{which[kept]}. {summary}"
-    run.write_status(
-        state=outcome, finished=time.time(), message=message, accuracy=evaluation["accuracy"], resume_requested=False
-    )
-    return outcome
-
-
-def _find_learning_rate(run: RunDirectory, fit_model, train_ds, config: RunConfig, echo) -> str:
-    """The learning-rate range test on what phase 1 would train; the model itself is not changed."""
-    from core.lr_finder import sweep
-
-    run.write_status(phase=1, message="Trying learning rates from 1e-6 to 1 on the new head")
-    result = sweep(fit_model, train_ds, config.optimizer)
-    write_atomic(run.path / "lr_find.json", json.dumps(result))
-    suggestion = result["suggestion"]
-    for rate, loss in list(zip(result["rates"], result["losses"], strict=True))[::20]:
-        echo(f"learning rate {rate:.2e}  loss {loss:.4f}")
-    if suggestion:
-        message = (
-            f"Suggested phase-1 learning rate: {suggestion:g} (a tenth of the rate where the loss was lowest). "
-            f"The current setting is {config.head_learning_rate:g}."
-        )
-    else:
-        message = "The loss blew up at once, so no rate can be suggested: try a lower batch size or check the data."
-    echo(message)
-    run.write_status(state="succeeded", finished=time.time(), message=message, suggestion=suggestion)
-    return "succeeded"
-
-
-def _feature_plan(config: RunConfig, choice, model, base, mask, unfreeze: str, cached: bool) -> dict:
-    """Whether the frozen layers' output is cached, where the cut is, and how to say so plainly."""
-    if not cached:
-        why = (
-            "random weights train from scratch, so no layer stays fixed"
-            if choice.kind == "none"
-            else "feature caching is turned off"
-        )
-        return {"description": f"Every image goes through the whole network in every epoch ({why})."}
-    from core.features import find_cut, split_classifier, weights_identity
-
-    views = config.feature_views if config.augmentation.enabled else 1
-    cut = find_cut(base, mask) if config.finetune_epochs > 0 and unfreeze != "none" else ""
-    parts = split_classifier(model, base, config.image_size, cut)
-    if views > 1:
-        how = f"{views} versions of each training photo (the original and {views - 1} randomly augmented)"
-    elif config.augmentation.enabled:
-        how = "the original photos only (1 view, so augmentation is not used)"
-    else:
-        how = "each photo once (augmentation is off)"
-    description = f"Fast mode: the frozen layers run once, on {how}, and their output is reused in every epoch."
-    if config.finetune_epochs > 0 and unfreeze != "none" and not cut:
-        description += " Phase 2 runs the whole network (this unfreeze choice leaves no clean cut)."
-    return {
-        "description": description,
-        "parts": parts,
-        "views": views,
-        "weights": weights_identity(choice.path) if choice.path else choice.kind,
-    }
-
-
-def _cached_phase_data(run: RunDirectory, phase: int, plan: dict, arrays: dict, batch_size: int, config, echo):
-    """The model to fit and its datasets of cached features; (None, None, None) when phase 2 must train
-    on images (no clean cut). Raises RunStopped when Stop is pressed while features are computed."""
-    from core.features import ExtractionStopped, FeatureKey, extract, feature_dataset, images_digest
-
-    parts = plan["parts"]
-    if phase == 2 and not parts.cut:
-        return None, None, None  # no clean cut: phase 2 trains on images
-    started = time.perf_counter()
-    reused = True
-    features = {}
-
-    def progress(done: int, total: int) -> None:
-        run.write_status(message=f"Computing the frozen layers' output: {done:,} of {total:,} images")
-
-    for split in ("train", "val"):
-        images, _, paths = arrays[split]
-        if not len(images):
-            features[split] = None
-            continue
-        views = plan["views"] if split == "train" else 1
-        key = FeatureKey(
-            images=images_digest(list(paths), config.image_size),
-            backbone=config.backbone,
-            weights=plan["weights"],
-            cut=parts.cut or f"pool:{config.pooling}",  # pooled features depend on the kind of pooling
-            augmentation=json.dumps(dataclasses.asdict(config.augmentation), sort_keys=True) if views > 1 else "",
-            views=views,
-            seed=config.seed if views > 1 else 0,
-        )
-        if phase == 1 and parts.cut:  # one pass fills both caches: the head's now, the top's for phase 2
-            pooled_key = dataclasses.replace(key, cut=f"{parts.cut}>pool:{config.pooling}")
-            extractor, targets = parts.front_both, [("bottom", key), ("pooled", pooled_key)]
-        else:
-            extractor, targets = parts.front, [("bottom" if parts.cut else "pooled", key)]
-        try:
-            values, was_cached = extract(
-                extractor,
-                images,
-                targets,
-                augment=parts.augment,
-                views=views,
-                stop_requested=run.stop_path.exists,
-                progress=progress,
-            )
-        except ExtractionStopped:
-            raise RunStopped() from None
-        reused = reused and was_cached
-        features[split] = values[-1]  # what this phase trains on
-    train_y, val_y = arrays["train"][1], arrays["val"][1]
-    echo(
-        ("Reused the cached output of the frozen layers" if reused else "Computed the frozen layers' output")
-        + f" in {time.perf_counter() - started:.1f} s."
-    )
-    fit_model = parts.head if phase == 1 else parts.top_and_head
-    train_ds = feature_dataset(features["train"], train_y, batch_size, shuffle=True, seed=config.seed)
-    val_ds = feature_dataset(features["val"], val_y, batch_size, shuffle=False) if features["val"] is not None else None
-    return fit_model, train_ds, val_ds
-
-
-def _resume_point(run: RunDirectory) -> dict | None:
-    """Where an interrupted run picks up, when it was asked to resume and has a last checkpoint."""
-    status = run.raw_status()
-    point = status.get("resume_point")
-    if status.get("resume_requested") and point and run.last_checkpoint_path.exists():
-        return point
-    return None
-
-
-def _truncate_history(run: RunDirectory, epochs_done: int) -> None:
-    """Drop history rows past the last checkpoint (an epoch that ended as the process was killed)."""
-    from core.callbacks import HISTORY_COLUMNS
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(row for row in run.history() if int(row["epoch"]) <= epochs_done)
-    write_atomic(run.history_path, buffer.getvalue())
-
-
-def _save_atomic(model, path: Path) -> None:
-    """Save beside, then rename: a process killed mid-write leaves the previous checkpoint intact."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def _decode_splits(run: RunDirectory, plan: SplitPlan, image_size: int, echo) -> dict:
-    from core.pipeline import decode_images
-
-    index = {name: k for k, name in enumerate(plan.class_names)}
-    everything = [(split, item) for split in ("train", "val", "test") for item in getattr(plan, split)]
-    started = time.time()
-    last_update = [0.0]
+    started, last_update = time.time(), [0.0]
 
     def progress(done: int, total: int) -> bool:
         if run.stop_requested():
             return False
         if time.time() - last_update[0] > 0.5 or done == total:
             last_update[0] = time.time()
-            run.write_status(message=f"Preparing the images ({done} of {total})", prepared=done, to_prepare=total)
+            run.update_status(message=f"Preparing the images ({done} of {total})", stage_done=done, stage_total=total)
         return True
 
     try:
-        pixels, failures = decode_images([item.path for _, item in everything], image_size, progress=progress)
+        data = decode_splits(plan, config.image_size, progress=progress, echo=echo)
     except InterruptedError:
         raise RunStopped() from None
-    echo(f"Prepared {len(everything)} images at {image_size} px in {time.time() - started:.1f} s.")
-    for position, reason in failures.items():
-        echo(f"Left out {everything[position][1].path}: {reason}")
-    arrays = {}
-    for split in ("train", "val", "test"):
-        rows = [k for k, (s, _) in enumerate(everything) if s == split and k not in failures]
-        labels = np.array([index[everything[k][1].label] for k in rows], dtype=np.int32)
-        paths = [everything[k][1].path for k in rows]
-        if rows and rows == list(range(rows[0], rows[-1] + 1)):
-            images = pixels[rows[0] : rows[-1] + 1]  # contiguous: stays memory-mapped
-        else:
-            images = pixels[rows] if rows else np.zeros((0, image_size, image_size, 3), np.uint8)
-        arrays[split] = (images, labels, paths)
-    return arrays
+    echo(
+        f"Prepared {sum(len(d.paths) for d in data.values())} images at {config.image_size} px in {time.time() - started:.1f} s."
+    )
+    write_atomic(run.splits_path, plan.to_csv(used={p for d in data.values() for p in d.paths}))
+    return Prepared(config, plan.class_names, data)
 
 
-def _write_splits(run: RunDirectory, plan: SplitPlan, arrays: dict) -> None:
-    used = {path for split in arrays.values() for path in split[2]}
-    with open(run.splits_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=("split", "label", "path"))
-        writer.writeheader()
-        for row in plan.rows():
-            if row["path"] in used:
-                writer.writerow(row)
+# --- build or resume -------------------------------------------------------------------
+
+
+@dataclass
+class Classifier:
+    """The classifier and what decides which of its layers learn.
+
+    Attributes:
+        base: the pretrained network, nested inside `model`.
+        unfreeze: the plan, resolved for this backbone (never `auto`).
+        mask: per base layer, whether the plan unfreezes it.
+        freeze_batch_norm: False for random weights, whose statistics are worth nothing.
+        weights_path: the pretrained weights file; None for random weights.
+        resume: where a resumed run picks up; None for a fresh run.
+    """
+
+    model: object
+    base: object
+    spec: BackboneSpec
+    unfreeze: UnfreezePlan
+    mask: list[bool]
+    freeze_batch_norm: bool
+    weights_path: str | None
+    resume: ResumePoint | None = None
+
+
+def build_or_resume(run: RunDirectory, prepared: Prepared, echo: Echo) -> Classifier:
+    """A new classifier with the chosen weights, or the interrupted run's, as of its last finished epoch."""
+    import keras
+
+    from core.freezing import count_trainable, set_phase
+    from core.model import build_classifier
+    from core.weights import build_base, resolve_weights
+
+    config = prepared.config
+    keras.utils.set_random_seed(config.seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()  # same seed, same result (the page promises it)
+    spec = get_backbone(config.backbone)
+    choice = resolve_weights(spec, config.image_size, config.weights)
+    echo(f"Backbone {spec.label} at {config.image_size} px with {choice.description}.")
+    resume = run.resume_point()
+    if resume is None:
+        base = build_base(spec, config.image_size, choice)
+        model = build_classifier(
+            base,
+            spec,
+            len(prepared.class_names),
+            config.image_size,
+            config.augmentation,
+            pooling=config.pooling,
+            head_units=config.head_units,
+            dropout=config.dropout,
+            seed=config.seed,
+            pretrained=choice.kind != "none",
+        )
+        run.update_status(base_layer=base.name)
+    else:
+        model = keras.models.load_model(run.last_checkpoint_path, safe_mode=True)
+        base = model.get_layer(run.raw_status().base_layer)
+        run.truncate_history(resume.epochs_done)
+        echo(f"Resuming after epoch {resume.epochs_done} (phase {resume.phase}) from the last checkpoint.")
+    unfreeze = config.unfreeze.resolve(spec)
+    mask = unfreeze.mask(spec, [layer.name for layer in base.layers])
+    classifier = Classifier(model, base, spec, unfreeze, mask, choice.kind != "none", choice.path, resume)
+    set_phase(base, 2, mask, classifier.freeze_batch_norm)
+    phase2 = count_trainable(model)
+    set_phase(base, 1, mask)
+    run.update_status(
+        weights=choice.description,
+        weights_kind=choice.kind,
+        unfreeze=str(unfreeze),
+        class_names=prepared.class_names,
+        total_params=int(model.count_params()),
+        trainable_params_phase1=count_trainable(model),
+        trainable_params_phase2=phase2,
+    )
+    return classifier
+
+
+# --- the phases ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """One phase as configured: its number, length, peak learning rate and what it does, in words."""
+
+    phase: int
+    epochs: int
+    learning_rate: float
+    what: str
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.of_phase(self.phase)
+
+
+def plan_phases(config: RunConfig, unfreeze: UnfreezePlan) -> list[PhasePlan]:
+    """Phase 1, then phase 2 when it has epochs and something to unfreeze."""
+    plans = [PhasePlan(1, config.head_epochs, config.head_learning_rate, "training the new head (base frozen)")]
+    if config.finetune_epochs and not unfreeze.trains_nothing:
+        plans.append(
+            PhasePlan(2, config.finetune_epochs, config.finetune_learning_rate, f"fine-tuning ({unfreeze} unfrozen)")
+        )
+    return [plan for plan in plans if plan.epochs > 0]
+
+
+@dataclass
+class Session:
+    """Everything the phases share while one run trains."""
+
+    run: RunDirectory
+    config: RunConfig
+    echo: Echo
+    classifier: Classifier
+    data: dict[str, LabelledImages]
+    features: FeaturePlan
+    batch_size: int
+    steps: int
+    class_weight: dict[int, float] | None
+    checkpoint: object
+    epochs_done: int = 0
+    last_saved: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def monitor(self) -> str:
+        # The best epoch is the most accurate on validation images. Late in fine-tuning, validation loss
+        # often rises (the model grows more confident) while accuracy still improves: measured on the
+        # shared datasets, choosing by loss kept an earlier, less accurate epoch (docs/speed.md).
+        return "val_accuracy" if len(self.data["val"].images) else "accuracy"
+
+
+def start_session(run: RunDirectory, prepared: Prepared, classifier: Classifier, echo: Echo) -> Session:
+    """The shared state of the phases: batches, class weights, fast mode's plan and the best checkpoint."""
+    from core.callbacks import BestCheckpoint
+    from core.features import plan_features
+
+    config = prepared.config
+    train = prepared.data["train"]
+    batch_size = min(config.batch_size, len(train.images))
+    finetunes = config.finetune_epochs > 0 and not classifier.unfreeze.trains_nothing
+    features = plan_features(
+        config, classifier.weights_path, classifier.model, classifier.base, classifier.mask, finetunes
+    )
+    echo(features.description)
+    if config.finetune_epochs and classifier.unfreeze.trains_nothing:
+        echo("Phase 2 skipped: no base layers are set to unfreeze.")
+    class_weight = _class_weights(train.labels, len(prepared.class_names), config.class_weights)
+    steps = math.ceil(len(train.images) / batch_size)
+    resume = classifier.resume
+    status = run.raw_status()
+    session = Session(run, config, echo, classifier, prepared.data, features, batch_size, steps, class_weight, None)
+    earlier = (
+        [row[session.monitor] for row in run.history() if isinstance(row.get(session.monitor), float)] if resume else []
+    )
+    run.best_checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    session.checkpoint = BestCheckpoint(
+        run.best_checkpoint_path,
+        classifier.model,
+        monitor=session.monitor,
+        initial_best=max(earlier) if earlier else None,  # a resumed run keeps its best so far
+        min_interval=LAST_CHECKPOINT_SECONDS if features.cached else 0.0,
+        save=save_model_atomic,
+    )
+    session.epochs_done = resume.epochs_done if resume else 0
+    # The first epoch leaves a checkpoint to resume from, unless epochs take moments (fast mode),
+    # where saving would cost more than redoing them; every phase's end is saved either way.
+    session.last_saved = time.time() if features.cached else 0.0
+    session.phase_seconds = dict(status.phase_seconds) if resume else {}
+    run.update_status(
+        class_weights=class_weight is not None,
+        images={k: len(v.paths) for k, v in prepared.data.items()},
+        epochs_total=config.head_epochs + config.finetune_epochs,
+        steps_per_epoch=steps,
+        batch_size=batch_size,
+        feature_mode=features.description,
+    )
+    return session
+
+
+def run_phases(session: Session) -> RunState:
+    """Each planned phase in turn, from where a resumed run left off; STOPPED if Stop was pressed."""
+    resume = session.classifier.resume
+    for plan in plan_phases(session.config, session.classifier.unfreeze):
+        if resume and plan.phase < resume.phase:
+            continue
+        phase_start = resume.phase_start if resume and plan.phase == resume.phase else session.epochs_done
+        epochs = phase_start + plan.epochs - session.epochs_done
+        if epochs > 0 and run_phase(session, plan, phase_start, epochs):
+            return RunState.STOPPED
+    return RunState.SUCCEEDED
+
+
+def run_phase(session: Session, plan: PhasePlan, phase_start: int, epochs: int) -> bool:
+    """Fit one phase for `epochs` epochs (fewer when resumed); True when Stop was pressed."""
+    from core.callbacks import StopOnRequest
+    from core.freezing import count_trainable, set_phase
+    from core.model import compile_for_phase
+
+    run, config, classifier = session.run, session.config, session.classifier
+    started = time.perf_counter()
+    set_phase(classifier.base, plan.phase, classifier.mask, classifier.freeze_batch_norm)
+    try:
+        fit_model, train_ds, val_ds = _phase_inputs(session, plan)
+    except RunStopped:
+        if plan.phase == 1 or not run.best_checkpoint_path.exists():
+            raise
+        return True  # stopped while phase 2 prepared: phase 1's best model stands
+    # The average spans about one epoch: long enough to smooth the last steps' noise, short
+    # enough to follow the learning of a phase only a few epochs long.
+    compile_for_phase(fit_model, config.optimizer, plan.learning_rate, session.steps if config.average_weights else 0)
+    session.echo(
+        f"Phase {plan.phase}: {plan.what}, {epochs} epoch(s) at learning rate {plan.learning_rate:g}, "
+        f"{count_trainable(classifier.model):,} trainable weights."
+    )
+    run.update_status(
+        stage=plan.stage, message=f"Phase {plan.phase}: {plan.what}", phase_epochs=epochs, epoch=session.epochs_done
+    )
+    stopper = StopOnRequest(run.stop_path)
+    stream, callbacks = _phase_callbacks(session, plan, phase_start, epochs, stopper)
+    history = fit_model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=session.epochs_done + epochs,
+        initial_epoch=session.epochs_done,
+        callbacks=callbacks,
+        class_weight=session.class_weight,
+        verbose=0,
+    )
+    session.epochs_done += len(history.history.get("loss", []))
+    key = str(plan.phase)
+    session.phase_seconds[key] = round(session.phase_seconds.get(key, 0.0) + time.perf_counter() - started, 2)
+    run.update_status(phase_seconds=session.phase_seconds)
+    if stream.nan_seen:
+        raise RunFailed(
+            f"The loss became NaN (not a number) in phase {plan.phase}: training diverged, usually because "
+            f"the learning rate ({plan.learning_rate:g}) is too high. Try one 10 times lower."
+        )
+    return stopper.stopped
+
+
+def _phase_inputs(session: Session, plan: PhasePlan):
+    """The model to fit and its training and validation batches: stored features in fast mode, else photos."""
+    from core.features import ExtractionStopped, phase_inputs
+    from core.pipeline import make_dataset
+
+    run = session.run
+    if session.features.cached:
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            message = f"Computing the frozen layers' output: {done:,} of {total:,} images"
+            run.update_status(stage=Stage.FEATURES, message=message, stage_done=done, stage_total=total)
+
+        try:
+            inputs = phase_inputs(
+                session.features,
+                plan.phase,
+                session.data,
+                session.config,
+                session.batch_size,
+                stop_requested=run.stop_path.exists,
+                progress=progress,
+            )
+        except ExtractionStopped:
+            raise RunStopped() from None
+        if inputs is not None:
+            done = (
+                "Reused the cached output of the frozen layers"
+                if inputs.reused
+                else "Computed the frozen layers' output"
+            )
+            session.echo(f"{done} in {time.perf_counter() - started:.1f} s.")
+            return inputs.model, inputs.train, inputs.val
+    train, val = session.data["train"], session.data["val"]
+    train_ds = make_dataset(train.images, train.labels, session.batch_size, shuffle=True, seed=session.config.seed)
+    val_ds = make_dataset(val.images, val.labels, session.batch_size, shuffle=False) if len(val.images) else None
+    return session.classifier.model, train_ds, val_ds
+
+
+def _phase_callbacks(session: Session, plan: PhasePlan, phase_start: int, epochs: int, stopper):
+    """The event stream, checkpoints, stop and NaN guards, and the learning-rate schedule of one phase."""
+    import keras
+
+    from core.callbacks import EventStream, ResumableSchedule, cosine_schedule
+
+    run, config = session.run, session.config
+    phase_end = session.epochs_done + epochs
+
+    def on_epoch(row: dict) -> None:
+        session.echo(_epoch_line(row, config))
+        fields = {"epoch": int(row["epoch"]), "last_epoch": row}
+        # A save costs about 0.2 s: on small data that is a large share of an epoch, so the
+        # resumable checkpoint is kept at most every LAST_CHECKPOINT_SECONDS (and at phase ends).
+        if time.time() - session.last_saved >= LAST_CHECKPOINT_SECONDS or int(row["epoch"]) >= phase_end:
+            save_model_atomic(session.classifier.model, run.last_checkpoint_path)
+            session.last_saved = time.time()
+            fields["resume_point"] = ResumePoint(plan.phase, int(row["epoch"]), phase_start)
+        run.update_status(**fields)
+
+    stream = EventStream(
+        run.events_path,
+        run.history_path,
+        phase=plan.phase,
+        steps_per_epoch=session.steps,
+        batch_size=session.batch_size,
+        epoch_offset=session.epochs_done,
+        on_epoch=on_epoch,
+        min_batch_interval=BATCH_EVENT_SECONDS if session.features.cached else 0.0,
+    )
+    # With weight averaging, the averaged weights are swapped in for validation and at each
+    # epoch's end, so the stream, the checkpoints and early stopping all see the averaged model.
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.average_weights else []
+    callbacks = swap + [stream, session.checkpoint, stopper, keras.callbacks.TerminateOnNaN()]
+    if config.early_stopping_patience and epochs > 1:
+        # Phase 2 goes on from where phase 1 ended, not from phase 1's best epoch (Keras would restore
+        # that at the end of every fit): on small validation sets the "best" epoch is often an early,
+        # undertrained one. With `keep` best, the best checkpoint across both phases is what is kept.
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=session.monitor, patience=config.early_stopping_patience)
+        )
+    if config.cosine_decay:
+        # Phase 2 warms up over its first epoch: full-size first steps on freshly unfrozen layers
+        # undo the head's work (hymenoptera at 3e-4: the training loss went from 0.37 to 0.93).
+        total = plan.epochs * session.steps
+        warmup = min(session.steps, total // 2) if plan.phase == 2 else 0
+        callbacks.append(
+            ResumableSchedule(cosine_schedule(plan.learning_rate, total, warmup), phase_start, session.steps, total)
+        )
+    elif config.reduce_lr_patience and epochs > 1:
+        monitor = "val_loss" if session.monitor == "val_accuracy" else "loss"
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.3, patience=config.reduce_lr_patience, min_lr=1e-7
+            )
+        )
+    return stream, callbacks
+
+
+# --- keep and evaluate ----------------------------------------------------------------
+
+
+def keep_model(session: Session, outcome: RunState):
+    """The model the run keeps, and which it is ("final" or "best"); (None, None) when nothing was saved.
+
+    `keep` auto keeps the best epoch only with at least BEST_NEEDS_VALIDATION validation photos.
+    A stopped run keeps its most accurate epoch.
+    """
+    import keras
+
+    config, echo = session.config, session.echo
+    validation = len(session.data["val"].images)
+    keep = config.keep if config.keep != "auto" else ("best" if validation >= BEST_NEEDS_VALIDATION else "final")
+    if keep == "final" and outcome is RunState.SUCCEEDED:
+        # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
+        why = f" ({validation} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""
+        echo(f"Keeping the final model{why}.")
+        return session.classifier.model, "final"
+    if session.run.best_checkpoint_path.exists():
+        echo(f"Keeping the most accurate epoch on {'validation' if validation else 'training'} images.")
+        return keras.models.load_model(session.run.best_checkpoint_path, safe_mode=True), "best"
+    return None, None
+
+
+def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
+    """Save the kept model, score it on the test photos (else validation, else training) and finish the status."""
+    from core.evaluation import evaluate_predictions
+    from core.pipeline import make_dataset
+
+    run = session.run
+    save_model_atomic(model, run.model_path)
+    run.update_status(kept=kept)
+    split = next(name for name in ("test", "val", "train") if len(session.data[name].images) or name == "train")
+    photos = session.data[split]
+    run.update_status(stage=Stage.EVALUATING, message=f"Evaluating on the {split} images")
+    probabilities = model.predict(make_dataset(photos.images, None, session.batch_size, shuffle=False), verbose=0)
+    class_names = run.raw_status().class_names
+    evaluation = evaluate_predictions(photos.labels, probabilities, class_names, photos.paths, split=split)
+    evaluation["seconds"] = round(time.time() - (run.raw_status().started or time.time()), 1)
+    write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
+    where = "test" if split == "test" else f"{split} (there is no test split)"
+    summary = f"{evaluation['accuracy']:.1%} accuracy on {evaluation['count']} {where} images."
+    session.echo(summary)
+    if outcome is RunState.STOPPED:
+        message = f"Stopped by request; the best checkpoint was kept. {summary}"
+    else:
+        message = f"Finished: {'the final model' if kept == 'final' else 'its most accurate epoch'} was kept. {summary}"
+    run.update_status(
+        state=outcome,
+        stage=Stage.DONE,
+        finished=time.time(),
+        message=message,
+        accuracy=evaluation["accuracy"],
+        resume_requested=False,
+    )
+    return outcome
+
+
+def _train(run: RunDirectory, echo: Echo) -> RunState:
+    """prepare → build or resume → the phases → keep → evaluate."""
+    prepared = prepare(run, run.config().validate(), echo)
+    classifier = build_or_resume(run, prepared, echo)
+    session = start_session(run, prepared, classifier, echo)
+    outcome = run_phases(session)
+    model, kept = keep_model(session, outcome)
+    if model is None:
+        message = "Stopped before the first epoch finished: nothing was saved."
+        run.update_status(state=RunState.STOPPED, stage=Stage.DONE, finished=time.time(), message=message)
+        return RunState.STOPPED
+    return evaluate(session, model, kept, outcome)
 
 
 def _class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
@@ -646,7 +625,7 @@ def _class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int,
 
     classes = np.flatnonzero(counts)
     weights = compute_class_weight("balanced", classes=classes, y=labels)
-    return {int(c): float(w) for c, w in zip(classes, weights)}
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
 
 
 def _epoch_line(row: dict, config: RunConfig) -> str:
@@ -658,7 +637,7 @@ def _epoch_line(row: dict, config: RunConfig) -> str:
     return "  ".join(parts)
 
 
-def run_worker(run_path: str | Path) -> int:
+def run_worker(run_path: str | os.PathLike) -> int:
     """Entry point of a worker process: wait for a training slot, then train."""
     from core.runs import wait_for_slot
 
@@ -668,10 +647,15 @@ def run_worker(run_path: str | Path) -> int:
     os.nice(WORKER_NICENESS)
     slot = wait_for_slot(run)
     if slot is None:
-        run.write_status(state="stopped", finished=time.time(), message="Stopped while waiting in the queue.")
+        run.update_status(
+            state=RunState.STOPPED,
+            stage=Stage.DONE,
+            finished=time.time(),
+            message="Stopped while waiting in the queue.",
+        )
         return 0
     try:
         state = train_run(run, echo=lambda line: print(line, flush=True))
     finally:
         slot.release()
-    return 0 if state in ("succeeded", "stopped") else 1
+    return 0 if state in (RunState.SUCCEEDED, RunState.STOPPED) else 1

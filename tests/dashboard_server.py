@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from urllib.request import urlopen
 
+from tests.waiting import wait_until
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -16,7 +18,7 @@ def start_dashboard(env: dict[str, str], log_path: Path, timeout: float = 60.0) 
     """`streamlit run streamlit_app.py` on 127.0.0.1; returns the process, its URL and seconds until healthy.
 
     Raises:
-        RuntimeError: the server did not answer its health check in time (its output is in `log_path`).
+        AssertionError: the server did not answer its health check in time (its output is in `log_path`).
     """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -38,14 +40,19 @@ def start_dashboard(env: dict[str, str], log_path: Path, timeout: float = 60.0) 
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    while time.perf_counter() - started < timeout:
-        try:
-            if urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                return process, url, time.perf_counter() - started
-        except OSError:
-            time.sleep(0.05)
-    stop_dashboard(process)
-    raise RuntimeError(f"the dashboard did not start in {timeout:.0f} s; its output is in {log_path}")
+    try:
+        wait_until(lambda: _healthy(url), timeout, f"the dashboard to start (its output is in {log_path})", 0.05)
+    except AssertionError:
+        stop_dashboard(process)
+        raise
+    return process, url, time.perf_counter() - started
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok"
+    except OSError:
+        return False
 
 
 def stop_dashboard(process: subprocess.Popen) -> None:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from core.backbones import BACKBONES, get_backbone
-from core.model import finetune_mask, preprocessing_layers
+from core.freezing import UnfreezePlan
+from core.model import preprocessing_layers
 
 REQUIRED = {
     "vgg16",
@@ -45,7 +46,7 @@ def test_each_backbone_builds_at_its_minimum_size(key):
     distinct = list(dict.fromkeys(blocks))
     assert len(distinct) >= 4, distinct
     assert spec.recommended_unfreeze in distinct
-    mask = finetune_mask(base, spec, "auto")
+    mask = UnfreezePlan().mask(spec, [layer.name for layer in base.layers])
     assert 0 < sum(mask) < len(mask)
     assert mask[-1] and not mask[0]
 

@@ -3,14 +3,14 @@
 Screenshots of each page are saved to `test-artifacts/` for a person to look at.
 """
 
+import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import SHARED, wait_until
 from tests.dashboard_server import start_dashboard, stop_dashboard
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,12 +39,17 @@ def server(isolated_workspace):
 
 
 def _settle(page, seconds: float = 60.0) -> None:
-    """Wait until Streamlit has finished running the script."""
-    page.wait_for_selector('[data-testid="stApp"]')
-    time.sleep(1.0)
-    deadline = time.time() + seconds
-    while time.time() < deadline and page.locator('[data-testid="stStatusWidget"]').count():
-        time.sleep(0.3)
+    """Wait until Streamlit has run the page's script to its end (the app marks its script state)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=seconds * 1000)
+
+
+def _status(run_id: str) -> dict:
+    from core.runs import runs_root
+
+    try:
+        return json.loads((runs_root() / run_id / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _set_epochs(page, head: int, finetune: int) -> None:
@@ -93,7 +98,8 @@ def test_main_flow_in_chromium(server):
         expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
         first_url = page.url
         assert "run=" in first_url
-        page.wait_for_timeout(3000)
+        first_id = first_url.split("run=")[1].split("&")[0]
+        wait_until(lambda: _status(first_id).get("epoch"), 120, "the first epoch")
         page.reload()  # a reload finds the same run, still live
         _settle(page)
         expect(main_area.locator("code", has_text=first_url.split("run=")[1])).to_be_visible()
@@ -101,12 +107,16 @@ def test_main_flow_in_chromium(server):
         expect(main_area.get_by_text(": Finished")).to_be_visible(timeout=240_000)
         _shot(page, "3-train-done")
 
-        page.get_by_role("button", name="Start training").click()  # a second run, stopped
+        _set_epochs(page, 40, 2)  # a second run, long enough to be stopped while it trains
+        page.get_by_role("button", name="Start training").click()
         page.wait_for_url(lambda url: "run=" in url and url != first_url)
-        expect(main_area.locator("code", has_text=page.url.split("run=")[1])).to_be_visible()
-        stop = page.get_by_role("button", name="Stop")
+        second_id = page.url.split("run=")[1].split("&")[0]
+        expect(main_area.locator("code", has_text=second_id)).to_be_visible()
+        wait_until(
+            lambda: _status(second_id).get("stage") == "head" and _status(second_id).get("epoch"), 120, "training"
+        )
+        stop = page.get_by_role("button", name="Stop", exact=True)
         expect(stop).to_be_enabled()
-        page.wait_for_timeout(3000)
         stop.click()
         expect(main_area.get_by_text(": Stopped")).to_be_visible(timeout=120_000)
         _shot(page, "3-train-stopped")
@@ -119,20 +129,51 @@ def test_main_flow_in_chromium(server):
         browser.close()
 
 
-def test_a_deep_link_on_a_fresh_server_gets_the_whole_app(server):
-    """Streamlit's legacy pages/ mode would run /model alone; the app must frame it all the same."""
+# Records, from before the page's own scripts run, every navigation label and page title the
+# browser ever shows, so a flash of the wrong screen (a raw file list, say) cannot go unseen.
+RECORD_EVERY_PAINT = """
+window.__seen = {nav: new Set(), titles: new Set()};
+new MutationObserver(() => {
+  document.querySelectorAll('[data-testid="stSidebarNav"] a').forEach(a => {
+    const label = a.cloneNode(true);
+    label.querySelectorAll('[data-testid="stIconMaterial"]').forEach(icon => icon.remove());
+    window.__seen.nav.add(label.textContent.trim());
+  });
+  document.querySelectorAll('h1').forEach(h => window.__seen.titles.add(h.textContent.trim()));
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+@pytest.mark.parametrize(
+    "path, title",
+    [
+        ("", "Fine-Tune Studio"),
+        ("data", "1. Data"),
+        ("model", "2. Model"),
+        ("train", "3. Train"),
+        ("evaluate", "4. Evaluate"),
+    ],
+)
+def test_the_first_request_to_a_fresh_server_shows_the_app_from_its_first_paint(isolated_workspace, path, title):
+    """No raw file list, even for a moment: Streamlit's legacy `pages/` folder mode is out of the way."""
     from playwright.sync_api import expect, sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page()
-        page.goto(f"{server}/model")
-        expect(page.get_by_role("heading", name="2. Model")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("Your project")).to_be_visible()
-        navigation = page.get_by_test_id("stSidebarNav")
-        expect(navigation.get_by_text("Evaluate")).to_be_visible()
-        assert navigation.get_by_text("shared").count() == 0
-        browser.close()
+    process, url, _ = start_dashboard(_server_env(), isolated_workspace / "server.log")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.add_init_script(RECORD_EVERY_PAINT)
+            page.goto(f"{url}/{path}")
+            expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Your project")).to_be_visible()
+            seen = page.evaluate("({nav: [...window.__seen.nav], titles: [...window.__seen.titles]})")
+            assert set(seen["nav"]) == {"Home", "Data", "Model", "Train", "Evaluate"}, seen
+            assert seen["titles"] == [title], seen
+            _shot(page, f"0-first-paint-{path or 'home'}")
+            browser.close()
+    finally:
+        stop_dashboard(process)
 
 
 def test_uploading_a_zip_of_photos(server, make_dataset, tmp_path):
@@ -163,7 +204,6 @@ def test_uploading_a_zip_of_photos(server, make_dataset, tmp_path):
 
 def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_workspace):
     """The server is killed (SIGKILL) mid-run: the worker goes on, and a new server shows the same live run."""
-    import json
     import signal
 
     import psutil
@@ -185,10 +225,8 @@ def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_worksp
             expect(main_area.get_by_text(": Training")).to_be_visible(timeout=60_000)
             run_id = page.url.split("run=")[1].split("&")[0]
             status_path = runs_root() / run_id / "status.json"
-            deadline = time.time() + 120
-            while time.time() < deadline and not json.loads(status_path.read_text()).get("epoch"):
-                time.sleep(0.5)  # wait until training is under way
-            worker = json.loads(status_path.read_text())["pid"]
+            wait_until(lambda: _status(run_id).get("epoch"), 120, "training to be under way")
+            worker = _status(run_id)["pid"]
 
             process.send_signal(signal.SIGKILL)
             process.wait()

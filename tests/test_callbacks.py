@@ -96,29 +96,6 @@ def test_stop_request_sets_stop_training_after_the_batch(tmp_path):
     assert model.stop_training and callback.stopped
 
 
-def test_progress_line_is_plain_words_in_every_state():
-    from core.monitor import RunProgress
-
-    progress = RunProgress()
-    assert progress.describe() == "Preparing the photos"
-    progress.apply_status({"state": "running", "phase": 1, "epochs_total": 4})
-    assert progress.describe().startswith("Starting phase 1")
-    progress.update(
-        [
-            {"type": "phase_start", "steps": 6, "epoch": 0},
-            {"type": "epoch_start", "epoch": 1},
-            {"type": "batch", "epoch": 1, "batch": 3, "steps": 6, "images_per_second": 40.0, "loss": 1.0},
-        ]
-    )
-    progress.update([{"type": "epoch", "epoch": 1, "seconds": 10.0, "loss": 0.5}])
-    progress.apply_status({"state": "running", "phase": 1, "epochs_total": 4})
-    line = progress.describe()
-    assert line == "Phase 1 · epoch 1 of 4 · batch 6 of 6 · 40 images/s · about 30 s left", line
-    assert " ·  ·" not in line and "-" not in line
-    progress.apply_status({"state": "running", "phase": "evaluating", "epochs_total": 4})
-    assert "never seen" in progress.describe()
-
-
 class _WeightsModel:
     """Stands in for the full classifier: weights to snapshot, and a record of what was saved."""
 

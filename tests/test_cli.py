@@ -20,7 +20,7 @@ def cli(*args, cwd=None, timeout=600):
 
 TINY = [
     "--backbone",
-    "mobilenet_v2_0.35",
+    "mobilenet_0.25",
     "--weights",
     "none",
     "--image-size",
@@ -52,18 +52,26 @@ def test_train_succeeds_and_writes_the_promised_files(make_dataset, tmp_path):
     [
         (["train", "--data", "/no/such/folder", "--out", "x"], "does not exist"),
         (["train", "--data", "demo", "--backbone", "alexnet", "--out", "x"], "invalid choice"),
-        (["train", "--data", "demo", "--image-size", "8", "--out", "x"], "image_size"),
+        (
+            ["train", "--data", "demo", "--image-size", "8", "--out", "x"],
+            "--image-size: Image size (pixels) must be 16",
+        ),
         (["train", "--data", "demo", "--backbone", "xception", "--image-size", "64", "--out", "x"], "minimum of 71"),
         (
             ["train", "--data", "demo", "--head-epochs", "0", "--finetune-epochs", "0", "--out", "x"],
             "nothing would train",
         ),
-        (["train", "--data", "demo", "--head-lr", "0", "--out", "x"], "head_learning_rate"),
-        (["train", "--data", "demo", "--finetune-lr", "10", "--out", "x"], "finetune_learning_rate"),
-        (["train", "--data", "demo", "--unfreeze", "half", "--out", "x"], "unfreeze"),
+        (["train", "--data", "demo", "--head-lr", "0", "--out", "x"], "--head-lr: Head learning rate must be above 0"),
+        (["train", "--data", "demo", "--finetune-lr", "10", "--out", "x"], "--finetune-lr: Fine-tune learning rate"),
+        (["train", "--data", "demo", "--unfreeze", "half", "--out", "x"], "--unfreeze: An unfreeze plan must be"),
         (["train", "--data", "demo", "--weights", "/no/w.h5", "--out", "x"], "not a file"),
         (["train", "--data", "demo"], "--out"),
-        (["train", "--data", "demo", "--head-units", "a,b", "--out", "x"], "head-units"),
+        (["train", "--data", "demo", "--head-units", "a,b", "--out", "x"], "--head-units: Hidden layers"),
+        (["train", "--data", "demo", "--rotation", "270", "--out", "x"], "--rotation: Rotate (degrees, either way)"),
+        (
+            ["train", "--data", "demo", "--head-epochs", "two", "--out", "x"],
+            "--head-epochs: Head epochs must be a whole",
+        ),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -106,6 +114,9 @@ def test_help_explains_every_flag():
         "--optimizer",
         "--no-feature-cache",
         "--feature-views",
+        "--flip",
+        "--rotation",
+        "--reduce-lr",
     ):
         assert flag in result.stdout
 
@@ -148,9 +159,10 @@ def test_resume_refuses_what_cannot_resume(tmp_path):
     result = cli("resume", str(tmp_path), timeout=60)
     assert result.returncode == 2 and "not a run directory" in result.stderr
     from core.runs import RunDirectory
+    from core.status import RunState
     from tests.conftest import tiny_config
 
     run = RunDirectory.create(tmp_path / "runs", tiny_config("demo"), run_id="done")
-    run.write_status(state="succeeded")
+    run.update_status(state=RunState.SUCCEEDED)
     result = cli("resume", str(run.path), timeout=60)
     assert result.returncode == 2 and "cannot be resumed: it is succeeded" in result.stderr

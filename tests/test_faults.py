@@ -6,13 +6,13 @@ The kill and resume of a worker is in `test_runs.py`; the server restart is in `
 import os
 import shutil
 import subprocess
-import time
 
 import keras
 import pytest
 
 from core.runs import RunDirectory
-from tests.conftest import tiny_config
+from core.status import RunState
+from tests.conftest import tiny_config, wait_until
 
 
 def _can_mount() -> bool:
@@ -52,7 +52,7 @@ def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoin
 
     monkeypatch.setattr(training, "LAST_CHECKPOINT_SECONDS", 0.0)  # a resumable checkpoint every epoch
     saves = []
-    original_save = training._save_atomic
+    original_save = training.save_model_atomic
 
     def save_then_fill(model, path):
         original_save(model, path)
@@ -60,15 +60,15 @@ def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoin
         if len(saves) == 2:
             _fill(small_disk)
 
-    monkeypatch.setattr(training, "_save_atomic", save_then_fill)
+    monkeypatch.setattr(training, "save_model_atomic", save_then_fill)
     data = make_dataset({"red": 8, "green": 8})
     run = RunDirectory.create(small_disk / "runs", tiny_config(str(data), head_epochs=4, finetune_epochs=2))
     state = training.train_run(run, echo=lambda line: None)
 
-    assert state == "failed"
+    assert state is RunState.FAILED
     status = run.status()
-    assert status["state"] == "failed" and "disk is full" in status["message"]
-    assert "best checkpoint so far is kept" in status["message"]
+    assert status.state is RunState.FAILED and "disk is full" in status.message
+    assert "best checkpoint so far is kept" in status.message
     for path in (run.best_checkpoint_path, run.last_checkpoint_path):  # earlier checkpoints still load
         keras.models.load_model(path, safe_mode=True)
         keras.backend.clear_session()
@@ -80,7 +80,8 @@ def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoin
 def test_a_full_disk_while_unpacking_a_zip_says_so(make_dataset, small_disk, monkeypatch):
     import zipfile
 
-    from core.datasets import DatasetError, resolve_source
+    from core.datasets import DatasetError
+    from core.sources import resolve_source
 
     photos = make_dataset({"red": 30, "green": 30}, size=256)
     archive = small_disk.parent / "photos.zip"
@@ -98,7 +99,8 @@ def test_a_full_disk_while_unpacking_a_zip_says_so(make_dataset, small_disk, mon
 def test_an_upload_over_the_limit_or_on_a_full_disk_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
     import io
 
-    from core.datasets import DatasetError, store_upload
+    from core.datasets import DatasetError
+    from core.uploads import store_upload
 
     folder = tmp_path / "uploads" / "one"
     with pytest.raises(DatasetError, match="larger than the 1 MB upload limit"):
@@ -122,12 +124,13 @@ def test_the_second_of_two_runs_waits_and_its_page_says_so(make_dataset, monkeyp
 
     monkeypatch.setenv("STUDIO_PARALLEL_RUNS", "1")
     data = str(make_dataset({"red": 8, "green": 8}))
-    first = start_run(tiny_config(data, head_epochs=6, finetune_epochs=2))
-    second = start_run(tiny_config(data))
-    deadline = time.time() + 120
-    while time.time() < deadline and second.raw_status().get("queue_position") is None:
-        time.sleep(0.2)
-    assert second.raw_status().get("queue_position") == 1 or "queue" in second.raw_status().get("message", "")
+    first = start_run(tiny_config(data, head_epochs=8, finetune_epochs=0))
+    second = start_run(tiny_config(data, finetune_epochs=0))
+    wait_until(
+        lambda: second.raw_status().queue_position == 1 or "queue" in second.raw_status().message,
+        120,
+        "the second run to queue",
+    )
     at = page("train")
     at.query_params["run"] = second.id
     at.run()
@@ -135,9 +138,7 @@ def test_the_second_of_two_runs_waits_and_its_page_says_so(make_dataset, monkeyp
     shown = " ".join(element.value for element in [*at.markdown, *at.info, *at.caption] if element.value)
     assert "Waiting in the queue" in shown
     for run in (first, second):
-        deadline = time.time() + 240
-        while time.time() < deadline and run.status()["state"] in ("queued", "running"):
-            time.sleep(0.5)
-    assert first.status()["state"] == "succeeded" and second.status()["state"] == "succeeded"
-    assert first.status()["finished"] <= second.raw_status()["started"] + 1.0
+        wait_until(lambda run=run: not run.status().state.active, 240, f"{run.id} to finish")
+    assert first.status().state is RunState.SUCCEEDED and second.status().state is RunState.SUCCEEDED
+    assert first.status().finished <= second.raw_status().started + 1.0
     assert runs_root() == first.path.parent

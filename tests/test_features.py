@@ -9,8 +9,9 @@ import pytest
 
 from core.backbones import BACKBONES
 from core.config import AugmentationConfig
-from core.features import FeatureKey, extract, feature_dataset, find_cut, split_classifier
-from core.model import build_classifier, finetune_mask
+from core.features import FeatureKey, extract, feature_dataset, split_classifier
+from core.freezing import UnfreezePlan, find_cut
+from core.model import build_classifier
 from core.runs import RunDirectory
 from core.training import train_run
 from tests.conftest import tiny_config
@@ -37,7 +38,7 @@ def _classifier(augmentation=None):
 def test_the_cut_is_at_the_first_unfrozen_layer_or_below_a_skip_connection():
     _, base = _classifier()
     names = [layer.name for layer in base.layers]
-    assert find_cut(base, finetune_mask(base, SPEC, "block:block_13")) == "block_13_expand"
+    assert find_cut(base, UnfreezePlan.parse("block:block_13").mask(SPEC, names)) == "block_13_expand"
     inside_residual = [
         name == "block_12_project" or i > names.index("block_12_project") for i, name in enumerate(names)
     ]
@@ -66,7 +67,7 @@ def test_the_parts_compute_exactly_what_the_whole_classifier_computes(cut):
 
 
 def test_extraction_is_cached_by_key_and_views_are_augmented(tmp_path):
-    model, base = _classifier(AugmentationConfig(horizontal_flip=True, rotation=0.2))
+    model, base = _classifier(AugmentationConfig(flip="horizontal", rotation=72.0))
     parts = split_classifier(model, base, 32, "block_13_expand")
     images = np.random.default_rng(1).integers(0, 255, (10, 32, 32, 3)).astype("uint8")
     key = FeatureKey("imgs", "mobilenet_v2_0.35", "w", "block_13_expand", "aug", 3, 0)
@@ -108,18 +109,19 @@ def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache
     data = str(make_dataset({"red": 10, "green": 10, "blue": 10}))
     config = tiny_config(
         data,
+        backbone=SPEC.key,
         weights=weights_file,
         head_epochs=2,
         finetune_epochs=2,
-        augmentation=AugmentationConfig(horizontal_flip=True),
+        augmentation=AugmentationConfig(flip="horizontal"),
         feature_views=2,
     )
     run, state, log = _train(tmp_path, config, "first")
     assert state == "succeeded", log
     status = run.status()
-    assert status["feature_mode"].startswith("Fast mode") and "2 versions of each training photo" in log
+    assert status.feature_mode.startswith("Fast mode") and "2 versions of each training photo" in log
     assert "Computed the frozen layers' output" in log
-    assert set(status["phase_seconds"]) == {"1", "2"}
+    assert set(status.phase_seconds) == {"1", "2"}
     assert [row["phase"] for row in run.history()] == [1, 1, 2, 2]
 
     model = keras.models.load_model(run.model_path, safe_mode=True)
@@ -134,24 +136,30 @@ def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache
     assert state == "succeeded" and "Computed the frozen layers' output" in log
     # Flatten keeps every position (at 64 px, a 2x2 map: 4 times the averaged features' size), so
     # it needs a cache of its own; so does max pooling.
-    for pooling in ("avg", "flatten", "max"):
-        _, state, log = _train(tmp_path, config.replace(image_size=64, pooling=pooling), f"pool-{pooling}")
+    for pooling in (
+        "avg",
+        "flatten",
+        "max",
+    ):  # the head alone trains on pooled features: enough to show the keys differ
+        head_only = config.replace(image_size=64, pooling=pooling, finetune_epochs=0)
+        _, state, log = _train(tmp_path, head_only, f"pool-{pooling}")
         assert state == "succeeded", log
 
 
 def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_path, weights_file):
     data = str(make_dataset({"red": 6, "green": 6}))
-    run, state, _ = _train(tmp_path, tiny_config(data), "random")
-    assert state == "succeeded" and "random weights train from scratch" in run.status()["feature_mode"]
-    run, state, _ = _train(tmp_path, tiny_config(data, weights=weights_file, feature_cache=False), "off")
-    assert state == "succeeded" and "turned off" in run.status()["feature_mode"]
+    run, state, _ = _train(tmp_path, tiny_config(data, finetune_epochs=0), "random")
+    assert state == "succeeded" and "random weights train from scratch" in run.status().feature_mode
+    switched_off = tiny_config(data, backbone=SPEC.key, weights=weights_file, feature_cache=False, finetune_epochs=0)
+    run, state, _ = _train(tmp_path, switched_off, "off")
+    assert state == "succeeded" and "turned off" in run.status().feature_mode
 
 
 def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset, weights_file):
     from core.tasks import lr_find_task
 
     data = str(make_dataset({"red": 10, "green": 10}))
-    result = lr_find_task(tiny_config(data, weights=weights_file).to_dict())
+    result = lr_find_task(tiny_config(data, backbone=SPEC.key, weights=weights_file).to_dict())
     assert "error" not in result, result
     assert result["suggestion"] and "Suggested phase-1 learning rate" in result["message"]
     assert len(result["rates"]) == len(result["losses"]) >= 10

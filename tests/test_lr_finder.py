@@ -49,11 +49,11 @@ def test_the_train_page_shows_the_sweep_and_uses_the_suggestion(monkeypatch):
         rates = list(np.geomspace(1e-6, 1, 50))
         return {"rates": rates, "losses": [1.0] * 50, "suggestion": 0.003, "message": "Suggested 0.003"}, None
 
-    monkeypatch.setattr("pages.shared.task_result", fake_task)
+    monkeypatch.setattr("app_pages.shared.task_result", fake_task)
     at = page("train").run()
     at.button(key="find_lr").click().run()
     assert not at.exception and asked == [("lr_find", "demo")]
     assert at.button(key="use_lr").label == "Use 0.003"
     at.button(key="use_lr").click().run()
-    assert at.session_state["draft"]["head_learning_rate"] == 0.003
-    assert at.number_input(key="head_lr").value == 0.003
+    assert at.session_state["draft"].head_learning_rate == 0.003
+    assert at.number_input(key="head_learning_rate").value == 0.003

@@ -1,4 +1,4 @@
-"""The classifier's shape and the freezing plan."""
+"""The classifier's shape and the freezing plan applied to it."""
 
 import keras
 import numpy as np
@@ -6,14 +6,8 @@ import pytest
 
 from core.backbones import BACKBONES
 from core.config import AugmentationConfig
-from core.model import (
-    build_augmenter,
-    build_classifier,
-    count_trainable,
-    finetune_mask,
-    layer_table,
-    set_phase,
-)
+from core.freezing import PlanError, UnfreezePlan, count_trainable, layer_table, learns_in_phase2, set_phase
+from core.model import build_augmenter, build_classifier
 
 SPEC = BACKBONES["mobilenet_v2_0.35"]
 
@@ -24,6 +18,10 @@ def built():
     base = SPEC.build(32, weights=None)
     model = build_classifier(base, SPEC, num_classes=3, image_size=32, augmentation=AugmentationConfig())
     return model, base
+
+
+def finetune_mask(base, spec, plan: str) -> list[bool]:
+    return UnfreezePlan.parse(plan).mask(spec, [layer.name for layer in base.layers])
 
 
 def _bn_trainable(base):
@@ -47,13 +45,13 @@ def test_augmentation_is_off_at_inference(built):
     a = keras.ops.convert_to_numpy(model(x, training=False))
     b = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_allclose(a, b)
-    augmenter = build_augmenter(AugmentationConfig(rotation=0.2, zoom=0.2), seed=1)
+    augmenter = build_augmenter(AugmentationConfig(rotation=72.0, zoom=0.2), seed=1)
     assert not np.allclose(keras.ops.convert_to_numpy(augmenter(x, training=True)), x)
 
 
 def test_phase_one_trains_only_the_head(built):
     model, base = built
-    set_phase(model, base, 1, [True] * len(base.layers))
+    set_phase(base, 1, [True] * len(base.layers))
     head = model.get_layer("predictions")
     assert count_trainable(model) == int(np.prod(head.kernel.shape)) + int(np.prod(head.bias.shape))
 
@@ -62,9 +60,9 @@ def test_phase_one_trains_only_the_head(built):
 def test_phase_two_unfreezes_the_plan_but_never_batch_norm(built, unfreeze):
     model, base = built
     mask = finetune_mask(base, SPEC, unfreeze)
-    set_phase(model, base, 1, mask)
+    set_phase(base, 1, mask)
     phase1 = count_trainable(model)
-    set_phase(model, base, 2, mask)
+    set_phase(base, 2, mask)
     phase2 = count_trainable(model)
     assert phase2 > phase1
     assert _bn_trainable(base) == []
@@ -92,18 +90,18 @@ def test_block_unfreeze_starts_at_the_block(built):
 
 def test_bad_plans_name_what_exists(built):
     _, base = built
-    with pytest.raises(ValueError, match="no block 'block_99'.*block_16"):
+    with pytest.raises(PlanError, match="no block 'block_99'.*block_16"):
         finetune_mask(base, SPEC, "block:block_99")
-    with pytest.raises(ValueError, match="layers"):
+    with pytest.raises(PlanError, match="layers"):
         finetune_mask(base, SPEC, "layers:9999")
 
 
-def test_layer_table_marks_batch_norm_frozen(built):
+def test_layer_table_counts_weights_as_keras_does_and_batch_norm_never_learns(built):
     _, base = built
-    rows = layer_table(base, SPEC, "all")
-    assert len(rows) == len(base.layers)
+    rows = layer_table(base, SPEC)
+    assert len(rows) == len(base.layers) and sum(r.params for r in rows) == base.count_params()
     bn = [r for r in rows if r.is_batch_norm]
-    assert bn and not any(r.trainable_in_finetune for r in bn)
+    assert bn and not any(learns_in_phase2(True, r.is_batch_norm, r.params > 0) for r in bn)
     assert {r.block for r in rows} >= {"stem", "block_0", "block_16", "top"}
 
 

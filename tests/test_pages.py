@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.config import RunConfig
 from core.runs import RunDirectory, runs_root
+from core.status import ResumePoint, RunState
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def page(name: str, **state) -> AppTest:
-    at = AppTest.from_file(str(REPO / "pages" / f"{name}.py"), default_timeout=120)
-    at.session_state["_routed"] = True  # as when streamlit_app.py frames the page
+    at = AppTest.from_file(str(REPO / "app_pages" / f"{name}.py"), default_timeout=120)
     for key, value in state.items():
         at.session_state[key] = value
     return at
@@ -55,8 +56,8 @@ def finished_run(data: str, state: str = "succeeded") -> RunDirectory:
         ],
     }
     run.evaluation_path.write_text(json.dumps(evaluation))
-    run.write_status(
-        state=state,
+    run.update_status(
+        state=RunState(state),
         message="Finished. 75.0% accuracy on 4 test images.",
         accuracy=0.75,
         weights_kind="none",
@@ -72,11 +73,24 @@ def test_app_home_and_sidebar():
     assert any("No training run yet" in c.value for c in at.sidebar.caption)
 
 
+def test_home_page_links_the_four_steps():
+    at = page("home").run()
+    assert not at.exception
+    shown = [c.value for c in at.caption]
+    assert at.title[0].value == "Fine-Tune Studio"
+    assert [step for step in ("1. Data", "2. Model", "3. Train", "4. Evaluate") if step in shown] == [
+        "1. Data",
+        "2. Model",
+        "3. Train",
+        "4. Evaluate",
+    ]
+
+
 def test_data_page_demo_shows_counts_and_samples():
     at = page("data").run()
     assert not at.exception
     assert [m.value for m in at.metric][:2] == ["240", "4"]
-    assert at.session_state["draft"]["data"] == "demo"
+    assert at.session_state["draft"].data == "demo"
 
 
 def test_data_page_folder_with_bad_files_lists_them(make_dataset, monkeypatch, tmp_path):
@@ -115,24 +129,24 @@ def test_model_page_offline_weights_warning_and_counts():
     assert labels == ["Weights trained in phase 1", "Weights trained in phase 2"]
     phase1, phase2 = (int(m.value.replace(",", "")) for m in at.metric)
     assert 0 < phase1 < phase2
-    assert at.session_state["draft"]["unfreeze"] == "auto"
+    assert str(at.session_state["draft"].unfreeze) == "auto"
 
 
 def test_model_page_image_size_is_auto_and_says_what_it_chose():
     at = page("model").run()
-    assert at.select_slider(key="image_size").value == 0 and at.session_state["draft"]["image_size"] == 0
+    assert at.select_slider(key="image_size").value == 0 and at.session_state["draft"].image_size == 0
     # The demo's photos are 128 px: auto keeps the MobileNet's faster 160 px.
     assert any("160 px (automatic: the photos are typically 128 px" in c.value for c in at.caption)
     at.select_slider(key="image_size").set_value(224).run()
-    assert not at.exception and at.session_state["draft"]["image_size"] == 224
+    assert not at.exception and at.session_state["draft"].image_size == 224
     assert not any("automatic" in c.value for c in at.caption)
 
 
 def test_model_page_head_only_trains_the_head_alone():
     at = page("model").run()
-    at.radio(key="unfreeze_plan").set_value("none").run()
+    at.radio(key="unfreeze.kind").set_value("none").run()
     phase1, phase2 = (int(m.value.replace(",", "")) for m in at.metric)
-    assert phase1 == phase2 and at.session_state["draft"]["unfreeze"] == "none"
+    assert phase1 == phase2 and str(at.session_state["draft"].unfreeze) == "none"
 
 
 def test_train_page_without_runs_invites_to_start():
@@ -159,7 +173,9 @@ def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
 
 def test_train_page_shows_a_failed_run_with_its_message(make_dataset):
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="broken")
-    run.write_status(state="failed", message="The loss became NaN (not a number). Try a learning rate 10 times lower.")
+    run.update_status(
+        state=RunState.FAILED, message="The loss became NaN (not a number). Try a learning rate 10 times lower."
+    )
     at = page("train").run()
     assert not at.exception
     assert "NaN" in at.error[0].value
@@ -180,18 +196,18 @@ def test_evaluate_page_shows_metrics_matrix_and_download(make_dataset):
     assert at.selectbox(key="eval_run").value == run.id
 
 
-@pytest.mark.parametrize("name", ["data", "model", "train", "evaluate"])
+@pytest.mark.parametrize("name", ["home", "data", "model", "train", "evaluate"])
 def test_every_page_renders_without_exception(name):
     assert not page(name).run().exception
 
 
 def test_a_new_tab_starts_from_the_followed_run_settings(make_dataset):
     run = RunDirectory.create(runs_root(), tiny_config("demo", head_epochs=3, name="mine"), run_id="earlier")
-    run.write_status(state="succeeded")
+    run.update_status(state=RunState.SUCCEEDED)
     at = page("train").run()
     assert not at.exception
     assert at.number_input(key="head_epochs").value == 3
-    assert at.session_state["draft"]["backbone"] == "mobilenet_v2_0.35"
+    assert at.session_state["draft"].backbone == "mobilenet_0.25"
 
 
 def test_opening_the_data_page_never_changes_the_chosen_data(make_dataset, monkeypatch, tmp_path):
@@ -199,11 +215,11 @@ def test_opening_the_data_page_never_changes_the_chosen_data(make_dataset, monke
     make_dataset({"red": 3, "green": 3}, root=root / "aaa-first")
     chosen = make_dataset({"red": 3, "green": 3}, root=root / "mine")
     monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
-    at = page("data", draft={"data": str(chosen)}).run()
+    at = page("data", draft=RunConfig(data=str(chosen))).run()
     assert not at.exception
     assert at.radio(key="data_kind").value == "Folder on this server"
     assert at.selectbox(key="server_folder").value == "mine"
-    assert at.session_state["draft"]["data"] == str(chosen)
+    assert at.session_state["draft"].data == str(chosen)
 
 
 def test_a_draft_with_an_uploaded_zip_stays_on_it(make_dataset, tmp_path):
@@ -214,45 +230,40 @@ def test_a_draft_with_an_uploaded_zip_stays_on_it(make_dataset, tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         for path in photos.rglob("*.png"):
             zf.write(path, f"{path.parent.name}/{path.name}")
-    at = page("data", draft={"data": str(archive)}).run()
+    at = page("data", draft=RunConfig(data=str(archive))).run()
     assert not at.exception
     assert at.radio(key="data_kind").value == "Upload a zip"
-    assert at.metric[0].value == "6" and at.session_state["draft"]["data"] == str(archive)
+    assert at.metric[0].value == "6" and at.session_state["draft"].data == str(archive)
 
 
 def test_sample_download_offline_shows_the_way_out_and_success_uses_the_folder(make_dataset, monkeypatch):
-    import pages.shared
+    import app_pages.shared
 
-    real_task_result = pages.shared.task_result
+    real_task_result = app_pages.shared.task_result
 
     def sample_answer(answer):
         return lambda name, args, message: answer if name == "sample" else real_task_result(name, args, message)
 
     offline = "Could not download the sample 'flowers'. This machine may be offline: upload it as a .zip"
-    monkeypatch.setattr(pages.shared, "task_result", sample_answer((None, offline)))
+    monkeypatch.setattr(app_pages.shared, "task_result", sample_answer((None, offline)))
     at = page("data", data_kind="Download a sample set").run()
     at.button(key="use_sample").click().run()
     assert not at.exception
-    assert "offline" in at.error[0].value and at.session_state["draft"].get("data", "demo") == "demo"
+    assert "offline" in at.error[0].value and at.session_state["draft"].data == "demo"
 
     folder = make_dataset({"daisy": 3, "tulip": 3})
-    monkeypatch.setattr(pages.shared, "task_result", sample_answer(({"path": str(folder)}, None)))
+    monkeypatch.setattr(app_pages.shared, "task_result", sample_answer(({"path": str(folder)}, None)))
     at = page("data", data_kind="Download a sample set").run()
     at.button(key="use_sample").click().run()
     assert not at.exception
-    assert at.session_state["draft"]["data"] == str(folder) and at.metric[1].value == "2"
+    assert at.session_state["draft"].data == str(folder) and at.metric[1].value == "2"
 
 
 def test_an_interrupted_run_offers_to_resume(monkeypatch):
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="killed")
     run.best_checkpoint_path.parent.mkdir(parents=True)
     run.last_checkpoint_path.write_bytes(b"checkpoint")
-    run.write_status(
-        state="running",
-        pid=2**22 + 12345,
-        pid_started=0.0,
-        resume_point={"phase": 1, "epochs_done": 3, "phase_start": 0},
-    )
+    run.update_status(state=RunState.RUNNING, pid=2**22 + 12345, pid_started=0.0, resume_point=ResumePoint(1, 3, 0))
     resumed = []
     monkeypatch.setattr("core.runs.resume_run", lambda r: resumed.append(r.id))
     at = page("train").run()
@@ -278,10 +289,10 @@ def test_train_page_fast_mode_toggle_reaches_the_config_and_the_mode_is_shown(ma
     at = page("train").run()
     assert at.toggle(key="feature_cache").value is True
     at.toggle(key="feature_cache").set_value(False).run()
-    assert at.session_state["draft"]["feature_cache"] is False
+    assert at.session_state["draft"].feature_cache is False
     assert at.number_input(key="feature_views").disabled
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="fast")
-    run.write_status(state="running", feature_mode="Fast mode: the frozen layers run once, on each photo once.")
+    run.update_status(state=RunState.RUNNING, feature_mode="Fast mode: the frozen layers run once, on each photo once.")
     at = page("train").run()
     assert not at.exception
     assert any(caption.value.startswith("Fast mode") for caption in at.caption)
@@ -297,4 +308,4 @@ def test_a_server_folder_that_links_out_of_the_data_root_is_refused(make_dataset
     at.selectbox(key="server_folder").set_value("escape").run()
     assert not at.exception
     assert "outside the data folder" in at.error[0].value
-    assert "escape" not in at.session_state["draft"].get("data", "")  # the choice did not change
+    assert "escape" not in at.session_state["draft"].data  # the choice did not change

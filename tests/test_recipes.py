@@ -5,6 +5,7 @@ import pytest
 from core.backbones import BACKBONES
 from core.cli import CliError, _recipe_defaults, build_parser, config_from_args
 from core.config import RunConfig
+from core.freezing import PlanError, UnfreezePlan
 from core.recipes import RECIPE_FIELDS, RECIPES, get_recipe, matching_recipe
 
 
@@ -49,7 +50,7 @@ def test_image_size_auto_and_what_to_keep_on_the_cli():
     assert _cli_config("--keep", "best").keep == "best"
     classic = _cli_config("--recipe", "chollet_vgg16")
     assert classic.keep == "best" and classic.image_size == 180
-    with pytest.raises(CliError, match="number of pixels or auto"):
+    with pytest.raises(CliError, match="--image-size: Image size .* must be a whole number. Received: 'large'"):
         _cli_config("--image-size", "large")
 
 
@@ -62,9 +63,9 @@ def test_the_default_config_is_the_studio_recipe():
 def test_freezing_the_first_n_layers():
     spec = BACKBONES["vgg19"]
     names = [f"layer{i}" for i in range(10)]
-    assert spec.unfreeze_mask(names, "from:5") == [False] * 5 + [True] * 5
-    with pytest.raises(ValueError, match="0 to 9"):
-        spec.unfreeze_mask(names, "from:10")
+    assert UnfreezePlan.parse("from:5").mask(spec, names) == [False] * 5 + [True] * 5
+    with pytest.raises(PlanError, match="0 to 9"):
+        UnfreezePlan.parse("from:10").mask(spec, names)
 
 
 def test_the_model_page_applies_a_recipe_and_shows_its_settings():
@@ -76,9 +77,9 @@ def test_the_model_page_applies_a_recipe_and_shows_its_settings():
     at.button(key="use_recipe_model").click().run()
     assert not at.exception
     draft = at.session_state["draft"]
-    assert draft["backbone"] == "vgg16" and draft["unfreeze"] == "block:block5" and draft["head_units"] == (256,)
+    assert draft.backbone == "vgg16" and str(draft.unfreeze) == "block:block5" and draft.head_units == (256,)
     assert at.selectbox(key="backbone").value == "vgg16"
-    assert at.radio(key="unfreeze_plan").value == "block" and at.selectbox(key="from_block").value == "block5"
+    assert at.radio(key="unfreeze.kind").value == "block" and at.selectbox(key="unfreeze.block").value == "block5"
     assert at.selectbox(key="pooling").value == "flatten" and at.text_input(key="head_units").value == "256"
     assert at.slider(key="dropout").value == 0.5
     assert at.selectbox(key="recipe_model").value == "chollet_vgg16"
@@ -91,11 +92,11 @@ def test_the_train_page_applies_a_recipe_and_a_change_makes_the_settings_your_ow
     at.selectbox(key="recipe_train").set_value("keras_guide").run()
     at.button(key="use_recipe_train").click().run()
     assert not at.exception
-    assert at.number_input(key="head_epochs").value == 20 and at.number_input(key="head_lr").value == 1e-3
+    assert at.number_input(key="head_epochs").value == 20 and at.number_input(key="head_learning_rate").value == 1e-3
     assert at.selectbox(key="optimizer").value == "adam"
-    assert at.selectbox(key="lr_schedule").value is False and at.toggle(key="average_weights").value is False
+    assert at.toggle(key="cosine_decay").value is False and at.toggle(key="average_weights").value is False
     assert at.number_input(key="feature_views").value == 2 and at.selectbox(key="keep").value == "best"
-    assert at.session_state["draft"]["unfreeze"] == "all"
+    assert str(at.session_state["draft"].unfreeze) == "all"
     at.number_input(key="head_epochs").set_value(3).run()
     assert at.selectbox(key="recipe_train").value is None
     assert any("your own" in caption.value for caption in at.caption)
@@ -111,8 +112,8 @@ def test_the_train_page_back_to_the_default_recipe_restores_its_schedule_averagi
     at.selectbox(key="recipe_train").set_value("studio").run()
     at.button(key="use_recipe_train").click().run()
     assert not at.exception
-    assert at.selectbox(key="lr_schedule").value is True and at.toggle(key="average_weights").value is True
+    assert at.toggle(key="cosine_decay").value is True and at.toggle(key="average_weights").value is True
     assert at.number_input(key="feature_views").value == 8 and at.number_input(key="finetune_epochs").value == 15
     assert at.selectbox(key="keep").value == "auto"
     draft = at.session_state["draft"]
-    assert draft["cosine_decay"] is True and draft["average_weights"] is True and draft["feature_views"] == 8
+    assert draft.cosine_decay is True and draft.average_weights is True and draft.feature_views == 8

@@ -5,30 +5,26 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from core.runs import RunDirectory, list_runs, process_alive, safe_name, start_run
-from tests.conftest import tiny_config
+from core.processes import process_alive
+from core.runs import RunDirectory, list_runs, start_run
+from core.status import RunState
+from tests.conftest import tiny_config, wait_until
 
 
 def test_create_writes_config_and_queued_status(tmp_path):
     run = RunDirectory.create(tmp_path, tiny_config("demo", name="../../etc/passwd"))
     assert run.path.parent == tmp_path and ".." not in run.id and "/" not in run.id
     assert run.config() == tiny_config("demo", name="../../etc/passwd")
-    assert run.status()["state"] == "queued"
+    assert run.status().state is RunState.QUEUED
 
 
 def test_same_id_twice_gets_a_new_directory(tmp_path):
     a = RunDirectory.create(tmp_path, tiny_config("demo"), run_id="same")
     b = RunDirectory.create(tmp_path, tiny_config("demo"), run_id="same")
     assert a.path != b.path and {a.id, b.id} == {"same", "same-2"}
-
-
-@pytest.mark.parametrize("text, expected", [("my run", "my-run"), ("../../x", "x"), ("", "run"), ("ünï/cødé", "n-c-d")])
-def test_safe_name(text, expected):
-    assert safe_name(text) == expected
 
 
 def test_events_are_read_incrementally_and_half_lines_wait(tmp_path):
@@ -48,23 +44,14 @@ def test_a_dead_worker_shows_as_interrupted(tmp_path):
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     import psutil
 
-    run.write_status(state="running", pid=process.pid, pid_started=psutil.Process(process.pid).create_time())
-    assert run.status()["state"] == "running"
+    run.update_status(state=RunState.RUNNING, pid=process.pid, pid_started=psutil.Process(process.pid).create_time())
+    assert run.status().state is RunState.RUNNING
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not process_alive(process.pid, None)
     status = run.status()
-    assert status["state"] == "interrupted" and "ended unexpectedly" in status["message"]
-    assert run.raw_status()["state"] == "running"  # the file is not rewritten by a reader
-
-
-def _wait_for(predicate, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    assert status.state is RunState.INTERRUPTED and "ended unexpectedly" in status.message
+    assert run.raw_status().state is RunState.RUNNING  # the file is not rewritten by a reader
 
 
 def test_workers_train_one_at_a_time_in_order(make_dataset, tmp_path, monkeypatch):
@@ -73,14 +60,17 @@ def test_workers_train_one_at_a_time_in_order(make_dataset, tmp_path, monkeypatc
     root = tmp_path / "runs"
     first = start_run(tiny_config(data, head_epochs=2, finetune_epochs=0), root)
     second = start_run(tiny_config(data, head_epochs=1, finetune_epochs=0), root)
-    assert _wait_for(lambda: first.status()["state"] in ("running", "succeeded"))
-    if first.status()["state"] == "running":
-        status = second.status()
-        assert status["state"] == "queued"
-        assert _wait_for(lambda: "position 1" in second.status().get("message", ""), timeout=30)
-    assert _wait_for(lambda: second.status()["state"] == "succeeded", timeout=300), second.log_path.read_text()
-    assert first.status()["state"] == "succeeded"
-    assert first.status()["finished"] <= second.status()["started"]
+    wait_until(lambda: first.status().state in (RunState.RUNNING, RunState.SUCCEEDED), what="the first run to start")
+    if first.status().state is RunState.RUNNING:
+        assert second.status().state is RunState.QUEUED
+        wait_until(lambda: "position 1" in second.status().message, 30, "the second run's queue position")
+    wait_until(
+        lambda: second.status().state is RunState.SUCCEEDED,
+        300,
+        lambda: f"the second run: {second.log_path.read_text()}",
+    )
+    assert first.status().state is RunState.SUCCEEDED
+    assert first.status().finished <= second.status().started
     assert [r.id for r in list_runs(root)] == [second.id, first.id]
 
 
@@ -95,12 +85,12 @@ def test_stop_while_queued(make_dataset, tmp_path, monkeypatch):
     fcntl.flock(handle, fcntl.LOCK_EX)  # someone else is training
     try:
         run = start_run(tiny_config(str(make_dataset({"red": 4, "green": 4}))), root)
-        assert _wait_for(lambda: "Waiting in the queue" in run.status().get("message", ""), timeout=60)
+        wait_until(lambda: "Waiting in the queue" in run.status().message, 60, "the run to wait in the queue")
         run.request_stop()
-        assert _wait_for(lambda: run.status()["state"] == "stopped", timeout=30)
+        wait_until(lambda: run.status().state is RunState.STOPPED, 30, "the queued run to stop")
     finally:
         handle.close()
-    assert "queue" in run.status()["message"]
+    assert "queue" in run.status().message
 
 
 def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dataset, tmp_path, monkeypatch):
@@ -110,16 +100,18 @@ def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dat
     monkeypatch.chdir(tmp_path)
     data = str(make_dataset({"red": 16, "green": 16}))
     run = start_run(tiny_config(data, head_epochs=40, finetune_epochs=3, batch_size=4), tmp_path / "runs")
-    assert _wait_for(lambda: len(run.history()) >= 2, timeout=240), run.log_path.read_text()
-    os.kill(run.raw_status()["pid"], signal.SIGKILL)
-    assert _wait_for(lambda: run.status()["state"] == "interrupted", timeout=30)
-    done = run.raw_status()["resume_point"]["epochs_done"]
+    wait_until(lambda: len(run.history()) >= 2, 240, lambda: f"two epochs: {run.log_path.read_text()}")
+    os.kill(run.raw_status().pid, signal.SIGKILL)
+    wait_until(lambda: run.status().state is RunState.INTERRUPTED, 30, "the killed run to read as interrupted")
+    done = run.raw_status().resume_point.epochs_done
     assert run.can_resume() and run.best_checkpoint_path.exists()
     assert done >= 1
     kept = run.history()[:done]  # an epoch that ended during the kill, before its checkpoint, is redone
 
     resume_run(run)
-    assert _wait_for(lambda: run.status()["state"] == "succeeded", timeout=300), run.log_path.read_text()
+    wait_until(
+        lambda: run.status().state is RunState.SUCCEEDED, 300, lambda: f"the resumed run: {run.log_path.read_text()}"
+    )
     epochs = [(row["phase"], row["epoch"]) for row in run.history()]
     assert epochs[: len(kept)] == [(row["phase"], row["epoch"]) for row in kept]
     numbers = [epoch for _, epoch in epochs]
@@ -132,6 +124,6 @@ def test_only_interrupted_runs_resume(tmp_path):
     from core.runs import resume_run
 
     run = RunDirectory.create(tmp_path, tiny_config("demo"))
-    run.write_status(state="succeeded")
+    run.update_status(state=RunState.SUCCEEDED)
     with pytest.raises(ValueError, match="cannot be resumed"):
         resume_run(run)

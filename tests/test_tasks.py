@@ -3,33 +3,32 @@
 import json
 import subprocess
 import sys
-import time
 
 from core.tasks import read_result, result_path, run_task, start_task, task_running
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until
+
+NETWORK = {"backbone": "mobilenet_v2_0.35", "image_size": 32, "pooling": "avg", "head_units": [], "classes": 3}
 
 
-def _wait(path, seconds=180):
-    deadline = time.time() + seconds
-    while time.time() < deadline and not path.exists():
-        time.sleep(0.2)
-    return read_result(path)
-
-
-def test_layers_task_in_its_own_process_is_cached_and_joined():
-    args = {"backbone": "mobilenet_v2_0.35", "image_size": 32}
-    path = start_task("layers", args)
-    assert start_task("layers", args) == path  # joined, not started twice
+def test_network_task_in_its_own_process_is_cached_and_joined():
+    path = start_task("network", NETWORK)
+    assert start_task("network", NETWORK) == path  # joined, not started twice
     assert task_running(path) or path.exists()
-    result = _wait(path)
-    assert result["features"] == 1280 and len(result["rows"]) == 154
-    assert any(row["is_batch_norm"] for row in result["rows"])
-    assert start_task("layers", args) == path and not task_running(path)  # cached: nothing started
+    result = wait_until(lambda: read_result(path), 180, "the network task's result")
+    assert len(result["rows"]) == 154 and any(row["is_batch_norm"] for row in result["rows"])
+    assert result["head_params"] == 1280 * 3 + 3  # Keras's count: the pooled features times the classes, and biases
+    assert start_task("network", NETWORK) == path and not task_running(path)  # cached: nothing started
+
+
+def test_the_head_count_follows_the_head(tmp_path):
+    out = tmp_path / "n.json"
+    assert run_task("network", {**NETWORK, "pooling": "flatten", "head_units": [16]}, out) == 0
+    assert json.loads(out.read_text())["head_params"] == (1280 * 1 * 1) * 16 + 16 + 16 * 3 + 3  # a 1x1 map at 32 px
 
 
 def test_task_errors_come_back_as_messages(tmp_path):
     out = tmp_path / "r.json"
-    assert run_task("layers", {"backbone": "alexnet", "image_size": 32}, out) == 1
+    assert run_task("network", {**NETWORK, "backbone": "alexnet"}, out) == 1
     assert "Unknown backbone" in json.loads(out.read_text())["error"]
     assert run_task("nope", {}, tmp_path / "n.json") == 1
 
@@ -44,7 +43,7 @@ def test_augment_and_predict_tasks(make_dataset, tmp_path):
     data = make_dataset({"red": 2, "green": 2})
     paths = sorted(str(p) for p in data.rglob("*.png"))
     augmented = tmp_path / "a.json"
-    run_task("augment", {"paths": paths[:2], "augmentation": {"rotation": 0.3}, "seed": 1, "size": 32}, augmented)
+    run_task("augment", {"paths": paths[:2], "augmentation": {"rotation": 100.0}, "seed": 1, "size": 32}, augmented)
     images = json.loads(augmented.read_text())["images"]
     assert len(images) == 2 and all(p.endswith(".png") for p in images)
     spec = BACKBONES["mobilenet_v2_0.35"]
@@ -71,11 +70,11 @@ def test_augment_and_predict_tasks(make_dataset, tmp_path):
 
 
 def test_results_are_keyed_by_their_arguments():
-    assert result_path("layers", {"backbone": "a", "image_size": 1}) != result_path(
-        "layers", {"backbone": "a", "image_size": 2}
+    assert result_path("network", {"backbone": "a", "image_size": 1}) != result_path(
+        "network", {"backbone": "a", "image_size": 2}
     )
-    assert result_path("layers", {"image_size": 1, "backbone": "a"}) == result_path(
-        "layers", {"backbone": "a", "image_size": 1}
+    assert result_path("network", {"image_size": 1, "backbone": "a"}) == result_path(
+        "network", {"backbone": "a", "image_size": 1}
     )
 
 
@@ -84,9 +83,8 @@ import sys
 from pathlib import Path
 from streamlit.testing.v1 import AppTest
 repo = Path(sys.argv[1])
-for name in ("data", "model", "train", "evaluate"):
-    at = AppTest.from_file(str(repo / "pages" / f"{name}.py"), default_timeout=240)
-    at.session_state["_routed"] = True
+for name in ("home", "data", "model", "train", "evaluate"):
+    at = AppTest.from_file(str(repo / "app_pages" / f"{name}.py"), default_timeout=240)
     at.run()
     assert not at.exception, (name, at.exception)
 at = AppTest.from_file(str(repo / "streamlit_app.py"), default_timeout=60).run()
@@ -104,13 +102,13 @@ def test_the_dashboard_process_never_imports_tensorflow():
 
 
 def test_sample_task_reports_a_failed_download_in_plain_words(monkeypatch, tmp_path):
-    import core.datasets
+    import core.sources
     from core.datasets import DatasetError
 
     def offline(name):
         raise DatasetError(f"Could not download the sample '{name}'. This machine may be offline.")
 
-    monkeypatch.setattr(core.datasets, "download_sample", offline)
+    monkeypatch.setattr(core.sources, "download_sample", offline)
     out = tmp_path / "s.json"
     assert run_task("sample", {"name": "flowers"}, out) == 1
     assert json.loads(out.read_text()) == {

@@ -6,7 +6,9 @@ import json
 import keras
 import pytest
 
+from core.freezing import UnfreezePlan
 from core.runs import RunDirectory
+from core.status import RunState, Stage
 from core.training import train_run
 from tests.conftest import tiny_config
 
@@ -34,11 +36,11 @@ def test_a_run_writes_everything_the_pages_read(make_dataset, tmp_path):
     data = make_dataset({"red": 8, "green": 8, "blue": 8})
     (data / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     run, state, lines = _run(tmp_path, tiny_config(str(data)))
-    assert state == "succeeded", run.status()
+    assert state is RunState.SUCCEEDED, run.status()
     assert {p.name for p in run.path.iterdir()} >= EXPECTED_FILES
     status = run.status()
-    assert status["state"] == "succeeded" and status["trainable_params_phase2"] > status["trainable_params_phase1"]
-    assert "random weights" in status["weights"]
+    assert status.state is RunState.SUCCEEDED and status.stage is Stage.DONE
+    assert status.trainable_params_phase2 > status.trainable_params_phase1 and "random weights" in status.weights
     history = list(csv.DictReader(open(run.history_path)))
     assert [(r["phase"], r["epoch"]) for r in history] == [("1", "1"), ("2", "2")]
     evaluation = run.evaluation()
@@ -56,8 +58,8 @@ def test_a_run_writes_everything_the_pages_read(make_dataset, tmp_path):
 def test_stop_requested_before_start_ends_as_stopped(make_dataset, tmp_path):
     run = RunDirectory.create(tmp_path / "runs", tiny_config(str(make_dataset({"red": 4, "green": 4}))))
     run.request_stop()
-    assert train_run(run, echo=lambda _: None) == "stopped"
-    assert run.status()["state"] == "stopped"
+    assert train_run(run, echo=lambda _: None) is RunState.STOPPED
+    assert run.status().state is RunState.STOPPED
 
 
 @pytest.mark.parametrize("stop_epoch, phase", [(2, 1), (4, 2)])
@@ -83,7 +85,7 @@ def test_stop_mid_epoch_keeps_the_best_checkpoint_and_evaluates(make_dataset, tm
     assert max(event["batch"] for event in last_epoch) < last_epoch[0]["steps"]  # it did not finish the epoch
     assert run.best_checkpoint_path.exists() and run.evaluation() is not None
     status = run.status()
-    assert status["state"] == "stopped" and "Stopped by request" in status["message"]
+    assert status.state is RunState.STOPPED and "Stopped by request" in status.message
 
 
 def test_nan_loss_fails_with_advice(make_dataset, tmp_path, monkeypatch):
@@ -95,25 +97,27 @@ def test_nan_loss_fails_with_advice(make_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(model_module, "compile_for_phase", diverging_compile)
     data = str(make_dataset({"red": 6, "green": 6}))
     run, state, _ = _run(tmp_path, tiny_config(data, average_weights=False))  # its plain SGD keeps no average
-    assert state == "failed"
-    message = run.status()["message"]
+    assert state is RunState.FAILED
+    message = run.status().message
     assert "NaN" in message and "learning rate" in message and "lower" in message
 
 
 def test_one_class_fails_as_bad_input(make_dataset, tmp_path):
     run, state, _ = _run(tmp_path, tiny_config(str(make_dataset({"red": 6}))))
-    assert state == "failed"
-    assert run.status()["bad_input"] and "at least 2 classes" in run.status()["message"]
+    assert state is RunState.FAILED
+    assert run.status().bad_input and "at least 2 classes" in run.status().message
 
 
 def test_unknown_block_fails_naming_the_blocks(make_dataset, tmp_path):
-    run, state, _ = _run(tmp_path, tiny_config(str(make_dataset({"red": 6, "green": 6})), unfreeze="block:nope"))
-    assert state == "failed" and "block_16" in run.status()["message"]
+    config = tiny_config(str(make_dataset({"red": 6, "green": 6})), unfreeze=UnfreezePlan.parse("block:nope"))
+    run, state, _ = _run(tmp_path, config)
+    assert state is RunState.FAILED and "block_13" in run.status().message and run.status().bad_input
 
 
 def test_batch_larger_than_the_dataset_still_trains(make_dataset, tmp_path):
-    run, state, _ = _run(tmp_path, tiny_config(str(make_dataset({"red": 4, "green": 4})), batch_size=512))
-    assert state == "succeeded" and run.status()["batch_size"] <= 8
+    config = tiny_config(str(make_dataset({"red": 4, "green": 4})), batch_size=512, finetune_epochs=0)
+    run, state, _ = _run(tmp_path, config)
+    assert state is RunState.SUCCEEDED and run.status().batch_size <= 8
 
 
 def test_same_seed_same_run(make_dataset, tmp_path):
@@ -168,35 +172,35 @@ def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatc
         str(data), backbone="tiny", head_epochs=10, finetune_epochs=2, head_learning_rate=0.03, test_fraction=0.3
     )
     run, state, _ = _run(tmp_path, config)
-    assert state == "succeeded", run.status()
+    assert state is RunState.SUCCEEDED, run.status()
     history = list(csv.DictReader(open(run.history_path)))
     assert [r["phase"] for r in history] == ["1"] * 10 + ["2"] * 2
     assert float(history[-1]["loss"]) < float(history[0]["loss"])
     assert run.evaluation()["accuracy"] >= 0.9  # chance is 1/3; 27 test images
 
 
-def test_cosine_decay_warms_phase_2_up_then_lowers_each_phase_rate_to_a_hundredth(make_dataset, tmp_path):
+def test_cosine_decay_warms_phase_2_up_then_lowers_each_phase_rate_to_a_hundredth(make_dataset, tmp_path, monkeypatch):
     data = str(make_dataset({"red": 6, "green": 6}))
     config = tiny_config(
         data, head_epochs=4, finetune_epochs=3, head_learning_rate=0.01, finetune_learning_rate=0.001, cosine_decay=True
     )
-    run, state, _ = _run(tmp_path, config)
-    assert state == "succeeded", run.status()
+    run, state, _ = _run(tmp_path, config.replace(backbone=_use_tiny_backbone(monkeypatch)))
+    assert state is RunState.SUCCEEDED, run.status()
     rows = list(csv.DictReader(open(run.history_path)))
     # The rate logged is the one of each epoch's last batch (one batch an epoch here).
     rates = {phase: [float(r["learning_rate"]) for r in rows if r["phase"] == phase] for phase in "12"}
     assert rates["1"] == pytest.approx([0.01, 0.007525, 0.002575, 0.0001], rel=1e-4)
-    assert rates["2"] == pytest.approx([0.001, 0.001, 0.00001], rel=1e-4)  # warmed up to the peak, then down
+    assert rates["2"] == pytest.approx([0.0001, 0.001, 0.00001], rel=1e-4)  # a tenth, warmed up to the peak, then down
 
 
 def test_the_cosine_schedule_warms_up_from_a_tenth_and_resumes_on_its_curve():
-    from core.callbacks import CosineSchedule
+    from core.callbacks import ResumableSchedule, cosine_schedule
 
-    schedule = CosineSchedule(1.0, phase_start=5, epochs=4, steps_per_epoch=10, warmup=True)
+    schedule = ResumableSchedule(cosine_schedule(1.0, 40, 10), phase_start=5, steps_per_epoch=10, total_steps=40)
     rates = [schedule.rate(step) for step in range(40)]
-    assert rates[0] == pytest.approx(0.19) and rates[9] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(rates[:10], rates[1:10]))  # warm-up rises
-    assert rates[10] == pytest.approx(1.0) and all(a > b for a, b in zip(rates[10:], rates[11:]))  # then falls
+    assert rates[0] == pytest.approx(0.1) and rates[10] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(rates[:11], rates[1:11]))  # warm-up rises
+    assert all(a > b for a, b in zip(rates[10:], rates[11:]))  # then falls
     assert rates[-1] == pytest.approx(0.01)
 
     class Optimizer:
@@ -205,7 +209,7 @@ def test_the_cosine_schedule_warms_up_from_a_tenth_and_resumes_on_its_curve():
     class Model:
         optimizer = Optimizer()
 
-    resumed = CosineSchedule(1.0, phase_start=5, epochs=4, steps_per_epoch=10, warmup=True)
+    resumed = ResumableSchedule(cosine_schedule(1.0, 40, 10), phase_start=5, steps_per_epoch=10, total_steps=40)
     resumed.set_model(Model())
     resumed.on_epoch_begin(7)  # the phase's third epoch, after a resume
     resumed.on_train_batch_begin(3)
@@ -227,8 +231,8 @@ def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset,
         val_fraction=0.3,
     )
     averaged, state, _ = _run(tmp_path, tiny_config(data, average_weights=True, keep=keep, **values), name="averaged")
-    assert state == "succeeded", averaged.status()
-    assert averaged.status()["kept"] == keep
+    assert state is RunState.SUCCEEDED, averaged.status()
+    assert averaged.status().kept == keep
     plain, _, _ = _run(tmp_path, tiny_config(data, average_weights=False, **values), name="plain")
     rows = list(csv.DictReader(open(averaged.history_path)))
     best = max(range(len(rows)), key=lambda i: (float(rows[i]["val_accuracy"]), i))  # ties go to the later epoch
@@ -247,12 +251,12 @@ def test_keep_auto_keeps_the_best_epoch_only_with_enough_validation_photos(make_
     data = str(make_dataset({"red": 8, "green": 8}))
     config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), head_epochs=2, finetune_epochs=0)
     few, state, lines = _run(tmp_path, config, name="few")
-    assert state == "succeeded" and few.status()["kept"] == "final"
-    assert few.status()["message"].startswith("Finished: the final model was kept. ")
+    assert state is RunState.SUCCEEDED and few.status().kept == "final"
+    assert few.status().message.startswith("Finished: the final model was kept. ")
     assert any("too few to pick an epoch by" in line for line in lines)
     monkeypatch.setattr(training, "BEST_NEEDS_VALIDATION", 2)  # this dataset's 2 validation photos are enough
     enough, state, lines = _run(tmp_path, config, name="enough")
-    assert state == "succeeded" and enough.status()["kept"] == "best"
+    assert state is RunState.SUCCEEDED and enough.status().kept == "best"
     assert any("most accurate epoch" in line for line in lines)
 
 
@@ -262,8 +266,8 @@ def test_auto_image_size_is_chosen_from_the_photos(make_dataset, tmp_path, monke
     data = str(make_dataset({"red": 6, "green": 6}, size=photo_size))
     config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), image_size=0, finetune_epochs=0)
     run, state, lines = _run(tmp_path, config)
-    assert state == "succeeded", run.status()
-    assert run.config().image_size == 0 and run.image_size() == expected == run.status()["image_size"]
+    assert state is RunState.SUCCEEDED, run.status()
+    assert run.config().image_size == 0 and run.image_size() == expected == run.status().image_size
     assert any(f"Image size {expected} px, chosen from the photos (typically {photo_size} px" in line for line in lines)
     model = keras.models.load_model(run.model_path, safe_mode=True)
     assert model.get_layer("resize").output.shape[1:3] == (expected, expected)

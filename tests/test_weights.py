@@ -43,7 +43,7 @@ def test_offline_imagenet_names_the_file_and_folder(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: Temporary failure in name resolution")
 
     monkeypatch.setattr(type(SPEC), "build", lambda self, size, weights=None: offline())
-    with pytest.raises(WeightsUnavailable) as error:
+    with pytest.raises(WeightsUnavailable, match="are not on this machine and could not be downloaded") as error:
         resolve_weights(SPEC, 160, "imagenet")
     message = str(error.value)
     assert SPEC.weights_filename(160) in message and str(keras_models_dir()) in message
@@ -64,6 +64,7 @@ def test_a_file_for_another_network_is_refused_with_a_reason(tmp_path):
         build_base(SPEC, 32, resolve_weights(SPEC, 32, str(path)))
 
 
+@pytest.mark.real
 @needs_shared
 def test_shared_224_weights_load_at_160_and_give_imagenet_features(monkeypatch):
     monkeypatch.setenv("STUDIO_WEIGHTS_DIRS", str(SHARED_V2_05.parent))

@@ -1,8 +1,11 @@
-"""State and widgets every page shares. Pages read state, call core, render."""
+"""State every page shares: the settings chosen so far, the followed run, datasets and tasks.
+
+Pages read state, call core, render. Widgets made from the settings' declarations are in
+`app_pages/widgets.py`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -11,34 +14,15 @@ import streamlit as st
 
 from core.backbones import BACKBONES
 from core.config import AUTO_SIZE, RunConfig
-from core.datasets import DatasetError, DatasetReport, resolve_source, scan_dataset
+from core.datasets import DatasetError, DatasetReport, scan_dataset
+from core.files import safe_name
 from core.images import load_rgb
-from core.runs import RunDirectory, list_runs, runs_root, safe_name
+from core.runs import RunDirectory, list_runs, runs_root
+from core.settings import with_value
+from core.sources import resolve_source
 from core.tasks import read_result, start_task, task_running
 
 DATA_LABELS = {"demo": "Built-in demo (shapes, 4 classes)"}
-STATE_LABELS = {
-    "queued": "Waiting in the queue",
-    "running": "Training",
-    "succeeded": "Finished",
-    "stopped": "Stopped",
-    "failed": "Failed",
-    "interrupted": "Interrupted",
-}
-
-
-def require_app(page: str) -> None:
-    """Send a page that runs on its own through `streamlit_app.py`.
-
-    Until some session has run `st.navigation`, Streamlit treats `pages/` as a legacy
-    multipage folder, so a deep link such as /model on a freshly started server runs the
-    page without the app's navigation and sidebar. The page then records where the user
-    wanted to go and hands over to the app, which switches to its own navigation (for
-    every session) and forwards them.
-    """
-    if not st.session_state.get("_routed", False):
-        st.session_state["_wanted_page"] = page
-        st.switch_page("streamlit_app.py")
 
 
 def data_root() -> Path:
@@ -46,8 +30,8 @@ def data_root() -> Path:
     return Path(os.environ.get("STUDIO_DATA_ROOT", "datasets")).resolve()
 
 
-def draft() -> dict:
-    """The settings chosen so far on the pages (a partial RunConfig), kept for this browser tab.
+def current_config() -> RunConfig:
+    """The settings chosen so far on the pages, kept for this browser tab.
 
     A new tab or a reload starts from the settings of the run it follows, so what was
     chosen for that run is not lost.
@@ -55,94 +39,20 @@ def draft() -> dict:
     if "draft" not in st.session_state:
         run = current_run()
         try:
-            config = run.config() if run else None
+            config = run.config().replace(name="") if run else RunConfig()
         except (OSError, ValueError):
-            config = None
-        fields = dataclasses.fields(config) if config else ()
-        st.session_state["draft"] = {f.name: getattr(config, f.name) for f in fields if f.name != "name"}
+            config = RunConfig()
+        st.session_state["draft"] = config
     return st.session_state["draft"]
 
 
-def current_config() -> RunConfig:
-    return RunConfig().replace(**draft())
+def set_setting(name: str, value) -> None:
+    """Record a choice (`name` may be nested: "augmentation.zoom")."""
+    st.session_state["draft"] = with_value(current_config(), name, value)
 
 
-def set_choice(**values) -> None:
-    draft().update(values)
-
-
-# Widgets that show a setting a recipe decides: they are reset when a recipe is applied,
-# so they show the recipe's values instead of keeping their own.
-RECIPE_WIDGETS = (
-    "backbone",
-    "image_size",
-    "unfreeze_plan",
-    "top_n",
-    "first_n",
-    "from_block",
-    "layer_editor",
-    "pooling",
-    "head_units",
-    "dropout",
-    "head_epochs",
-    "head_lr",
-    "finetune_epochs",
-    "finetune_lr",
-    "batch_size",
-    "patience",
-    "optimizer",
-    "lr_schedule",
-    "average_weights",
-    "keep",
-    "feature_views",
-    "aug_hflip",
-    "aug_vflip",
-    "aug_rotation",
-    "aug_zoom",
-    "aug_translation",
-    "aug_contrast",
-    "aug_brightness",
-)
-
-
-def recipe_picker(where: str, slot) -> None:
-    """One-click presets: a known recipe (or the tool's default) fills the settings it decides.
-
-    Drawn into `slot` (a container near the top of the page) after the page's own settings
-    widgets have run, so it shows whether the settings as they are now match a recipe.
-    """
-    from core.recipes import RECIPE_FIELDS, RECIPES, matching_recipe
-
-    config = current_config()
-    in_use = matching_recipe(config)
-    if st.session_state.get(f"recipe_{where}_matched", in_use) != in_use:
-        st.session_state[f"recipe_{where}"] = in_use  # the settings changed: show what they match now
-    st.session_state[f"recipe_{where}_matched"] = in_use
-    with slot.container(border=True):
-        left, right = st.columns([3, 1], vertical_alignment="bottom")
-        key = left.selectbox(
-            "Recipe",
-            list(RECIPES),
-            index=list(RECIPES).index(in_use) if in_use else None,
-            format_func=lambda k: RECIPES[k].title,
-            placeholder="Your own settings",
-            key=f"recipe_{where}",
-        )
-        chosen = RECIPES.get(key)
-        if right.button("Use this recipe", key=f"use_recipe_{where}", disabled=chosen is None or key == in_use):
-            values = chosen.config(config)
-            set_choice(**{name: getattr(values, name) for name in RECIPE_FIELDS})
-            for widget in RECIPE_WIDGETS:
-                st.session_state.pop(widget, None)
-            st.toast(f"Settings from '{chosen.title}'. You can change any of them.")
-            st.rerun()
-        if chosen:
-            st.caption(
-                f"**{chosen.what}** {chosen.source}"
-                + ("" if key == in_use else " Press **Use this recipe** to apply it.")
-            )
-        else:
-            st.caption("The settings no longer match a recipe: they are your own. Choose a recipe to start from one.")
+def set_config(config: RunConfig) -> None:
+    st.session_state["draft"] = config
 
 
 def data_label(source: str) -> str:
@@ -169,12 +79,6 @@ def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
         return None, str(error)
     except OSError as error:
         return None, f"The dataset could not be read: {error.strerror or error}"
-
-
-def labelled_select(container, label: str, labels: dict, current, **kwargs):
-    """A selectbox over `labels`' keys, showing their labels, starting at `current`."""
-    keys = list(labels)
-    return container.selectbox(label, keys, keys.index(current), format_func=labels.get, **kwargs)
 
 
 def image_size_plan(config: RunConfig) -> tuple[int, str]:
@@ -230,13 +134,12 @@ def project_summary() -> None:
         st.caption("No training run yet.")
         return
     status = run.status()
-    state = status.get("state", "queued")
     st.markdown(f"**Run:** `{run.id}`")
-    st.markdown(f"**State:** {STATE_LABELS.get(state, state)}")
-    if state == "running" and status.get("epochs_total"):
-        st.progress(min(int(status.get("epoch") or 0) / status["epochs_total"], 1.0))
-    if status.get("accuracy") is not None:
-        st.markdown(f"**Test accuracy:** {status['accuracy']:.1%}")
+    st.markdown(f"**State:** {status.state.label}")
+    if status.state.active and status.epochs_total:
+        st.progress(min(status.epoch / status.epochs_total, 1.0))
+    if status.accuracy is not None:
+        st.markdown(f"**Test accuracy:** {status.accuracy:.1%}")
 
 
 def next_step(page: str, label: str) -> None:

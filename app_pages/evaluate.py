@@ -3,17 +3,15 @@
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from core.datasets import data_home
+from app_pages.shared import current_run, follow_run, task_result, thumbnail
+from core import charts
 from core.images import ImageRejected
 from core.runs import list_runs
-from pages.shared import current_run, follow_run, require_app, task_result, thumbnail
+from core.sources import data_home
 
-require_app("pages/evaluate.py")
 st.title("4. Evaluate")
 finished = [r for r in list_runs() if r.evaluation() is not None]
 if not finished:
@@ -34,34 +32,9 @@ one, two, three = st.columns(3)
 one.metric(f"Accuracy on {split_name} photos", f"{evaluation['accuracy']:.1%}")
 two.metric("Loss", f"{evaluation['loss']:.3f}")
 three.metric("Photos checked", evaluation["count"])
-status = run.status()
-if status.get("weights_kind") == "none":
+if run.status().weights_kind == "none":
     st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")
-
-matrix = np.array(evaluation["confusion_matrix"])
-share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-text = [[f"{matrix[i, j]}<br>{share[i, j]:.0%}" for j in range(len(names))] for i in range(len(names))]
-figure = go.Figure(
-    go.Heatmap(
-        z=share,
-        x=names,
-        y=names,
-        text=text,
-        texttemplate="%{text}",
-        colorscale="Blues",
-        zmin=0,
-        zmax=1,
-        colorbar={"title": "share of row"},
-    )
-)
-figure.update_layout(
-    title="Confusion matrix (rows: true class, columns: predicted)",
-    xaxis_title="predicted",
-    yaxis_title="true",
-    yaxis_autorange="reversed",
-    height=380 + 20 * len(names),
-)
-st.plotly_chart(figure, key="confusion")
+st.plotly_chart(charts.confusion_matrix(evaluation), key="confusion")
 
 st.subheader("Per class")
 st.dataframe(

@@ -1,0 +1,145 @@
+"""Data: choose the photos, see what will be used, and what augmentation does to them."""
+
+import dataclasses
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages.shared import (
+    current_config,
+    data_label,
+    data_root,
+    load_report,
+    next_step,
+    set_setting,
+    task_result,
+    thumbnail,
+)
+from app_pages.widgets import dataset_summary, setting_input
+from core.config import BEST_NEEDS_VALIDATION
+from core.datasets import DatasetError
+from core.files import safe_name
+from core.sources import SAMPLES, data_home
+from core.uploads import store_upload
+
+st.title("1. Data")
+SOURCES = ["Built-in demo", "Upload a zip", "Folder on this server", "Download a sample set"]
+MAX_SAMPLE_CLASSES, PER_CLASS = 12, 6
+
+
+def kind_of(data: str) -> int:
+    """Which source option the current data came from (a new tab starts on the right one)."""
+    if data == "demo":
+        return 0
+    if data.endswith(".zip"):
+        return 1
+    return 2 if Path(data).resolve().parent == data_root() else 3  # else a sample set, or a folder from the CLI
+
+
+def choose_source(kind: str) -> None:
+    """The widgets of one kind of source; records the data chosen (or stops the page with a message)."""
+    if kind == "Built-in demo":
+        set_setting("data", "demo")
+        st.caption("Pictures of circles, squares, triangles and stars, drawn on the fly: no download needed.")
+    elif kind == "Upload a zip":
+        st.caption("A .zip with one folder per class (or train/ and val/ folders holding class folders).")
+        upload = st.file_uploader("Zip of photos", type=["zip"], key="zip_upload")
+        if upload is not None:
+            try:  # streamed to disk in chunks, one folder per upload; the size limit is checked here too
+                folder = data_home() / "uploads" / safe_name(upload.file_id, limit=80)
+                limit = st.get_option("server.maxUploadSize") * 1024 * 1024
+                set_setting("data", str(store_upload(upload.read, upload.name, folder, max_bytes=limit)))
+            except DatasetError as error:
+                st.error(str(error))
+                st.stop()
+    elif kind == "Folder on this server":
+        root = data_root()
+        folders = (
+            sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+        )
+        if not folders:
+            st.info(f"No folders in {root}. Put a dataset folder there (or set STUDIO_DATA_ROOT).")
+            st.stop()
+        current = Path(current_config().data).name if kind_of(current_config().data) == 2 else None
+        index = folders.index(current) if current in folders else None
+        chosen = st.selectbox("Folder", folders, index=index, placeholder="Choose a folder", key="server_folder")
+        if chosen is not None:
+            path = (root / chosen).resolve()
+            if path.parent != root:  # a link that leads out of the data folder
+                st.error("That folder is outside the data folder and cannot be used.")
+                st.stop()
+            set_setting("data", str(path))
+    else:
+        name = st.selectbox("Sample set", list(SAMPLES), format_func=lambda n: SAMPLES[n]["title"], key="sample_name")
+        st.caption("Downloaded once through Keras, then kept on this machine.")
+        if st.button("Use this sample", key="use_sample"):
+            result, error = task_result("sample", {"name": name}, "Downloading the sample set")
+            if error:
+                st.error(error)
+                st.stop()
+            set_setting("data", result["path"])
+
+
+kind = st.radio(
+    "Where are your photos?", SOURCES, index=kind_of(current_config().data), horizontal=True, key="data_kind"
+)
+choose_source(kind)
+config = current_config()
+if kind == "Upload a zip" and not config.data.endswith(".zip"):
+    st.stop()
+report, error = load_report(config.data)
+if error:
+    st.error(error)
+    st.stop()
+
+st.subheader(data_label(config.data))
+problems = report.problems_for_training()
+for problem in problems:
+    st.error(problem)
+dataset_summary(report)
+
+st.subheader("Samples")
+if len(report.class_names) > MAX_SAMPLE_CLASSES:
+    st.caption(f"The first {MAX_SAMPLE_CLASSES} of {len(report.class_names)} classes.")
+samples = {
+    name: [i.path for i in report.items if i.label == name][:PER_CLASS]
+    for name in report.class_names[:MAX_SAMPLE_CLASSES]
+}
+for name, paths in samples.items():
+    st.markdown(f"**{name}**")
+    st.image([thumbnail(p) for p in paths], width=110)
+
+st.subheader("Augmentation")
+st.caption("During training each photo is randomly changed like this, so the model learns the subject, not the shot.")
+controls, preview = st.columns([1, 3])
+for name in ("flip", "rotation", "zoom", "translation", "contrast", "brightness"):
+    setting_input(f"augmentation.{name}", controls)
+augmentation = current_config().augmentation
+if controls.button("Show new random versions", key="aug_again"):
+    st.session_state["aug_seed"] = st.session_state.get("aug_seed", 0) + 1
+examples = [paths[0] for paths in samples.values() if paths][:6]
+if augmentation.enabled and examples:
+    arguments = {
+        "paths": examples,
+        "augmentation": dataclasses.asdict(augmentation),
+        "seed": st.session_state.get("aug_seed", 0),
+    }
+    with preview:
+        result, error = task_result("augment", arguments, "Drawing augmented versions")
+    preview.image([thumbnail(p) for p in examples], width=110, caption=["original"] * len(examples))
+    if error:
+        preview.warning(f"The augmentation preview could not be drawn: {error}")
+    else:
+        preview.image(result["images"], width=110, caption=["augmented"] * len(examples))
+else:
+    preview.info("Augmentation is off.")
+
+if report.layout == "classes":
+    st.subheader("Split")
+    label = f"Validation share (scores each epoch; with {BEST_NEEDS_VALIDATION}+ photos, picks the best)"
+    setting_input("val_fraction", label=label)
+    setting_input("test_fraction", label="Test share (kept aside for the final score)")
+else:
+    st.caption("This dataset comes split into " + ", ".join(report.given_splits) + " folders; they are used as given.")
+if not problems:
+    next_step("app_pages/model.py", "Next: choose the model →")

@@ -1,0 +1,157 @@
+"""A run's status: its state, the stage it is in, its progress, and what it found out.
+
+`status.json` in the run directory holds one `RunStatus`. The worker writes it; pages,
+the CLI and the docs read it through this type, so a state or a stage is spelled in one
+place. A reader never rewrites it: a run whose worker died reads as `interrupted`
+(`RunDirectory.status()` checks the recorded process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"  # waiting for the machine's training slot
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    STOPPED = "stopped"  # by request; the best checkpoint is kept and evaluated
+    FAILED = "failed"  # `message` says what went wrong and what to do
+    INTERRUPTED = "interrupted"  # the worker died; only ever read, never written
+
+    @property
+    def active(self) -> bool:
+        return self in (RunState.QUEUED, RunState.RUNNING)
+
+    @property
+    def label(self) -> str:
+        """The state in a person's words."""
+        return {
+            RunState.QUEUED: "Waiting in the queue",
+            RunState.RUNNING: "Training",
+            RunState.SUCCEEDED: "Finished",
+            RunState.STOPPED: "Stopped",
+            RunState.FAILED: "Failed",
+            RunState.INTERRUPTED: "Interrupted",
+        }[self]
+
+
+class Stage(StrEnum):
+    """Where a running run is, in order."""
+
+    WAITING = "waiting"
+    PREPARING = "preparing"  # scanning, splitting and decoding the photos
+    FEATURES = "features"  # fast mode: computing the frozen layers' output once
+    HEAD = "head"  # phase 1: the new head on the frozen network
+    FINETUNE = "finetune"  # phase 2: the top of the network as well
+    EVALUATING = "evaluating"  # the kept model on the test photos
+    DONE = "done"
+
+    @property
+    def phase(self) -> int | None:
+        """The training phase (1 or 2) this stage is, if it is one."""
+        return {Stage.HEAD: 1, Stage.FINETUNE: 2}.get(self)
+
+    @classmethod
+    def of_phase(cls, phase: int) -> Stage:
+        return cls.HEAD if phase == 1 else cls.FINETUNE
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where `checkpoints/last.keras` stands: its phase, the epochs done in all, and where that phase began."""
+
+    phase: int
+    epochs_done: int
+    phase_start: int
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Everything `status.json` says. Times are Unix seconds."""
+
+    state: RunState = RunState.QUEUED
+    stage: Stage = Stage.WAITING
+    message: str = ""
+    bad_input: bool = False  # a failure caused by the person's input (data, settings, weights)
+    created: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    updated: float | None = None
+    pid: int | None = None
+    pid_started: float | None = None
+    queue_position: int | None = None
+    # progress within the stage (photos decoded, features computed), and across epochs
+    stage_done: int = 0
+    stage_total: int = 0
+    epoch: int = 0
+    epochs_total: int = 0
+    phase_epochs: int = 0
+    steps_per_epoch: int = 0
+    batch_size: int = 0
+    last_epoch: dict[str, Any] | None = None
+    resume_point: ResumePoint | None = None
+    resume_requested: bool = False
+    # what the run found out and chose
+    image_size: int | None = None
+    base_layer: str = ""
+    weights: str = ""
+    weights_kind: str = ""
+    unfreeze: str = ""
+    class_names: list[str] = field(default_factory=list)
+    images: dict[str, int] = field(default_factory=dict)
+    total_params: int = 0
+    trainable_params_phase1: int = 0
+    trainable_params_phase2: int = 0
+    class_weights: bool = False
+    feature_mode: str = ""
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    kept: str | None = None  # "final" or "best": which weights model.keras holds
+    accuracy: float | None = None
+    suggestion: float | None = None  # the learning-rate finder's
+
+    def updated_with(self, **changes: Any) -> RunStatus:
+        """A copy with `changes` (names checked against the fields) and `updated` set to now."""
+        return dataclasses.replace(self, **changes, updated=time.time())
+
+    @property
+    def phase(self) -> int | None:
+        return self.stage.phase
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunStatus:
+        """Read a status, tolerating fields it does not know (a newer or older version wrote it)."""
+        values = {k: v for k, v in _upgrade(dict(data)).items() if k in _FIELDS}
+        try:
+            values["state"] = RunState(values.get("state", RunState.QUEUED))
+            values["stage"] = Stage(values.get("stage", Stage.WAITING))
+        except ValueError:
+            values.update(state=RunState.FAILED, stage=Stage.DONE, message="This run's status cannot be read.")
+        if isinstance(values.get("resume_point"), dict):
+            values["resume_point"] = ResumePoint(**values["resume_point"])
+        return cls(**values)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(RunStatus)}
+
+
+def _upgrade(values: dict[str, Any]) -> dict[str, Any]:
+    """A status written before stages existed: `phase` was 0, 1, 2 or "evaluating"."""
+    if "phase" in values and "stage" not in values:
+        phase = values.pop("phase")
+        final = values.get("state") in ("succeeded", "stopped", "failed")
+        values["stage"] = (
+            Stage.DONE
+            if final
+            else {1: Stage.HEAD, 2: Stage.FINETUNE, "evaluating": Stage.EVALUATING}.get(phase, Stage.PREPARING)
+        )
+    values.pop("prepared", None)
+    values.pop("to_prepare", None)
+    return values

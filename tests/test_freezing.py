@@ -1,0 +1,45 @@
+"""The unfreeze plan: read once from text, printed back the same, resolved per backbone, described in words."""
+
+import pytest
+
+from core.backbones import BACKBONES
+from core.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
+
+SPEC = BACKBONES["mobilenet_v2_0.35"]
+NAMES = ["Conv1", "bn_Conv1", "block_1_expand", "block_1_bn", "block_2_expand", "block_2_bn", "Conv_1", "out_relu"]
+
+
+@pytest.mark.parametrize("text", ["auto", "none", "all", "top:20", "from:5", "block:block_13", "layers:3,7,150"])
+def test_each_form_reads_and_prints_back_the_same(text):
+    plan = UnfreezePlan.parse(text)
+    assert str(plan) == text and UnfreezePlan.parse(str(plan)) == plan
+
+
+@pytest.mark.parametrize("text", ["half", "top:x", "top:", "top:-1", "block:", "layers:a", "layers:-2", "none:3", ""])
+def test_anything_else_is_refused_with_the_forms_listed(text):
+    with pytest.raises(PlanError, match="auto, none, all, top:N, from:N, block:NAME or layers:I,J"):
+        UnfreezePlan.parse(text)
+
+
+def test_auto_becomes_the_backbones_recommendation_and_says_so():
+    plan = UnfreezePlan()
+    assert plan.resolve(SPEC) == UnfreezePlan(UnfreezeKind.BLOCK, block=SPEC.recommended_unfreeze)
+    assert plan.describe(SPEC) == f"block {SPEC.recommended_unfreeze} to the end (recommended)"
+    assert UnfreezePlan.parse("none").trains_nothing and UnfreezePlan(UnfreezeKind.LAYERS).trains_nothing
+
+
+def test_masks_from_layer_names_alone():
+    assert UnfreezePlan.parse("top:2").mask(SPEC, NAMES) == [False] * 6 + [True] * 2
+    assert UnfreezePlan.parse("block:block_2").mask(SPEC, NAMES) == [False] * 4 + [True] * 4
+    assert UnfreezePlan.parse("layers:0,7").mask(SPEC, NAMES) == [True] + [False] * 6 + [True]
+    assert UnfreezePlan.parse("none").mask(SPEC, NAMES) == [False] * 8
+    with pytest.raises(PlanError, match="Its blocks: stem, block_1, block_2, top"):
+        UnfreezePlan.parse("block:block_9").mask(SPEC, NAMES)
+
+
+def test_batch_norm_of_a_pretrained_base_never_learns():
+    assert learns_in_phase2(True, is_batch_norm=False, has_weights=True)
+    assert not learns_in_phase2(True, is_batch_norm=True, has_weights=True)
+    assert learns_in_phase2(True, is_batch_norm=True, has_weights=True, freeze_batch_norm=False)  # random weights
+    assert not learns_in_phase2(True, is_batch_norm=False, has_weights=False)
+    assert not learns_in_phase2(False, is_batch_norm=False, has_weights=True)
