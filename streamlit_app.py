@@ -8,17 +8,14 @@ beside the entry script as a legacy multipage app until a session has run
 
 import streamlit as st
 
-from app_pages.shared import sidebar
+from app_pages.shared import PAGES, sidebar
 
 st.set_page_config(page_title="Fine-Tune Studio", page_icon=":material/model_training:", layout="wide")
+# The navigation is drawn by `sidebar()`, whose links keep the followed run in the URL (`?run=`);
+# Streamlit's own would drop it on every page change.
 navigation = st.navigation(
-    [
-        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
-        st.Page("app_pages/model.py", title="Model", icon=":material/neurology:"),
-        st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
-        st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
-    ]
+    [st.Page(page, title=title, icon=icon, default=page.endswith("home.py")) for page, title, icon in PAGES],
+    position="hidden",
 )
 sidebar()
 navigation.run()

@@ -17,7 +17,7 @@ from app_pages.shared import (
 )
 from app_pages.widgets import dataset_summary, setting_input
 from core.config import BEST_NEEDS_VALIDATION
-from core.datasets import DatasetError
+from core.datasets import DatasetError, make_splits
 from core.files import safe_name
 from core.sources import SAMPLES, data_home
 from core.uploads import store_upload
@@ -58,7 +58,11 @@ def choose_source(kind: str) -> None:
             sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
         )
         if not folders:
-            st.info(f"No folders in {root}. Put a dataset folder there (or set STUDIO_DATA_ROOT).")
+            st.info(
+                "There are no dataset folders on this server yet. Ask whoever runs it to put one in its data folder."
+            )
+            with st.expander("For administrators"):
+                st.caption(f"Folders are listed from {root} (set STUDIO_DATA_ROOT to use another).")
             st.stop()
         current = Path(current_config().data).name if kind_of(current_config().data) == 2 else None
         index = folders.index(current) if current in folders else None
@@ -140,6 +144,8 @@ if report.layout == "classes":
     setting_input("val_fraction", label=label)
     setting_input("test_fraction", label="Test share (kept aside for the final score)")
 else:
-    st.caption("This dataset comes split into " + ", ".join(report.given_splits) + " folders; they are used as given.")
+    plan = make_splits(report, config.val_fraction, config.test_fraction, config.seed)
+    given = ", ".join(f"{split}/" for split in report.given_splits)
+    st.caption(f"This dataset comes split into {given} folders. " + " ".join(plan.notes))
 if not problems:
     next_step("app_pages/model.py", "Next: choose the model →")

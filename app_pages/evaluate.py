@@ -1,61 +1,96 @@
-"""Evaluate: how good the model is, where it errs, what it says about new photos, and the file."""
-
-import hashlib
-from pathlib import Path
+"""Evaluate: how good the followed run's model is, where it errs, what it says about new photos, and the file."""
 
 import pandas as pd
 import streamlit as st
 
-from app_pages.shared import current_run, follow_run, task_result, thumbnail
+from app_pages.run_views import progress_of, try_photos
+from app_pages.shared import current_run, follow_run, say_missing_run, thumbnail
 from core import charts
+from core.evaluation import results_in_words
 from core.images import ImageRejected
-from core.runs import list_runs
-from core.sources import data_home
+from core.runs import RunDirectory, list_runs, runs_root
+from core.status import RunState
 
 st.title("4. Evaluate")
-finished = [r for r in list_runs() if r.evaluation() is not None]
-if not finished:
-    st.info("No finished run yet. Train one on the Train page; its results appear here.")
+run = current_run()
+say_missing_run()
+if run is None:
+    st.info("No run yet. Train one on the Train page; its results appear here.")
     st.stop()
-current = current_run()
-ids = [r.id for r in finished]
-index = ids.index(current.id) if current and current.id in ids else 0
-chosen = st.selectbox("Run", ids, index=index, key="eval_run")
-run = finished[ids.index(chosen)]
-if current is None or current.id != run.id:
-    follow_run(run)
-evaluation = run.evaluation()
-names = evaluation["class_names"]
-split_name = "test" if evaluation["split"] == "test" else f"{evaluation['split']} (no test split)"
+runs = list_runs()
+finished = [r for r in runs if r.evaluation() is not None]
+choices = {r.id: r.title() for r in [run, *[r for r in finished if r.id != run.id]]}
+st.session_state["eval_run"] = run.id  # the picker always shows the followed run
+st.selectbox(
+    "Run",
+    list(choices),
+    format_func=choices.get,
+    key="eval_run",
+    on_change=lambda: follow_run(RunDirectory(runs_root() / st.session_state["eval_run"])),
+)
 
-one, two, three = st.columns(3)
-one.metric(f"Accuracy on {split_name} photos", f"{evaluation['accuracy']:.1%}")
-two.metric("Loss", f"{evaluation['loss']:.3f}")
-three.metric("Photos checked", evaluation["count"])
+
+@st.fragment(run_every=1.0)
+def still_training(run_id: str) -> None:
+    """Where the followed run is; the whole page turns to its results when it finishes."""
+    followed = RunDirectory(runs_root() / run_id)
+    progress, status = progress_of(followed)
+    if followed.evaluation() is not None:
+        st.rerun(scope="app")
+    scored = [e for e in progress.epochs if e.get("val_accuracy") is not None]
+    so_far = f" Validation accuracy so far: {scored[-1]['val_accuracy']:.0%}." if scored else ""
+    st.info(
+        f"**{followed.title()}** is still training: {progress.describe()}.{so_far} Its results appear here when it ends."
+    )
+
+
+evaluation = run.evaluation()
+if evaluation is None:
+    status = run.status()
+    if status.state.active:
+        still_training(run.id)
+    else:
+        st.warning(f"**{run.title()}** has no results: {status.message}")
+    others = [r for r in finished if r.id != run.id]
+    if others and st.button(f"Show the last finished run instead: {others[0].title()}", key="show_finished"):
+        follow_run(others[0])
+        st.rerun()
+    st.stop()
+
+notes = run.about().notes
+if notes:
+    st.caption(notes)
+names = evaluation["class_names"]
+split = "test" if evaluation["split"] == "test" else f"{evaluation['split']} (there is no test split)"
+right = round(evaluation["accuracy"] * evaluation["count"])
+st.metric(f"Accuracy on {evaluation['count']} {split} photos it never trained on", f"{evaluation['accuracy']:.1%}")
+kept = {"final": "The final model was kept.", "best": "Its most accurate epoch was kept."}.get(run.status().kept, "")
+st.caption(f"{right} of {evaluation['count']} right. {kept}")
 if run.status().weights_kind == "none":
     st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")
+if run.status().state is RunState.STOPPED:
+    st.info("This run was stopped before its end: these are the results of its most accurate epoch.")
 st.plotly_chart(charts.confusion_matrix(evaluation), key="confusion")
 
-st.subheader("Per class")
+st.subheader("Class by class")
+words = pd.DataFrame(results_in_words(evaluation))
 st.dataframe(
-    pd.DataFrame(evaluation["per_class"]),
+    words,
     hide_index=True,
     key="per_class",
-    column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("precision", "recall", "f1")},
-)
-st.caption(
-    "Precision: of the photos it called this class, how many were. Recall: of this class's photos, how many it found."
+    column_config={"found": "how many it found", "right": "how often it was right"},
 )
 
 mistakes = evaluation["misclassified"]
 st.subheader(f"Mistakes ({len(mistakes)}), most confident first")
 if mistakes:
-    shown = mistakes[:24]
     images, captions = [], []
-    for mistake in shown:
+    for mistake in mistakes[:24]:
         try:
             images.append(thumbnail(mistake["path"], 160))
-            captions.append(f"{mistake['true']} → {mistake['predicted']} ({mistake['confidence']:.0%})")
+            captions.append(
+                f"a {mistake['true']} taken for a {mistake['predicted']} ({mistake['confidence']:.0%} sure)"
+            )
         except (OSError, ImageRejected):
             continue
     st.image(images, caption=captions, width=150)
@@ -63,41 +98,7 @@ else:
     st.success("No mistakes on these photos.")
 
 st.subheader("Try it on new photos")
-uploads = st.file_uploader(
-    "Photos",
-    type=["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"],
-    accept_multiple_files=True,
-    key="try_photos",
-)
-if uploads:
-    folder = data_home() / "uploads" / "predict"
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = []
-    for upload in uploads[:12]:
-        data = upload.getvalue()
-        path = folder / f"{hashlib.sha1(data).hexdigest()[:16]}{Path(upload.name).suffix.lower()}"
-        if not path.exists():
-            path.write_bytes(data)
-        saved.append((upload.name, str(path)))
-    arguments = {
-        "model_path": str(run.model_path),
-        "image_paths": [p for _, p in saved],
-        "class_names": names,
-        "image_size": run.image_size(),
-    }
-    result, error = task_result("predict", arguments, "Asking the model")
-    if error:
-        st.error(f"The model could not make predictions: {error}")
-    else:
-        columns = st.columns(4)
-        for k, ((name, path), prediction) in enumerate(zip(saved, result["predictions"], strict=True)):
-            with columns[k % 4]:
-                if "error" in prediction:
-                    st.error(f"{name}: {prediction['error']}")
-                    continue
-                st.image(thumbnail(path, 160), caption=name, width=160)
-                for label, probability in prediction["top"]:
-                    st.progress(probability, text=f"{label}: {probability:.0%}")
+try_photos(run, names)
 
 st.subheader("Take the model away")
 st.caption(

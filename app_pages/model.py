@@ -5,12 +5,20 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.shared import current_config, image_size_plan, load_report, next_step, set_setting, task_result
-from app_pages.widgets import recipe_picker, setting_input, unfreeze_input
+from app_pages.shared import (
+    current_config,
+    image_size_plan,
+    load_report,
+    next_step,
+    set_setting,
+    task_result,
+    weights_downloadable,
+)
+from app_pages.widgets import recipe_picker, setting_input, unfreeze_input, weights_upload
 from core.backbones import BACKBONES
 from core.config import AUTO_SIZE, SETTINGS
 from core.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
-from core.weights import describe_missing, find_local_imagenet
+from core.weights import find_local_imagenet
 
 st.title("2. Model")
 recipe_slot = st.container()
@@ -55,14 +63,12 @@ options = ["ImageNet (recommended)", "A weights file on this server", "Random (n
 weights_kind = st.radio("Start from", options, index={"imagenet": 0, "none": 2}.get(config.weights, 1), key="weights")
 if weights_kind == options[0]:
     set_setting("weights", "imagenet")
-    local = find_local_imagenet(spec, size)
-    if local:
-        st.success(f"ImageNet weights are on this machine ({local.name}).")
+    if find_local_imagenet(spec, size):
+        st.success("The ImageNet weights are on this machine.")
+    elif weights_downloadable():
+        st.info("The ImageNet weights are downloaded when training starts (once; then kept on this machine).")
     else:
-        missing = describe_missing(spec, size).replace(
-            "could not be downloaded (is it offline?)", "are not downloaded yet"
-        )
-        st.warning(missing + " With internet, they are downloaded when training starts.")
+        weights_upload(spec, size)
 elif weights_kind == options[1]:
     path = st.text_input(
         "Path to a .h5 weights file",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import weights
 from core.backbones import BACKBONES
 from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, scan_dataset
@@ -19,10 +20,8 @@ from core.files import safe_name
 from core.images import load_rgb
 from core.runs import RunDirectory, list_runs, runs_root
 from core.settings import with_value
-from core.sources import resolve_source
+from core.sources import resolve_source, source_label
 from core.tasks import read_result, start_task, task_running
-
-DATA_LABELS = {"demo": "Built-in demo (shapes, 4 classes)"}
 
 
 def data_root() -> Path:
@@ -56,11 +55,7 @@ def set_config(config: RunConfig) -> None:
 
 
 def data_label(source: str) -> str:
-    if source in DATA_LABELS:
-        return DATA_LABELS[source]
-    if source.startswith("sample:"):
-        return f"Sample: {source.split(':', 1)[1]}"
-    return Path(source).name or source
+    return source_label(source)
 
 
 @st.cache_data(show_spinner="Checking every photo...", max_entries=16)
@@ -94,31 +89,79 @@ def image_size_plan(config: RunConfig) -> tuple[int, str]:
     return size, f"{size} px (automatic: the photos are typically {side} px on their shorter side)"
 
 
+def weights_downloadable() -> bool:
+    """Whether this server can download ImageNet weights (`core.weights` asks at most every two minutes)."""
+    return weights.downloads_possible()
+
+
 @st.cache_data(max_entries=512, show_spinner=False)
 def thumbnail(path: str, size: int = 128):
     """A photo decoded upright at `size`, once per file for the whole server."""
     return load_rgb(path, size)
 
 
-def current_run() -> RunDirectory | None:
-    """The run this tab follows: from the URL (survives a reload), else the newest run."""
-    run_id = st.query_params.get("run") or st.session_state.get("run_id")
+PAGES = [
+    ("app_pages/home.py", "Home", ":material/home:"),
+    ("app_pages/data.py", "Data", ":material/photo_library:"),
+    ("app_pages/model.py", "Model", ":material/neurology:"),
+    ("app_pages/train.py", "Train", ":material/monitoring:"),
+    ("app_pages/evaluate.py", "Evaluate", ":material/fact_check:"),
+]
+
+
+def _run_named(run_id: str | None) -> RunDirectory | None:
     if run_id and run_id == safe_name(run_id, limit=200):  # a name from the URL never walks the file system
         candidate = runs_root() / run_id
         if (candidate / "config.json").is_file():
             return RunDirectory(candidate)
-    runs = list_runs()
-    return runs[0] if runs else None
+    return None
+
+
+def current_run() -> RunDirectory | None:
+    """The run this tab follows: the one in the URL (`?run=`), else this tab's, else the newest.
+
+    It changes only when the person chooses another (Start, Open, a run picker), and it is
+    written back to the URL, so every page, the sidebar and a copied link show the same run.
+    """
+    wanted = st.query_params.get("run")
+    run = _run_named(wanted) or _run_named(st.session_state.get("run_id"))
+    if run is None:
+        runs = list_runs()
+        run = runs[0] if runs else None
+    if wanted and (run is None or run.id != wanted):
+        st.session_state["missing_run"] = wanted  # said once on the page, by `say_missing_run`
+    if run is not None:
+        follow_run(run)
+    return run
+
+
+def say_missing_run() -> None:
+    """A link to a run that is not here gets a word, not a silent substitute."""
+    missing = st.session_state.pop("missing_run", None)
+    if missing:
+        st.warning(f"There is no run called “{missing[:80]}” on this server; showing the newest run instead.")
 
 
 def follow_run(run: RunDirectory) -> None:
+    """Follow `run` in this tab and in its URL."""
     st.session_state["run_id"] = run.id
-    st.query_params["run"] = run.id
+    if st.query_params.get("run") != run.id:
+        st.query_params["run"] = run.id
+
+
+def run_params() -> dict | None:
+    """The query parameters every link carries: the followed run."""
+    run_id = st.session_state.get("run_id")
+    return {"run": run_id} if run_id else None
 
 
 def sidebar() -> None:
-    """Where the user is: dataset, backbone, and the current run."""
+    """The pages (each link keeps the followed run), and where the project stands."""
     with st.sidebar:
+        current_run()
+        for page, title, icon in PAGES:
+            st.page_link(page, label=title, icon=icon, query_params=run_params())
+        st.divider()
         st.markdown("### Your project")
         project_summary()
 
@@ -129,12 +172,12 @@ def project_summary() -> None:
     config = current_config()
     st.markdown(f"**Photos:** {data_label(config.data)}")
     st.markdown(f"**Network:** {BACKBONES[config.backbone].label}")
-    run = current_run()
+    run = _run_named(st.session_state.get("run_id"))
     if run is None:
         st.caption("No training run yet.")
         return
     status = run.status()
-    st.markdown(f"**Run:** `{run.id}`")
+    st.markdown(f"**Run:** {run.title()}")
     st.markdown(f"**State:** {status.state.label}")
     if status.state.active and status.epochs_total:
         st.progress(min(status.epoch / status.epochs_total, 1.0))
@@ -143,13 +186,24 @@ def project_summary() -> None:
 
 
 def next_step(page: str, label: str) -> None:
-    """A link to the next page; a page run on its own (as in tests) has no navigation to link into."""
+    """A link to another page, keeping the followed run; a page run on its own (as in tests) has no
+    navigation to link into."""
     from streamlit.errors import StreamlitPageNotFoundError
 
     try:
-        st.page_link(page, label=label)
+        st.page_link(page, label=label, query_params=run_params())
     except StreamlitPageNotFoundError:
         st.caption(label)
+
+
+def task_if_done(name: str, args: dict) -> dict | None:
+    """A task's result if it is ready; otherwise start it (once) and return None without waiting."""
+    path = start_task(name, args)
+    result = read_result(path) if path.exists() else None
+    if result is not None and "error" in result:
+        path.unlink(missing_ok=True)  # let a later visit try again
+        return None
+    return result
 
 
 def task_result(name: str, args: dict, message: str) -> tuple[dict | None, str | None]:

@@ -1,30 +1,39 @@
 """Train: start a run, watch it live, stop it. The run directory is the truth; this page only reads it."""
 
-import pandas as pd
+import time
+
 import streamlit as st
 
+from app_pages.run_views import about_editor, live_run, runs_table
 from app_pages.shared import (
     current_config,
     current_run,
     data_label,
     follow_run,
     image_size_plan,
-    next_step,
+    load_report,
+    say_missing_run,
+    task_if_done,
     task_result,
+    weights_downloadable,
 )
 from app_pages.widgets import recipe_picker, setting_input
 from core import charts
-from core.errors import InputError
-from core.monitor import RunProgress
-from core.runs import RunDirectory, list_runs, resume_run, runs_root, start_run
-from core.status import RunState
+from core.backbones import BACKBONES
+from core.estimate import planned_seconds, speeds_request
+from core.monitor import format_seconds
+from core.preflight import start_blockers
+from core.runs import run_title, start_run
+
+DOUBLE_CLICK_SECONDS = 5.0
 
 st.title("3. Train")
 recipe_slot = st.container()
 config = current_config()
-weights = config.weights if config.weights in ("imagenet", "none") else "file"
+weights = {"imagenet": "ImageNet", "none": "random"}.get(config.weights, "from a file")
 st.caption(
-    f"Photos: {data_label(config.data)} · Network: {config.backbone} at {image_size_plan(config)[1]} · Weights: {weights}"
+    f"Photos: {data_label(config.data)} · Network: {BACKBONES[config.backbone].label} at {image_size_plan(config)[1]} · "
+    f"Weights: {weights}"
 )
 # Settings side by side: phase 1's on the left, phase 2's and the rest on the right.
 PAIRS = [
@@ -82,65 +91,62 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
     setting_input("seed")
 recipe_picker("train", recipe_slot)
 
-if st.button("Start training", type="primary", key="start"):
-    try:
-        follow_run(start_run(current_config()))
-    except InputError as error:
-        st.error(f"These settings cannot train: {error}")
 
-run = current_run()
-if run is None:
-    st.info("No run yet. Press **Start training**: the defaults work.")
-    st.stop()
+def planned_time(config, report) -> dict | None:
+    """Seconds each stage should take on this machine, from its measured speeds; None until they are measured."""
+    speeds = task_if_done("speeds", speeds_request(config, report))
+    return planned_seconds(config, report, speeds) if speeds else None
 
 
 @st.fragment(run_every=1.0)
-def live(run_id: str) -> None:
-    """Polls the run directory; a reload or a second browser reads the same files."""
-    run = RunDirectory(runs_root() / run_id)
-    cache = st.session_state.setdefault("progress", {})
-    progress, offset = cache.get(run_id, (RunProgress(), 0))
-    events, offset = run.read_events(offset)
-    progress.update(events)
-    status = run.status()
-    progress.apply_status(status)
-    cache[run_id] = (progress, offset)
-    st.markdown(f"### Run `{run_id}`: {status.state.label}")
-    show = {RunState.FAILED: st.error, RunState.INTERRUPTED: st.warning, RunState.SUCCEEDED: st.success}
-    show.get(status.state, st.info)(status.message)
-    st.caption(status.feature_mode or " ")  # which training mode, and why (same element in every state)
-    # Every state draws the same elements (a progress bar, a Stop button, two charts), so a
-    # fragment rerun updates them in place: nothing flickers and nothing stale lingers.
-    running = status.state is RunState.RUNNING
-    st.progress(progress.fraction, text=progress.describe() if running else status.state.label)
-    if status.state is RunState.INTERRUPTED and run.can_resume():
-        epoch = status.resume_point.epochs_done if status.resume_point else 0
-        if st.button(f"Resume (after epoch {epoch})", key=f"resume_{run_id}", type="primary"):
-            resume_run(run)
-            st.toast("Resuming: the run picks up from its last finished epoch.")
-    elif st.button("Stop", key=f"stop_{run_id}", disabled=not status.state.active or run.stop_requested()):
-        run.request_stop()
-        st.toast("Stopping after the current batch...")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.training_curve(progress, "loss", "Loss (lower is better)"), key=f"loss_{run_id}")
-    right.plotly_chart(charts.training_curve(progress, "accuracy", "Accuracy"), key=f"accuracy_{run_id}")
-    with st.empty():
-        if status.state in (RunState.SUCCEEDED, RunState.STOPPED) and run.evaluation():
-            next_step("app_pages/evaluate.py", "Next: see how good it is →")
+def time_needed(config, report) -> None:
+    """How long a run of these settings should take here (appears once this machine's speed is measured)."""
+    planned = planned_time(config, report)
+    if planned is None:
+        st.caption("Measuring how fast this machine runs this network, to say how long training will take...")
+        return
+    parts = {
+        "preparing": "preparing",
+        "features": "computing features",
+        "head": "phase 1",
+        "finetune": "phase 2",
+        "evaluating": "checking",
+    }
+    steps = ", ".join(f"{parts[k]} {format_seconds(v)}" for k, v in planned.items() if v >= 0.5)
+    st.caption(f"Expected to take **about {format_seconds(sum(planned.values()))}** on this machine ({steps}).")
 
 
-live(run.id)
+def start_panel() -> None:
+    """Start, or every reason a run would fail and the way out; a double click starts one run, not two."""
+    config = current_config()
+    report, data_error = load_report(config.data)
+    blockers = start_blockers(config, report, data_error, weights_downloadable())
+    if not blockers:
+        time_needed(config, report)
+    for blocker in blockers:
+        st.error(f"**{blocker.problem}** {blocker.fix}")
+        if blocker.details:
+            with st.expander("For administrators"):
+                st.caption(blocker.details)
+    if not st.button("Start training", type="primary", key="start", disabled=bool(blockers)):
+        return
+    fingerprint = config.to_json()
+    last = st.session_state.get("last_start")
+    if last and last[0] == fingerprint and time.time() - last[1] < DOUBLE_CLICK_SECONDS:
+        return  # the same settings a moment ago: a second click of the same Start
+    st.session_state["last_start"] = (fingerprint, time.time())
+    title = run_title(config, report.class_names, time.time())
+    follow_run(start_run(config, title=title, estimate=planned_time(config, report)))
+    st.rerun()  # so the sidebar's links, drawn before this click, carry the new run too
 
-st.subheader("Past runs")
-past = list_runs()[:50]
-rows = [
-    {"run": r.id, "state": s.state.label, "accuracy": s.accuracy, "message": s.message}
-    for r, s in ((r, r.status()) for r in past)
-]
-if rows:
-    accuracy = st.column_config.NumberColumn(format="percent")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="past_runs", column_config={"accuracy": accuracy})
-    choice = st.selectbox("Open a run", [r.id for r in past], key="open_run")
-    if st.button("Open", key="open"):
-        follow_run(next(r for r in past if r.id == choice))
-        st.rerun()
+
+start_panel()
+run = current_run()
+say_missing_run()
+if run is None:
+    st.info("No run yet.")
+    st.stop()
+live_run(run.id)
+about_editor(run)
+st.subheader("All runs")
+runs_table()

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages.shared import current_config, set_config, set_setting
+from app_pages.shared import current_config, set_config, set_setting, task_result
 from core.config import SETTINGS
 from core.errors import InputError
 from core.freezing import UnfreezeKind, UnfreezePlan
@@ -89,7 +89,8 @@ def dataset_summary(report) -> None:
         st.warning(warning)
     if report.skipped:
         with st.expander(f"{len(report.skipped)} file(s) left out, and why"):
-            st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in report.skipped]), key="skipped")
+            rows = [{"file": report.relative(s.path), "reason": s.reason} for s in report.skipped]
+            st.dataframe(pd.DataFrame(rows), key="skipped")
 
 
 def recipe_picker(where: str, slot) -> None:
@@ -166,3 +167,34 @@ def unfreeze_input(spec, rows: list[dict]) -> UnfreezePlan:
     elif kind is not UnfreezeKind.LAYERS:
         plan = UnfreezePlan(kind)
     return plan
+
+
+def weights_upload(spec, image_size: int) -> None:
+    """Missing ImageNet weights on an offline machine: the ready networks, and a place to upload the file."""
+    from core.files import atomic_path
+    from core.preflight import missing_weights_details, ready_networks
+    from core.weights import uploaded_weights_dir
+
+    ready = ", ".join(s.label for s in ready_networks(image_size)) or "none"
+    st.warning(
+        f"The ImageNet weights for {spec.label} are not on this machine, and it cannot download them. Networks "
+        f"ready here: {ready}. Or upload the weights file for {spec.label} below."
+    )
+    with st.expander("For administrators"):
+        st.caption(missing_weights_details(spec, image_size))
+    upload = st.file_uploader(f"Weights file for {spec.label} (.h5)", type=["h5"], key=f"weights_upload_{spec.key}")
+    if upload is None:
+        return
+    folder = uploaded_weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    incoming = folder / f".incoming-{spec.weights_filename(image_size)}"
+    incoming.write_bytes(upload.getvalue())
+    result, error = task_result("check_weights", {"backbone": spec.key, "path": str(incoming)}, "Checking the file")
+    if error:
+        incoming.unlink(missing_ok=True)
+        st.error(error)
+        return
+    with atomic_path(folder / spec.weights_filename(image_size)) as target:
+        incoming.rename(target)
+    st.success(f"The weights for {spec.label} are on this machine now.")
+    st.rerun()

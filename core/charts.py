@@ -38,6 +38,8 @@ def training_curve(progress: RunProgress, metric: str, title: str) -> go.Figure:
     figure.update_layout(
         title=title, height=300, margin={"t": 40, "b": 30}, xaxis_title="epoch", legend={"orientation": "h", "y": -0.3}
     )
+    if metric == "accuracy":
+        figure.update_yaxes(tickformat=".0%", hoverformat=".1%")
     return figure
 
 

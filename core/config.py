@@ -30,7 +30,9 @@ FLIPS = {"none": "No flips", "horizontal": "Left-right", "vertical": "Upside dow
 
 
 def _fraction(label: str, help: str, default: float) -> Any:
-    return setting(default, label=label, help=help, low=0.0, high=0.9, step=0.05, widget="slider", recipe=True)
+    return setting(
+        default, label=label, help=help, low=0.0, high=0.9, step=0.05, widget="slider", recipe=True, page="data"
+    )
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,13 @@ class AugmentationConfig:
     Zoom and shift are fractions of the image, contrast and brightness of the range.
     """
 
-    flip: str = setting("horizontal", label="Flip", help="Random mirror images.", choices=FLIPS, recipe=True)
+    flip: str = setting(
+        "horizontal", label="Flip", page="data", help="Random mirror images.", choices=FLIPS, recipe=True
+    )
     rotation: float = setting(
         18.0,
         label="Rotate (degrees, either way)",
+        page="data",
         help="Each photo is turned by a random angle up to this many degrees, left or right.",
         low=0.0,
         high=180.0,
@@ -107,19 +112,29 @@ class RunConfig:
     data: str = setting(
         "demo",
         label="Photos",
+        page="data",
         help="folder of class folders (or train/val/test folders), a .zip, 'demo' for the built-in set, "
         "or 'sample:flowers' / 'sample:cats_vs_dogs' to download",
         required=True,
     )
     val_data: str | None = setting(
-        None, label="Validation photos", help="separate folder of class folders used for validation", kind=str
+        None,
+        label="Validation photos",
+        page="data",
+        help="separate folder of class folders used for validation",
+        kind=str,
     )
     test_data: str | None = setting(
-        None, label="Test photos", help="separate folder of class folders used only for the final test", kind=str
+        None,
+        label="Test photos",
+        page="data",
+        help="separate folder of class folders used only for the final test",
+        kind=str,
     )
     backbone: str = setting(
         DEFAULT_BACKBONE,
         label="Pretrained network",
+        page="model",
         help="The network that already knows photos (trained on ImageNet).",
         choices=_BackboneChoices(),
         recipe=True,
@@ -127,11 +142,13 @@ class RunConfig:
     weights: str = setting(
         "imagenet",
         label="Starting weights",
+        page="model",
         help="'imagenet' (Keras's cache or a download), 'none' (random: much less accurate), or a .h5 file's path",
     )
     image_size: int = setting(
         AUTO_SIZE,
         label="Image size (pixels)",
+        page="model",
         help="Photos are resized to this many pixels square. Auto: the network's native size (224 for the "
         "MobileNets) when the photos are at least that large, else its faster default (160 for the MobileNets).",
         low=16,
@@ -180,6 +197,7 @@ class RunConfig:
     unfreeze: UnfreezePlan = setting(
         factory=UnfreezePlan,
         label="What learns in phase 2",
+        page="model",
         help="auto (the network's recommended top blocks), none, all, top:N (last N layers), from:N (all but the "
         "first N), block:NAME (from that block on), layers:I,J (layer indices). BatchNormalization stays frozen.",
         parse=UnfreezePlan.parse,
@@ -189,6 +207,7 @@ class RunConfig:
     pooling: str = setting(
         "avg",
         label="Pooling",
+        page="model",
         help="How the network's feature map becomes a list of numbers.",
         choices=POOLINGS,
         recipe=True,
@@ -196,6 +215,7 @@ class RunConfig:
     head_units: tuple[int, ...] = setting(
         (),
         label="Hidden layers (units, comma-separated)",
+        page="model",
         help="Hidden Dense layers in the head, e.g. 256 or 1024,256; empty for none.",
         low=1,
         high=65536,
@@ -206,6 +226,7 @@ class RunConfig:
     dropout: float = setting(
         0.5,
         label="Dropout",
+        page="model",
         help="Share of the head's inputs switched off at random while training, so it cannot rely on a few.",
         low=0.0,
         high=1.0,
@@ -277,6 +298,7 @@ class RunConfig:
     val_fraction: float = setting(
         0.15,
         label="Validation share",
+        page="data",
         help="Share of each class held out to score each epoch (when the data has no validation folder).",
         low=0.0,
         high=0.5,
@@ -288,6 +310,7 @@ class RunConfig:
     test_fraction: float = setting(
         0.15,
         label="Test share",
+        page="data",
         help="Share of each class kept aside for the final score (when the data has no test folder).",
         low=0.0,
         high=0.5,

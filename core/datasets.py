@@ -106,11 +106,18 @@ class DatasetReport:
         sides = sorted(min(item.width, item.height) for item in self.items)
         return sides[len(sides) // 2] if sides else 0
 
+    def relative(self, path: str) -> str:
+        """A file's name within the dataset (never the server's full path)."""
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return Path(path).name
+
     def problems_for_training(self) -> list[str]:
         """Reasons this dataset cannot train a classifier; empty when it can."""
         problems = []
         if not self.items:
-            problems.append(f"No usable images were found in {self.root}.")
+            problems.append(f"No usable images were found in {Path(self.root).name or 'the chosen folder'}.")
         elif len(self.class_names) < 2:
             found = self.class_names[0] if self.class_names else "none"
             problems.append(

@@ -1,9 +1,11 @@
-"""The built-in demo dataset: photos-like pictures of four shapes, drawn from a seed.
+"""The built-in demo dataset: photo-like pictures of four shapes, drawn from a seed.
 
-It needs no download, so the tool works on a fresh offline machine, and it is
-learnable: each class is a shape (circle, square, triangle, star) in random colours,
-sizes, positions and rotations on textured backgrounds, so a network must learn the
-shape, not a colour or a position. Same seed, same pixels, on every machine.
+It needs no download, so the tool works on a fresh offline machine, and it is realistic
+enough to show what a classifier gets wrong: each class is a shape (circle, square,
+triangle, star) in random colours, sizes, positions and rotations on textured backgrounds,
+and some pictures are hard the way real photos are hard: the shape is small, low in
+contrast, badly lit, blurred, partly hidden, or surrounded by clutter of other shapes, and
+fat stars look like circles. Same seed, same pixels, on every machine.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 DEMO_CLASSES = ("circle", "square", "triangle", "star")
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: hard pictures (clutter, occlusion, lighting, look-alikes)
 DEMO_IMAGES_PER_CLASS = 60
 DEMO_SIZE = 128
+# How often each difficulty appears (each picture draws each independently).
+HARD = {"small": 0.25, "low_contrast": 0.25, "clutter": 0.35, "occluded": 0.25, "dark": 0.2, "blurred": 0.2}
 
 
 def ensure_demo_dataset(target: Path, per_class: int = DEMO_IMAGES_PER_CLASS, seed: int = 0) -> Path:
@@ -48,26 +52,52 @@ def ensure_demo_dataset(target: Path, per_class: int = DEMO_IMAGES_PER_CLASS, se
 
 
 def draw_shape(label: str, rng: np.random.Generator, size: int) -> Image.Image:
-    """One picture of `label` on a random textured background."""
-    background = _background(rng, size)
-    draw = ImageDraw.Draw(background)
-    radius = size * rng.uniform(0.18, 0.32)
-    cx = rng.uniform(radius + 4, size - radius - 4)
-    cy = rng.uniform(radius + 4, size - radius - 4)
-    angle = rng.uniform(0, 2 * math.pi)
-    colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
-    outline = tuple(int(c) for c in rng.integers(0, 256, size=3))
+    """One picture of `label` on a random textured background, hard in the ways `HARD` draws."""
+    hard = {name: rng.random() < chance for name, chance in HARD.items()}
+    picture = _background(rng, size)
+    draw = ImageDraw.Draw(picture)
+    if hard["clutter"]:  # smaller shapes of the other classes around the subject
+        for _ in range(int(rng.integers(1, 4))):
+            other = DEMO_CLASSES[int(rng.integers(len(DEMO_CLASSES)))]
+            radius = size * rng.uniform(0.05, 0.11)
+            centre = rng.uniform(radius, size - radius, size=2)
+            _shape(draw, other, centre, radius, rng.uniform(0, 2 * math.pi), _colour(rng), rng)
+    radius = size * (rng.uniform(0.1, 0.16) if hard["small"] else rng.uniform(0.18, 0.32))
+    centre = rng.uniform(radius + 4, size - radius - 4, size=2)
+    fill = _near(np.asarray(picture).reshape(-1, 3).mean(axis=0), rng) if hard["low_contrast"] else _colour(rng)
+    _shape(draw, label, centre, radius, rng.uniform(0, 2 * math.pi), fill, rng)
+    if hard["occluded"]:  # something in front of part of the shape
+        side = radius * rng.uniform(0.8, 1.3)
+        corner = centre + rng.uniform(-radius, radius * 0.2, size=2)
+        draw.rectangle([*corner, *(corner + side)], fill=_colour(rng))
+    if hard["dark"]:
+        picture = Image.fromarray((np.asarray(picture, np.float32) * rng.uniform(0.25, 0.45)).astype(np.uint8))
+    return picture.filter(ImageFilter.GaussianBlur(rng.uniform(1.2, 2.2) if hard["blurred"] else rng.uniform(0, 0.8)))
+
+
+def _shape(draw: ImageDraw.ImageDraw, label: str, centre, radius: float, angle: float, fill, rng) -> None:
+    cx, cy = (float(c) for c in centre)
+    outline = _colour(rng)
     if label == "circle":
-        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour, outline=outline, width=2)
-    else:
-        corners = {"square": 4, "triangle": 3, "star": 10}[label]
-        points = []
-        for k in range(corners):
-            r = radius * (0.45 if label == "star" and k % 2 else 1.0)
-            theta = angle + 2 * math.pi * k / corners
-            points.append((cx + r * math.cos(theta), cy + r * math.sin(theta)))
-        draw.polygon(points, fill=colour, outline=outline, width=2)
-    return background.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 0.8)))
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=fill, outline=outline, width=2)
+        return
+    corners = {"square": 4, "triangle": 3, "star": 10}[label]
+    inner = rng.uniform(0.45, 0.8)  # fat stars (0.8) are nearly decagons: a look-alike of the circle
+    points = []
+    for k in range(corners):
+        r = radius * (inner if label == "star" and k % 2 else 1.0)
+        theta = angle + 2 * math.pi * k / corners
+        points.append((cx + r * math.cos(theta), cy + r * math.sin(theta)))
+    draw.polygon(points, fill=fill, outline=outline, width=2)
+
+
+def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    return tuple(int(c) for c in rng.integers(0, 256, size=3))
+
+
+def _near(colour: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int]:
+    """A colour close to `colour`: a shape that barely stands out."""
+    return tuple(int(c) for c in np.clip(colour + rng.normal(0, 22, size=3), 0, 255))
 
 
 def _background(rng: np.random.Generator, size: int) -> Image.Image:

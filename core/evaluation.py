@@ -62,3 +62,25 @@ def evaluate_predictions(
         ],
         "misclassified": mistakes,
     }
+
+
+def results_in_words(evaluation: dict) -> list[dict]:
+    """Each class's results as a person says them: how many of its photos it found, and how often it was
+    right when it named the class."""
+    rows = []
+    for row in evaluation["per_class"]:
+        name, found, right = row["class"], row["recall"], row["precision"]
+        named = sum(line[evaluation["class_names"].index(name)] for line in evaluation["confusion_matrix"])
+        rows.append(
+            {
+                "class": name,
+                "photos": row["support"],
+                "found": f"found {found:.0%} of the {name} photos ({round(found * row['support'])} of {row['support']})",
+                "right": (
+                    f"right {right:.0%} of the times it said {name} ({round(right * named)} of {named})"
+                    if named
+                    else f"never said {name}"
+                ),
+            }
+        )
+    return rows

@@ -15,6 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def data_home() -> Path:
+    """Where the tool keeps what it is given: extracted zips, uploads, uploaded weights, the demo set
+    (`STUDIO_DATA`, default `./data`)."""
+    return Path(os.environ.get("STUDIO_DATA", "data")).absolute()
+
+
 def temporary_name(path: Path) -> Path:
     """A hidden name beside `path`, unique to this process, keeping the suffix (Keras and NumPy check it)."""
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")

@@ -29,10 +29,3 @@ def image_from_bytes(data: bytes, image_size: int) -> np.ndarray:
         raise
     except Exception:
         raise ImageRejected("not an image this tool can read (JPEG, PNG, GIF, BMP, WebP or TIFF)") from None
-
-
-def top_predictions(model, pixels: np.ndarray, class_names: list[str], k: int = 3) -> list[tuple[str, float]]:
-    """The `k` most likely classes for one image, with probabilities."""
-    probabilities = np.asarray(model.predict(pixels[None].astype("float32"), verbose=0))[0]
-    order = np.argsort(probabilities)[::-1][:k]
-    return [(class_names[i], float(probabilities[i])) for i in order]

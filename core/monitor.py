@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.estimate import phase_pace, seconds_left
 from core.status import RunState, RunStatus, Stage
 
 
@@ -19,6 +20,7 @@ class RunProgress:
     steps: int = 0
     images_per_second: float = 0.0
     seconds_left: float | None = None
+    whole_run: bool = False  # seconds_left covers every stage still to come (else only the current phase)
     fraction: float = 0.0
     batches: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
@@ -52,7 +54,7 @@ class RunProgress:
                 self.epoch = int(event.get("epoch", self.epoch))
                 self.batch = 0
 
-    def apply_status(self, status: RunStatus) -> None:
+    def apply_status(self, status: RunStatus, now: float | None = None) -> None:
         self.state = status.state
         self.stage = status.stage
         self.epochs_total = status.epochs_total or self.epochs_total
@@ -61,30 +63,42 @@ class RunProgress:
             self.fraction = 1.0
         elif self.epochs_total:
             self.fraction = min(done_epochs / self.epochs_total, 1.0)
-        seconds_per_epoch = [float(e["seconds"]) for e in self.epochs[-3:] if e.get("seconds")]
-        if self.state is RunState.RUNNING and seconds_per_epoch and self.epochs_total:
-            remaining = max(self.epochs_total - done_epochs, 0.0)
-            self.seconds_left = remaining * sum(seconds_per_epoch) / len(seconds_per_epoch)
-        else:
-            self.seconds_left = None
+        self.seconds_left, self.whole_run = None, False
+        if self.state is not RunState.RUNNING:
+            return
+        if status.estimate:  # every stage still to come, from measured speeds
+            self.seconds_left, self.whole_run = seconds_left(status.estimate, status, self.epochs, now), True
+            return
+        # No estimate (a run started from the CLI): only this phase's own pace can be known.
+        per_epoch, finished = phase_pace(self.epochs, self.stage.phase, status.epochs_before_phase)
+        if per_epoch is not None and status.phase_epochs:
+            self.seconds_left = max(status.phase_epochs - finished, 0) * per_epoch
 
     def describe(self) -> str:
         """One plain line for the progress bar."""
+        left = ""
+        if self.seconds_left is not None:
+            left = "a few seconds left" if self.seconds_left < 5 else f"about {format_seconds(self.seconds_left)} left"
+        if left and not self.whole_run:
+            left += " in this phase"
         if self.stage is Stage.EVALUATING:
-            return "Training done: checking the model on the photos it has never seen"
+            return "Training done: checking the model on the photos it has never seen" + (f" · {left}" if left else "")
         if self.stage is Stage.FEATURES:
-            return "Computing what the frozen network sees in each photo (once, then reused every epoch)"
+            text = "Computing what the frozen network sees in each photo (once, then reused every epoch)"
+            return text + (f" · {left}" if left else "")
         if self.stage.phase is None:
-            return "Preparing the photos"
+            return "Preparing the photos" + (f" · {left}" if left else "")
         if not self.batches and self.batch == 0:
-            return f"Starting phase {self.stage.phase} (the first batch takes a few seconds)"
+            return f"Starting phase {self.stage.phase} (the first batch takes a few seconds)" + (
+                f" · {left}" if left else ""
+            )
         parts = [f"Phase {self.stage.phase}", f"epoch {self.epoch} of {self.epochs_total}"]
         if self.steps:
             parts.append(f"batch {self.batch} of {self.steps}")
         if self.images_per_second:
             parts.append(f"{self.images_per_second:.0f} images/s")
-        if self.seconds_left is not None:
-            parts.append(f"about {format_seconds(self.seconds_left)} left")
+        if left:
+            parts.append(left)
         return " · ".join(parts)
 
     @property
@@ -103,3 +117,37 @@ def format_seconds(seconds: float | None) -> str:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+MEMORISING_EPOCHS = 3  # epochs of getting worse on validation before it is called memorising, not noise
+
+
+def memorising(epochs: list[dict], keeps_best: bool, running: bool) -> str | None:
+    """Plain words when the model has started to memorise its photos, and what that means for the kept model.
+
+    Memorising: for MEMORISING_EPOCHS epochs in a row the validation loss rose or the validation
+    accuracy fell, while the loss on the training photos kept falling.
+    """
+    recent = [e for e in epochs if e.get("val_loss") is not None and e.get("loss") is not None]
+    if len(recent) <= MEMORISING_EPOCHS:
+        return None
+    window = recent[-MEMORISING_EPOCHS - 1 :]
+    pairs = list(zip(window, window[1:], strict=False))
+    training_better = all(b["loss"] < a["loss"] for a, b in pairs)
+    loss_rose = all(b["val_loss"] > a["val_loss"] for a, b in pairs)
+    accuracy_fell = all((b.get("val_accuracy") or 0) < (a.get("val_accuracy") or 0) for a, b in pairs)
+    if not training_better or not (loss_rose or accuracy_fell):
+        return None
+    since = int(window[0]["epoch"])
+    said = (
+        f"Since epoch {since} the model has kept getting better on its training photos but worse on the "
+        "validation photos it does not train on: it has started to memorise its photos instead of learning "
+        "what tells the classes apart."
+    )
+    if keeps_best:
+        return said + " The most accurate epoch is what will be kept, so the extra epochs cost only time."
+    if running:
+        return said + (
+            " The final model is what will be kept; pressing Stop now keeps the most accurate epoch so far instead."
+        )
+    return said + " The final model was kept."

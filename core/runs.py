@@ -16,6 +16,7 @@ import io
 import json
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,35 @@ from core.config import RunConfig
 from core.files import safe_name, write_atomic
 from core.processes import ProcessRecord, process_alive, spawn_core
 from core.status import ResumePoint, RunState, RunStatus, Stage
+
+
+@dataclass(frozen=True)
+class About:
+    """What a person calls a run and notes about it (`about.json`); the run's id never changes."""
+
+    name: str = ""
+    notes: str = ""
+
+
+def run_title(config: RunConfig, class_names: list[str], created: float) -> str:
+    """A name a person can read: "Ants vs bees · MobileNetV2 · 2 Dec 16:46".
+
+    The data part is the classes when there are up to four, else the dataset's name and its
+    number of classes; the network part is its family's name.
+    """
+    from core.backbones import BACKBONES
+    from core.sources import source_label
+
+    names = [name.replace("_", " ") for name in class_names]
+    if len(names) == 2:
+        data = f"{names[0]} vs {names[1]}"
+    elif 2 < len(names) <= 4:
+        data = ", ".join(names[:-1]) + f" and {names[-1]}"
+    else:
+        data = source_label(config.data) + (f" ({len(names)} classes)" if names else "")
+    network = BACKBONES[config.backbone].label.split(" (")[0] if config.backbone in BACKBONES else config.backbone
+    when = datetime.fromtimestamp(created)
+    return f"{data[:1].upper()}{data[1:]} · {network} · {when.day} {when:%b %H:%M}"
 
 
 def runs_root() -> Path:
@@ -53,10 +83,14 @@ class RunDirectory:
     dataset_path = property(lambda self: self.path / "dataset.json")
     splits_path = property(lambda self: self.path / "splits.csv")
     stop_path = property(lambda self: self.path / "stop")
+    about_path = property(lambda self: self.path / "about.json")
+    calibration_path = property(lambda self: self.path / "calibration.json")
 
     @classmethod
-    def create(cls, root: str | os.PathLike, config: RunConfig, run_id: str | None = None) -> RunDirectory:
-        """Make a new run directory with its config and a `queued` status."""
+    def create(
+        cls, root: str | os.PathLike, config: RunConfig, run_id: str | None = None, title: str = ""
+    ) -> RunDirectory:
+        """Make a new run directory with its config, a `queued` status and, if given, its readable title."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         if run_id is None:
@@ -76,7 +110,35 @@ class RunDirectory:
         run = cls(path)
         run.write_config(config)
         run.update_status(state=RunState.QUEUED, created=time.time(), message="Waiting to start")
+        if title or config.name:
+            run.set_about(name=title or config.name)
         return run
+
+    def about(self) -> About:
+        """The name and notes a person gave the run (empty until one is given or the worker names it)."""
+        try:
+            return About(**json.loads(self.about_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return About()
+
+    def set_about(self, name: str | None = None, notes: str | None = None) -> About:
+        """Rename or annotate the run. The id, and so every link to it, stays the same."""
+        about = self.about()
+        about = About(name=about.name if name is None else name.strip(), notes=about.notes if notes is None else notes)
+        write_atomic(self.about_path, json.dumps(dataclasses.asdict(about), indent=1))
+        return about
+
+    def title(self) -> str:
+        """The run's readable name: the one given, else made from its data, network and start time."""
+        name = self.about().name
+        if name:
+            return name
+        dataset = self.dataset() or {}
+        try:
+            config = self.config()
+        except (OSError, ValueError):
+            return self.id
+        return run_title(config, dataset.get("class_names") or [], self.raw_status().created or time.time())
 
     def write_config(self, config: RunConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -196,11 +258,29 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDirectory]:
     return sorted(runs, key=lambda r: r.raw_status().created or 0, reverse=True)
 
 
-def start_run(config: RunConfig, root: str | os.PathLike | None = None) -> RunDirectory:
-    """Create a run and start its worker process; returns at once (the worker may wait in the queue)."""
-    run = RunDirectory.create(Path(root) if root else runs_root(), config.validate())
+def start_run(
+    config: RunConfig, root: str | os.PathLike | None = None, title: str = "", estimate: dict | None = None
+) -> RunDirectory:
+    """Create a run and start its worker process; returns at once (the worker may wait in the queue).
+
+    `estimate`: seconds each stage is expected to take (`core.estimate`), for an honest time left.
+    """
+    root = Path(root) if root else runs_root()
+    run = RunDirectory.create(root, config.validate(), title=unique_title(root, title) if title else "")
+    if estimate:
+        run.update_status(estimate=estimate)
     spawn_worker(run)
     return run
+
+
+def unique_title(root: Path, title: str) -> str:
+    """`title`, or with " (2)", " (3)"... when another run already has it (two runs started in the same minute)."""
+    taken = {run.about().name for run in list_runs(root)}
+    candidate, number = title, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{title} ({number})"
+    return candidate
 
 
 def resume_run(run: RunDirectory) -> RunDirectory:

@@ -44,6 +44,7 @@ class Setting:
         step, format: the widget's step and number format.
         parse, show: text (a CLI argument, a text box) to value, and back.
         kind: the value's type, when the default (None) cannot tell.
+        page: where a person sets it in the dashboard ("data", "model" or "train").
     """
 
     label: str
@@ -63,6 +64,7 @@ class Setting:
     show: Callable[[Any], str] | None = None
     kind: type | None = None
     required: bool = False
+    page: str = "train"
 
     def bounds_text(self) -> str:
         """The allowed range in words: "0 to 1000", "above 0 and at most 1"."""

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 from core.datasets import DatasetError, DatasetReport, scan_dataset, with_separate_splits
 from core.errors import first_line
-from core.files import safe_name
+from core.files import data_home, safe_name
 from core.uploads import extract_zip
 
 SAMPLES = {
@@ -32,9 +31,14 @@ SAMPLES = {
 }
 
 
-def data_home() -> Path:
-    """Where the tool keeps extracted uploads and the demo set (`STUDIO_DATA`, default `./data`)."""
-    return Path(os.environ.get("STUDIO_DATA", "data")).absolute()
+def source_label(source: str) -> str:
+    """A dataset choice as a person calls it: the demo, a sample's name, or the folder's or zip's name (never a path)."""
+    if source == "demo":
+        return "Built-in demo (shapes)"
+    if source.startswith("sample:"):
+        name = source.split(":", 1)[1]
+        return SAMPLES[name]["title"].split(" (")[0] if name in SAMPLES else f"Sample {name}"
+    return Path(source).stem or source
 
 
 def resolve_source(source: str) -> Path:

@@ -90,7 +90,11 @@ class RunStatus:
     stage_total: int = 0
     epoch: int = 0
     epochs_total: int = 0
-    phase_epochs: int = 0
+    phase_epochs: int = 0  # epochs this phase runs (fewer when resumed)
+    epochs_before_phase: int = 0  # epochs done when this phase (re)started
+    stage_started: float | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # time each finished stage took
+    estimate: dict[str, float] = field(default_factory=dict)  # seconds each stage was expected to take
     steps_per_epoch: int = 0
     batch_size: int = 0
     last_epoch: dict[str, Any] | None = None
@@ -115,8 +119,18 @@ class RunStatus:
     suggestion: float | None = None  # the learning-rate finder's
 
     def updated_with(self, **changes: Any) -> RunStatus:
-        """A copy with `changes` (names checked against the fields) and `updated` set to now."""
-        return dataclasses.replace(self, **changes, updated=time.time())
+        """A copy with `changes` (names checked against the fields) and `updated` set to now.
+
+        A change of stage closes the stage before it: the time it took is added to `stage_seconds`.
+        """
+        now = time.time()
+        stage = changes.get("stage", self.stage)
+        if stage != self.stage:
+            seconds = dict(self.stage_seconds)
+            if self.stage_started and self.stage not in (Stage.WAITING, Stage.DONE):
+                seconds[str(self.stage)] = round(seconds.get(str(self.stage), 0.0) + now - self.stage_started, 2)
+            changes = {"stage_seconds": seconds, "stage_started": now, **changes}
+        return dataclasses.replace(self, **changes, updated=now)
 
     @property
     def phase(self) -> int | None:

@@ -112,20 +112,56 @@ def augment_task(paths: list[str], augmentation: dict[str, Any], seed: int, size
     return {"images": outputs}
 
 
-def predict_task(model_path: str, image_paths: list[str], class_names: list[str], image_size: int) -> dict[str, Any]:
-    """Top classes for each photo, from a model loaded in Keras safe mode."""
-    from core.images import ImageRejected
-    from core.inference import image_from_bytes, load_model, top_predictions
+def predict_task(run_dir: str, image_paths: list[str]) -> dict[str, Any]:
+    """Top classes for each photo from a run's kept model (loaded in Keras safe mode), and whether the photo
+    looks like none of the classes (`core.calibration`, when the run has been calibrated)."""
+    import numpy as np
 
-    model = load_model(model_path)
+    from core.calibration import features_of, unfamiliar
+    from core.images import ImageRejected
+    from core.inference import image_from_bytes, load_model
+    from core.runs import RunDirectory
+
+    run = RunDirectory(run_dir)
+    model = load_model(run.model_path)
+    class_names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
+    calibration = read_result(run.calibration_path)
     results = []
     for path in image_paths:
         try:
-            pixels = image_from_bytes(Path(path).read_bytes(), image_size)
-            results.append({"path": path, "top": top_predictions(model, pixels, class_names)})
+            pixels = image_from_bytes(Path(path).read_bytes(), run.image_size())
         except ImageRejected as error:
             results.append({"path": path, "error": str(error)})
+            continue
+        features, probabilities = features_of(model, pixels[None])
+        order = np.argsort(probabilities[0])[::-1][:3]
+        answer = {"path": path, "top": [(class_names[i], float(probabilities[0][i])) for i in order]}
+        if calibration:
+            distance, beyond = unfamiliar(features, calibration)
+            answer.update(distance=float(distance[0]), unfamiliar=bool(beyond[0]))
+        results.append(answer)
     return {"predictions": results}
+
+
+def speeds_task(config: dict[str, Any], image_size: int, sample_paths: list[str], classes: int) -> dict[str, Any]:
+    """How long each kind of work of this run takes on this machine (`core.estimate.measure_speeds`)."""
+    import dataclasses
+
+    from core.config import RunConfig
+    from core.estimate import measure_speeds
+
+    speeds = measure_speeds(RunConfig.from_dict(config), image_size, sample_paths, classes)
+    return dataclasses.asdict(speeds)
+
+
+def check_weights_task(backbone: str, path: str) -> dict[str, Any]:
+    """Whether a weights file fits `backbone`: loaded into it, as training would load it."""
+    from core.backbones import get_backbone
+    from core.weights import WeightsChoice, build_base
+
+    spec = get_backbone(backbone)
+    build_base(spec, spec.default_size, WeightsChoice("file", path, Path(path).name))
+    return {"fits": True}
 
 
 def sample_task(name: str) -> dict[str, Any]:
@@ -161,5 +197,7 @@ TASKS = {
     "augment": augment_task,
     "predict": predict_task,
     "sample": sample_task,
+    "speeds": speeds_task,
+    "check_weights": check_weights_task,
     "lr_find": lr_find_task,
 }

@@ -30,7 +30,7 @@ from core.files import remove_temporary_files, save_model_atomic, write_atomic
 from core.freezing import UnfreezePlan
 from core.pipeline import LabelledImages
 from core.processes import ProcessRecord
-from core.runs import RunDirectory
+from core.runs import RunDirectory, run_title
 from core.status import ResumePoint, RunState, Stage
 
 WORKER_NICENESS = 10
@@ -146,6 +146,7 @@ class Prepared:
     config: RunConfig
     class_names: list[str]
     data: dict[str, LabelledImages]
+    report: object = None  # the scan (core.datasets.DatasetReport)
 
 
 def prepare(run: RunDirectory, config: RunConfig, echo: Echo) -> Prepared:
@@ -160,6 +161,8 @@ def prepare(run: RunDirectory, config: RunConfig, echo: Echo) -> Prepared:
 
     report = load_dataset(config.data, config.val_data, config.test_data)
     write_atomic(run.dataset_path, json.dumps(report.to_dict()))
+    if not run.about().name:  # named from the start when the dashboard created it; the CLI's, from its photos
+        run.set_about(name=run_title(config, report.class_names, run.raw_status().created or time.time()))
     problems = report.problems_for_training()
     if problems:
         raise RunFailed(problems[0], bad_input=True)
@@ -196,7 +199,21 @@ def prepare(run: RunDirectory, config: RunConfig, echo: Echo) -> Prepared:
         f"Prepared {sum(len(d.paths) for d in data.values())} images at {config.image_size} px in {time.time() - started:.1f} s."
     )
     write_atomic(run.splits_path, plan.to_csv(used={p for d in data.values() for p in d.paths}))
-    return Prepared(config, plan.class_names, data)
+    adopt_estimate(run, run.config(), report)
+    return Prepared(config, plan.class_names, data, report)
+
+
+def adopt_estimate(run: RunDirectory, config: RunConfig, report) -> None:
+    """A run started before its speeds were measured takes the estimate as soon as they are (the
+    dashboard's `speeds` task caches them), so its time left covers every stage."""
+    from core.estimate import planned_seconds, speeds_request
+    from core.tasks import read_result, result_path
+
+    if run.raw_status().estimate or report is None:
+        return
+    speeds = read_result(result_path("speeds", speeds_request(config, report)))
+    if speeds and "error" not in speeds:
+        run.update_status(estimate=planned_seconds(config, report, speeds))
 
 
 # --- build or resume -------------------------------------------------------------------
@@ -321,6 +338,7 @@ class Session:
     steps: int
     class_weight: dict[int, float] | None
     checkpoint: object
+    report: object = None
     epochs_done: int = 0
     last_saved: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -352,7 +370,9 @@ def start_session(run: RunDirectory, prepared: Prepared, classifier: Classifier,
     steps = math.ceil(len(train.images) / batch_size)
     resume = classifier.resume
     status = run.raw_status()
-    session = Session(run, config, echo, classifier, prepared.data, features, batch_size, steps, class_weight, None)
+    session = Session(
+        run, config, echo, classifier, prepared.data, features, batch_size, steps, class_weight, None, prepared.report
+    )
     earlier = (
         [row[session.monitor] for row in run.history() if isinstance(row.get(session.monitor), float)] if resume else []
     )
@@ -389,6 +409,7 @@ def run_phases(session: Session) -> RunState:
             continue
         phase_start = resume.phase_start if resume and plan.phase == resume.phase else session.epochs_done
         epochs = phase_start + plan.epochs - session.epochs_done
+        adopt_estimate(session.run, session.run.config(), session.report)
         if epochs > 0 and run_phase(session, plan, phase_start, epochs):
             return RunState.STOPPED
     return RunState.SUCCEEDED
@@ -417,7 +438,11 @@ def run_phase(session: Session, plan: PhasePlan, phase_start: int, epochs: int) 
         f"{count_trainable(classifier.model):,} trainable weights."
     )
     run.update_status(
-        stage=plan.stage, message=f"Phase {plan.phase}: {plan.what}", phase_epochs=epochs, epoch=session.epochs_done
+        stage=plan.stage,
+        message=f"Phase {plan.phase}: {plan.what}",
+        phase_epochs=epochs,
+        epoch=session.epochs_done,
+        epochs_before_phase=session.epochs_done,
     )
     stopper = StopOnRequest(run.stop_path)
     stream, callbacks = _phase_callbacks(session, plan, phase_start, epochs, stopper)
@@ -567,6 +592,7 @@ def keep_model(session: Session, outcome: RunState):
 
 def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     """Save the kept model, score it on the test photos (else validation, else training) and finish the status."""
+    from core.calibration import calibrate_model
     from core.evaluation import evaluate_predictions
     from core.pipeline import make_dataset
 
@@ -581,6 +607,10 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     evaluation = evaluate_predictions(photos.labels, probabilities, class_names, photos.paths, split=split)
     evaluation["seconds"] = round(time.time() - (run.raw_status().started or time.time()), 1)
     write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
+    run.update_status(message="Measuring how far photos of each class lie from the others")
+    data, seed = session.data, session.config.seed
+    calibration = calibrate_model(model, data["train"], data["val"], len(class_names), seed)
+    write_atomic(run.calibration_path, json.dumps(calibration))
     where = "test" if split == "test" else f"{split} (there is no test split)"
     summary = f"{evaluation['accuracy']:.1%} accuracy on {evaluation['count']} {where} images."
     session.echo(summary)

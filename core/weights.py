@@ -9,16 +9,23 @@ and the folder to put it in.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import socket
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.backbones import BackboneSpec
+from core.errors import InputError
+from core.files import data_home
+
+WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads ImageNet weights from
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(InputError):
     """Weights that cannot be had here; the message says which file and where it goes."""
 
 
@@ -39,13 +46,40 @@ def keras_models_dir() -> Path:
     return Path(home) / "models"
 
 
+def uploaded_weights_dir() -> Path:
+    """Where weights files uploaded in the dashboard are kept (`STUDIO_DATA/weights`)."""
+    return data_home() / "weights"
+
+
 def weights_search_dirs() -> list[Path]:
-    """Keras's cache, then every folder in `STUDIO_WEIGHTS_DIRS` (separated like PATH), then `./weights`."""
+    """Keras's cache, then every folder in `STUDIO_WEIGHTS_DIRS` (separated like PATH), `./weights`, and the
+    dashboard's uploaded weights."""
     dirs = [keras_models_dir()]
     extra = os.environ.get("STUDIO_WEIGHTS_DIRS", "")
     dirs.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p)
-    dirs.append(Path("weights").absolute())
+    dirs += [Path("weights").absolute(), uploaded_weights_dir()]
     return [d for d in dict.fromkeys(dirs)]
+
+
+_PROBE: dict[str, float | bool] = {"at": -math.inf, "answer": False}
+
+
+def downloads_possible(timeout: float = 2.0, max_age: float = 120.0) -> bool:
+    """Whether Keras's weight storage answers from here; False on an offline machine (no name lookup, no route).
+
+    `STUDIO_OFFLINE=1` says so without asking. The answer is kept for `max_age` seconds.
+    """
+    if os.environ.get("STUDIO_OFFLINE") == "1":
+        return False
+    if time.monotonic() - _PROBE["at"] < max_age:
+        return bool(_PROBE["answer"])
+    try:
+        with socket.create_connection((WEIGHTS_HOST, 443), timeout=timeout):
+            answer = True
+    except OSError:
+        answer = False
+    _PROBE.update(at=time.monotonic(), answer=answer)
+    return answer
 
 
 def find_local_imagenet(spec: BackboneSpec, image_size: int) -> Path | None:

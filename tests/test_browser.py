@@ -3,10 +3,13 @@
 Screenshots of each page are saved to `test-artifacts/` for a person to look at.
 """
 
+import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -67,66 +70,196 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+@contextlib.contextmanager
+def chromium_page(playwright, name: str):
+    """A new page in a new Chromium; if the test fails, a screenshot of the page as it was (`FAILED-NAME.png`)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        yield page
+    except BaseException:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(ARTIFACTS / f"FAILED-{name}.png"), full_page=True)
+        raise
+    finally:
+        browser.close()
+
+
+def _run_in_url(page) -> str:
+    """The run in the address bar, read in the page (Playwright's `page.url` misses history.pushState here)."""
+    query = parse_qs(urlparse(page.evaluate("location.href")).query)
+    return query.get("run", [""])[0]
+
+
+def _state(area, state: str):
+    """The run's heading once it says `state` ("Circle, square, ... · 2 Dec 19:40: Training")."""
+    return area.get_by_role("heading", name=re.compile(f": {state}$"))
+
+
+def _go(page, name: str) -> None:
+    """Click a page in the sidebar's navigation and wait for it."""
+    page.get_by_test_id("stSidebar").get_by_role("link", name=name, exact=True).click()
+    _settle(page)
+
+
 def test_main_flow_in_chromium(server):
+    """Data, Model, Train, Evaluate on the demo, following the same run on every page and in every URL."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=60_000)  # the first page that imports TensorFlow takes a few seconds on 2 cores
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with sync_playwright() as playwright, chromium_page(playwright, "main-flow") as page:
         page.goto(server)
         _settle(page)
         expect(page.get_by_text("Where to start")).to_be_visible()
         _shot(page, "0-home")
+        for name, sign, shot in (
+            ("Data", "Usable photos", "1-data"),
+            ("Model", "Weights trained in phase 2", "2-model"),
+        ):
+            _go(page, name)
+            expect(page.get_by_text(sign)).to_be_visible()
+            _shot(page, shot)
+        _go(page, "Evaluate")
+        expect(page.get_by_text("No run yet")).to_be_visible()
+        _shot(page, "4-evaluate-empty")
 
-        page.get_by_role("link", name="Data").first.click()
-        _settle(page)
-        expect(page.get_by_text("Usable photos")).to_be_visible()
-        _shot(page, "1-data")
-
-        page.get_by_role("link", name="Model").first.click()
-        _settle(page)
-        expect(page.get_by_text("Weights trained in phase 2")).to_be_visible(timeout=60_000)
-        _shot(page, "2-model")
-
-        page.get_by_role("link", name="Train").first.click()
-        _settle(page)
+        _go(page, "Train")
+        _shot(page, "3-train-empty")
         _set_epochs(page, 2, 2)
         page.get_by_role("button", name="Start training").click()
         main_area = page.get_by_test_id("stMainBlockContainer")
-        expect(main_area.get_by_text(": Training")).to_be_visible()
-        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-        first_url = page.url
-        assert "run=" in first_url
-        first_id = first_url.split("run=")[1].split("&")[0]
+        title = "Circle, square, star and triangle · MobileNetV2"
+        expect(main_area.get_by_role("heading", name=title)).to_be_visible()
+        first_id = wait_until(lambda: _run_in_url(page), 30, "the new run in the address bar")
         wait_until(lambda: _status(first_id).get("epoch"), 120, "the first epoch")
         page.reload()  # a reload finds the same run, still live
         _settle(page)
-        expect(main_area.locator("code", has_text=first_url.split("run=")[1])).to_be_visible()
+        assert _run_in_url(page) == first_id
+        expect(_state(main_area, "Training")).to_be_visible()
         _shot(page, "3-train-live")
-        expect(main_area.get_by_text(": Finished")).to_be_visible(timeout=240_000)
+        expect(_state(main_area, "Finished")).to_be_visible(timeout=240_000)
         _shot(page, "3-train-done")
 
-        _set_epochs(page, 40, 2)  # a second run, long enough to be stopped while it trains
+        page.get_by_role("link", name="Next: see how good it is").click()
+        _settle(page)
+        assert _run_in_url(page) == first_id  # the link keeps the run
+        expect(page.get_by_text("Class by class")).to_be_visible()
+        _shot(page, "4-evaluate")
+
+        _go(page, "Train")
+        _set_epochs(page, 40, 2)  # a second run, long enough to look at while it trains
         page.get_by_role("button", name="Start training").click()
-        page.wait_for_url(lambda url: "run=" in url and url != first_url)
-        second_id = page.url.split("run=")[1].split("&")[0]
-        expect(main_area.locator("code", has_text=second_id)).to_be_visible()
+        second_id = wait_until(lambda: _run_in_url(page) not in ("", first_id) and _run_in_url(page), 30, "run 2")
         wait_until(
             lambda: _status(second_id).get("stage") == "head" and _status(second_id).get("epoch"), 120, "training"
         )
-        stop = page.get_by_role("button", name="Stop", exact=True)
-        expect(stop).to_be_enabled()
-        stop.click()
-        expect(main_area.get_by_text(": Stopped")).to_be_visible(timeout=120_000)
-        _shot(page, "3-train-stopped")
 
-        page.get_by_role("link", name="Evaluate").first.click()
-        _settle(page)
-        expect(page.get_by_text("Confusion matrix")).to_be_visible(timeout=60_000)
-        _shot(page, "4-evaluate")
+        _go(page, "Evaluate")  # mid-run: this run, said to be training, never the finished one silently
+        assert _run_in_url(page) == second_id
+        expect(main_area.get_by_text("is still training")).to_be_visible()
+        expect(page.get_by_role("button", name=f"Show the last finished run instead: {title}")).to_be_visible()
+        assert main_area.get_by_text("Class by class").count() == 0
+        _shot(page, "4-evaluate-while-training")
+        for name in ("Home", "Data", "Model", "Train"):
+            _go(page, name)
+            assert _run_in_url(page) == second_id, name
+        expect(_state(main_area, "Training")).to_be_visible()
+        page.get_by_role("button", name="Stop", exact=True).click()
+        expect(_state(main_area, "Stopped")).to_be_visible(timeout=120_000)
+        _shot(page, "3-train-stopped")
+        _go(page, "Evaluate")
+        assert _run_in_url(page) == second_id
+        expect(page.get_by_text("This run was stopped before its end")).to_be_visible()
         assert page.locator('[data-testid="stException"]').count() == 0
-        browser.close()
+
+
+NAN_MESSAGE = "The loss became NaN (not a number) in phase 1: training diverged. Try a learning rate 10 times lower."
+
+
+def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isolated_workspace, make_dataset, tmp_path):
+    """Missing weights offline, zero epochs, one usable class: Start waits, saying why and what to do."""
+    import zipfile
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.config import RunConfig
+    from core.runs import RunDirectory, list_runs, runs_root
+    from core.status import RunState, Stage
+
+    photos = make_dataset({"red": 6})
+    junk = tmp_path / "one class.zip"
+    with zipfile.ZipFile(junk, "w") as zf:
+        for path in photos.rglob("*.png"):
+            zf.write(path, f"photos/red/{path.name}")
+        zf.writestr("photos/green/readme.txt", "no photos here")
+    process, url, _ = start_dashboard({**_server_env(), "STUDIO_OFFLINE": "1"}, isolated_workspace / "server.log")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            main_area = page.get_by_test_id("stMainBlockContainer")
+            page.goto(f"{url}/model")
+            _settle(page)
+            page.get_by_test_id("stSelectbox").filter(has_text="Pretrained network").click()
+            page.get_by_role("option", name="EfficientNetB0").click()
+            _settle(page)
+            _go(page, "Train")
+            start = page.get_by_role("button", name="Start training")
+            expect(start).to_be_disabled()
+            expect(main_area.get_by_text("EfficientNetB0 needs its ImageNet weights")).to_be_visible()
+            expect(
+                main_area.get_by_text("Choose a network that is ready on this machine (MobileNetV2 (width 0.35)")
+            ).to_be_visible()
+            expect(main_area.get_by_text("For administrators")).to_be_visible()
+            _shot(page, "3-train-start-refused-weights")
+
+            _go(page, "Model")
+            page.get_by_test_id("stSelectbox").filter(has_text="Pretrained network").click()
+            page.get_by_role("option", name="MobileNetV2 (width 0.5)").click()
+            _settle(page)
+            _go(page, "Train")
+            _set_epochs(page, 0, 0)
+            expect(start).to_be_disabled()
+            expect(
+                main_area.get_by_text("Head epochs and fine-tune epochs are both 0: nothing would train.")
+            ).to_be_visible()
+            _shot(page, "3-train-start-refused-epochs")
+
+            _go(page, "Data")
+            page.get_by_text("Upload a zip").click()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(junk))
+            expect(main_area.get_by_text("A classifier needs at least 2 classes")).to_be_visible()
+            _go(page, "Train")
+            expect(start).to_be_disabled()
+            expect(main_area.get_by_text("A classifier needs at least 2 classes")).to_be_visible()
+
+            _go(page, "Data")
+            page.get_by_text("Built-in demo").click()
+            _settle(page)
+            _go(page, "Train")
+            _set_epochs(page, 1, 0)
+            expect(start).to_be_enabled()
+            start.dblclick()
+            wait_until(lambda: _run_in_url(page), 30, "the run in the address bar")
+            _settle(page)
+            start.click()  # and once more, straight after
+            _settle(page)
+            assert len(list_runs()) == 1, [r.id for r in list_runs()]
+
+            failed = RunDirectory.create(runs_root(), RunConfig(), title="A run that failed")
+            failed.update_status(state=RunState.FAILED, stage=Stage.DONE, message=NAN_MESSAGE, bad_input=False)
+            page.goto(f"{url}/train?run={failed.id}")
+            _settle(page)
+            expect(_state(main_area, "Failed")).to_be_visible()
+            expect(main_area.get_by_text(NAN_MESSAGE)).to_be_visible()
+            _shot(page, "3-train-failed")
+            _go(page, "Evaluate")
+            expect(main_area.get_by_text("has no results")).to_be_visible()
+            _shot(page, "4-evaluate-failed")
+            assert page.locator('[data-testid="stException"]').count() == 0
+            browser.close()
+    finally:
+        stop_dashboard(process)
 
 
 # Records, from before the page's own scripts run, every navigation label and page title the
@@ -134,7 +267,7 @@ def test_main_flow_in_chromium(server):
 RECORD_EVERY_PAINT = """
 window.__seen = {nav: new Set(), titles: new Set()};
 new MutationObserver(() => {
-  document.querySelectorAll('[data-testid="stSidebarNav"] a').forEach(a => {
+  document.querySelectorAll('[data-testid="stSidebarNav"] a, [data-testid="stSidebar"] a').forEach(a => {
     const label = a.cloneNode(true);
     label.querySelectorAll('[data-testid="stIconMaterial"]').forEach(icon => icon.remove());
     window.__seen.nav.add(label.textContent.trim());
@@ -222,7 +355,7 @@ def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_worksp
             _set_epochs(page, 12, 2)
             page.get_by_role("button", name="Start training").click()
             main_area = page.get_by_test_id("stMainBlockContainer")
-            expect(main_area.get_by_text(": Training")).to_be_visible(timeout=60_000)
+            expect(_state(main_area, "Training")).to_be_visible(timeout=60_000)
             run_id = page.url.split("run=")[1].split("&")[0]
             status_path = runs_root() / run_id / "status.json"
             wait_until(lambda: _status(run_id).get("epoch"), 120, "training to be under way")
@@ -235,10 +368,11 @@ def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_worksp
 
             page.goto(f"{url}/train?run={run_id}")
             _settle(page)
-            expect(main_area.locator("code", has_text=run_id)).to_be_visible(timeout=60_000)
-            expect(main_area.get_by_text(": Training").first).to_be_visible()
+            expect(main_area.get_by_role("heading", name="Circle, square, star and triangle")).to_be_visible()
+            assert _run_in_url(page) == run_id
+            expect(_state(main_area, "Training")).to_be_visible()
             _shot(page, "5-train-after-server-restart")
-            expect(main_area.get_by_text(": Finished")).to_be_visible(timeout=300_000)
+            expect(_state(main_area, "Finished")).to_be_visible(timeout=300_000)
             assert json.loads(status_path.read_text())["state"] == "succeeded"
             assert page.locator('[data-testid="stException"]').count() == 0
             browser.close()

@@ -7,7 +7,7 @@ from core.status import RunState, RunStatus, Stage
 
 
 def running(stage: Stage, **fields) -> RunStatus:
-    return RunStatus(state=RunState.RUNNING, stage=stage, epochs_total=4, **fields)
+    return RunStatus(state=RunState.RUNNING, stage=stage, epochs_total=4, phase_epochs=4, **fields)
 
 
 def test_progress_line_is_plain_words_in_every_stage():
@@ -24,10 +24,10 @@ def test_progress_line_is_plain_words_in_every_stage():
             {"type": "batch", "epoch": 1, "batch": 3, "steps": 6, "images_per_second": 40.0, "loss": 1.0},
         ]
     )
-    progress.update([{"type": "epoch", "epoch": 1, "seconds": 10.0, "loss": 0.5}])
+    progress.update([{"type": "epoch", "epoch": 1, "phase": 1, "seconds": 10.0, "loss": 0.5}])
     progress.apply_status(running(Stage.HEAD))
     line = progress.describe()
-    assert line == "Phase 1 · epoch 1 of 4 · batch 6 of 6 · 40 images/s · about 30 s left", line
+    assert line == "Phase 1 · epoch 1 of 4 · batch 6 of 6 · 40 images/s · about 30 s left in this phase", line
     assert " ·  ·" not in line and "-" not in line
     progress.apply_status(running(Stage.EVALUATING))
     assert "never seen" in progress.describe()
@@ -39,11 +39,48 @@ def test_fraction_and_time_left_follow_the_epochs_and_stop_with_the_run():
     progress.update([{"type": "batch", "epoch": 1, "batch": 2, "steps": 4}])
     progress.apply_status(running(Stage.HEAD))
     assert progress.fraction == pytest.approx(0.5 / 4) and progress.seconds_left is None  # no epoch timed yet
-    progress.update([{"type": "epoch", "epoch": 1, "seconds": 8.0}, {"type": "epoch_start", "epoch": 2}])
+    progress.update([{"type": "epoch", "epoch": 1, "phase": 1, "seconds": 8.0}, {"type": "epoch_start", "epoch": 2}])
     progress.apply_status(running(Stage.HEAD))
-    assert progress.fraction == pytest.approx(1 / 4) and progress.seconds_left == pytest.approx(24.0)
+    assert progress.fraction == pytest.approx(1 / 4) and progress.seconds_left == pytest.approx(24.0)  # 3 more of 8 s
     progress.apply_status(RunStatus(state=RunState.SUCCEEDED, stage=Stage.DONE, epochs_total=4))
     assert progress.fraction == 1.0 and progress.seconds_left is None
+
+
+def test_with_an_estimate_the_time_left_covers_every_stage_and_learns_from_the_finished_ones():
+    """The old line said "about 2 s left" at the start of phase 2 (phase 1's pace), then jumped to 46 s."""
+    plan = {"preparing": 5.0, "features": 5.0, "head": 10.0, "finetune": 40.0, "evaluating": 2.0}
+    phase1_epochs = [{"type": "epoch", "epoch": e, "phase": 1, "seconds": 0.5} for e in range(1, 11)]
+    progress = RunProgress()
+    progress.update(phase1_epochs)
+    # Phase 2 has just begun; the finished stages took twice their estimates.
+    status = running(
+        Stage.FINETUNE,
+        estimate=plan,
+        stage_started=1000.0,
+        epoch=10,
+        epochs_before_phase=10,
+        stage_seconds={"preparing": 10.0, "features": 10.0, "head": 20.0},
+    )
+    progress.apply_status(status, now=1000.0)
+    assert progress.seconds_left == pytest.approx(40.0 * 2 + 2.0 * 2) and progress.whole_run
+    assert progress.describe().endswith("about 1 min 24 s left") or "about 1 min 24 s left" in progress.describe()
+    progress.update([{"type": "epoch", "epoch": 11, "phase": 2, "seconds": 3.0}])
+    progress.apply_status(status.updated_with(epoch=11), now=1003.0)  # now phase 2's own pace: 3 of 4 epochs left
+    assert progress.seconds_left == pytest.approx(3 * 3.0 + 2.0 * 2)
+
+
+def test_the_memorising_warning_says_what_it_means_for_the_kept_model():
+    from core.monitor import memorising
+
+    rising = [
+        {"epoch": e, "loss": 1.0 / e, "val_loss": 0.5 + 0.01 * max(e - 3, 0), "val_accuracy": 0.9} for e in range(1, 8)
+    ]
+    assert memorising(rising[:4], keeps_best=False, running=True) is None  # too early to tell
+    said = memorising(rising, keeps_best=False, running=True)
+    assert "started to memorise" in said and "pressing Stop now keeps the most accurate epoch" in said
+    assert "most accurate epoch is what will be kept" in memorising(rising, keeps_best=True, running=True)
+    steady = [{**e, "val_loss": 0.5} for e in rising]
+    assert memorising(steady, keeps_best=False, running=True) is None
 
 
 def test_phase_starts_are_remembered_for_the_charts():

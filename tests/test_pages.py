@@ -118,13 +118,18 @@ def test_data_page_one_class_is_an_error_not_a_crash(make_dataset, monkeypatch, 
 def test_data_page_empty_data_root_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("STUDIO_DATA_ROOT", str(tmp_path / "empty"))
     at = page("data", data_kind="Folder on this server").run()
-    assert not at.exception and "No folders in" in at.info[0].value
+    assert not at.exception and "no dataset folders on this server" in at.info[0].value
+    assert str(tmp_path) not in at.info[0].value  # the server's paths are for its administrators
+    assert any(str(tmp_path / "empty") in caption.value for caption in at.caption)  # inside "For administrators"
 
 
-def test_model_page_offline_weights_warning_and_counts():
+def test_model_page_offline_weights_warning_and_counts(monkeypatch):
+    monkeypatch.setenv("STUDIO_OFFLINE", "1")
     at = page("model").run()
     assert not at.exception
-    assert any("are not downloaded yet" in w.value for w in at.warning)
+    said = " ".join(w.value for w in at.warning)
+    assert "are not on this machine, and it cannot download them" in said and "Networks ready here: none" in said
+    assert at.get("file_uploader")  # the way out: upload the file
     labels = [m.label for m in at.metric]
     assert labels == ["Weights trained in phase 1", "Weights trained in phase 2"]
     phase1, phase2 = (int(m.value.replace(",", "")) for m in at.metric)
@@ -158,17 +163,21 @@ def test_train_page_without_runs_invites_to_start():
 def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
     started = []
 
-    def fake_start(config, root=None):
-        run = RunDirectory.create(runs_root(), config, run_id="from-the-page")
+    def fake_start(config, root=None, title="", estimate=None):
+        run = RunDirectory.create(runs_root(), config, run_id="from-the-page", title=title)
         started.append(config)
         return run
 
     monkeypatch.setattr("core.runs.start_run", fake_start)
+    monkeypatch.setattr("core.weights.downloads_possible", lambda timeout=2.0: True)  # as with internet
     at = page("train").run()
     at.button(key="start").click().run()
     assert not at.exception
     assert started and started[0].data == "demo"
-    assert any("from-the-page" in m.value for m in at.markdown)
+    assert at.query_params["run"] in ("from-the-page", ["from-the-page"])
+    assert any(m.value.startswith("### Circle, square, star and triangle · MobileNetV2 · ") for m in at.markdown)
+    at.button(key="start").click().run()  # a second click straight after starts nothing more
+    assert len(started) == 1
 
 
 def test_train_page_shows_a_failed_run_with_its_message(make_dataset):
@@ -183,7 +192,7 @@ def test_train_page_shows_a_failed_run_with_its_message(make_dataset):
 
 def test_evaluate_page_without_results():
     at = page("evaluate").run()
-    assert not at.exception and "No finished run yet" in at.info[0].value
+    assert not at.exception and "No run yet" in at.info[0].value
 
 
 def test_evaluate_page_shows_metrics_matrix_and_download(make_dataset):
@@ -265,7 +274,7 @@ def test_an_interrupted_run_offers_to_resume(monkeypatch):
     run.last_checkpoint_path.write_bytes(b"checkpoint")
     run.update_status(state=RunState.RUNNING, pid=2**22 + 12345, pid_started=0.0, resume_point=ResumePoint(1, 3, 0))
     resumed = []
-    monkeypatch.setattr("core.runs.resume_run", lambda r: resumed.append(r.id))
+    monkeypatch.setattr("app_pages.run_views.resume_run", lambda r: resumed.append(r.id))
     at = page("train").run()
     assert not at.exception
     assert "ended unexpectedly" in at.warning[0].value and "resume" in at.warning[0].value

@@ -35,10 +35,15 @@ def test_task_errors_come_back_as_messages(tmp_path):
 
 def test_augment_and_predict_tasks(make_dataset, tmp_path):
     import keras
+    import numpy as np
 
     from core.backbones import BACKBONES
+    from core.calibration import calibrate, features_of
     from core.config import AugmentationConfig
+    from core.images import load_rgb
     from core.model import build_classifier
+    from core.runs import RunDirectory
+    from tests.conftest import tiny_config
 
     data = make_dataset({"red": 2, "green": 2})
     paths = sorted(str(p) for p in data.rglob("*.png"))
@@ -47,25 +52,21 @@ def test_augment_and_predict_tasks(make_dataset, tmp_path):
     images = json.loads(augmented.read_text())["images"]
     assert len(images) == 2 and all(p.endswith(".png") for p in images)
     spec = BACKBONES["mobilenet_v2_0.35"]
-    model_path = tmp_path / "m.keras"
-    build_classifier(spec.build(32), spec, 2, 32, AugmentationConfig.off()).save(model_path)
+    run = RunDirectory.create(tmp_path / "runs", tiny_config(str(data)), run_id="finished")
+    model = build_classifier(spec.build(32), spec, 2, 32, AugmentationConfig.off())
+    model.save(run.model_path)
+    run.update_status(image_size=32, class_names=["green", "red"])
+    features, _ = features_of(model, np.stack([load_rgb(p, 32) for p in paths]))
+    run.calibration_path.write_text(json.dumps(calibrate(features, np.array([0, 0, 1, 1]), features[:0], 2)))
     keras.backend.clear_session()
     junk = tmp_path / "junk.jpg"
     junk.write_text("<html></html>")
     out = tmp_path / "p.json"
-    run_task(
-        "predict",
-        {
-            "model_path": str(model_path),
-            "image_paths": [paths[0], str(junk)],
-            "class_names": ["green", "red"],
-            "image_size": 32,
-        },
-        out,
-    )
+    run_task("predict", {"run_dir": str(run.path), "image_paths": [paths[0], str(junk)]}, out)
     first, second = json.loads(out.read_text())["predictions"]
     assert [label for label, _ in first["top"]] in (["green", "red"], ["red", "green"])
     assert abs(sum(p for _, p in first["top"]) - 1.0) < 1e-4
+    assert first["unfamiliar"] is False and first["distance"] >= 0  # a training photo lies within its class
     assert second["error"].startswith("not an image")
 
 

@@ -1,0 +1,152 @@
+"""Views of runs that several pages share: the live panel of a run, the list of runs, the run picker.
+
+Each reads the run directory only; live views are fragments that poll it every second, so
+a reload, a second browser or a restarted server shows the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.shared import follow_run, next_step, task_result, thumbnail
+from core import charts
+from core.config import BEST_NEEDS_VALIDATION
+from core.files import data_home, write_atomic
+from core.images import IMAGE_EXTENSIONS
+from core.monitor import RunProgress, memorising
+from core.runs import RunDirectory, list_runs, resume_run, runs_root
+from core.status import RunState
+
+
+def progress_of(run: RunDirectory) -> tuple[RunProgress, object]:
+    """The run's progress folded from its new events (kept per tab, read incrementally), and its status."""
+    cache = st.session_state.setdefault("progress", {})
+    progress, offset = cache.get(run.id, (RunProgress(), 0))
+    events, offset = run.read_events(offset)
+    progress.update(events)
+    status = run.status()
+    progress.apply_status(status)
+    cache[run.id] = (progress, offset)
+    return progress, status
+
+
+@st.fragment(run_every=1.0)
+def live_run(run_id: str) -> None:
+    """A run as it trains: its state in words, progress and time left, Stop or Resume, and the curves.
+
+    Every state draws the same elements, so a rerun updates them in place: nothing flickers,
+    nothing stale lingers.
+    """
+    run = RunDirectory(runs_root() / run_id)
+    progress, status = progress_of(run)
+    st.markdown(f"### {run.title()}: {status.state.label}")
+    show = {RunState.FAILED: st.error, RunState.INTERRUPTED: st.warning, RunState.SUCCEEDED: st.success}
+    show.get(status.state, st.info)(status.message)
+    st.caption(status.feature_mode or " ")  # which training mode, and why
+    running = status.state is RunState.RUNNING
+    st.progress(progress.fraction, text=progress.describe() if running else status.state.label)
+    if status.state is RunState.INTERRUPTED and run.can_resume():
+        epoch = status.resume_point.epochs_done if status.resume_point else 0
+        if st.button(f"Resume (after epoch {epoch})", key=f"resume_{run_id}", type="primary"):
+            resume_run(run)
+            st.toast("Resuming: the run picks up from its last finished epoch.")
+    elif st.button("Stop", key=f"stop_{run_id}", disabled=not status.state.active or run.stop_requested()):
+        run.request_stop()
+        st.toast("Stopping after the current batch...")
+    keep = run.config().keep
+    keeps_best = keep == "best" or (keep == "auto" and status.images.get("val", 0) >= BEST_NEEDS_VALIDATION)
+    warning = memorising(progress.epochs, keeps_best or status.kept == "best", status.state.active)
+    with st.empty():
+        if warning:
+            st.warning(warning)
+    st.plotly_chart(charts.training_curve(progress, "accuracy", "Accuracy (higher is better)"), key=f"acc_{run_id}")
+    with st.expander("Loss: how far the model's answers are from the right ones (lower is better)"):
+        st.plotly_chart(charts.training_curve(progress, "loss", "Loss"), key=f"loss_{run_id}")
+    with st.empty():
+        if status.state in (RunState.SUCCEEDED, RunState.STOPPED) and run.evaluation():
+            next_step("app_pages/evaluate.py", "Next: see how good it is →")
+
+
+def about_editor(run: RunDirectory) -> None:
+    """Rename the run or add a note; its id, and so every link to it, stays the same."""
+    about = run.about()
+    with st.expander("Rename this run or add a note"):
+        name = st.text_input("Name", value=run.title(), key=f"name_{run.id}", max_chars=120)
+        notes = st.text_area("Notes", value=about.notes, key=f"notes_{run.id}", max_chars=4000)
+        if st.button("Save", key=f"save_about_{run.id}"):
+            run.set_about(name=name, notes=notes)
+            st.toast("Saved.")
+            st.rerun()  # the heading above, and the sidebar, show the new name at once
+        st.caption(f"Run id (in the address bar): `{run.id}`")
+
+
+@st.fragment(run_every=2.0)
+def runs_table() -> None:
+    """Every run with its state and result, kept live; Open follows the one chosen."""
+    runs = list_runs()[:100]
+    if not runs:
+        return
+    rows = []
+    for run in runs:
+        status = run.status()
+        started = datetime.datetime.fromtimestamp(status.created) if status.created else None
+        rows.append(
+            {
+                "run": run.title(),
+                "state": status.state.label,
+                "accuracy": status.accuracy,
+                "started": started,
+                "message": status.message,
+            }
+        )
+    columns = {
+        "accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
+        "started": st.column_config.DatetimeColumn("started", format="D MMM HH:mm"),
+    }
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="past_runs", column_config=columns)
+    titles = {run.id: run.title() for run in runs}
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    choice = left.selectbox("Open a run", list(titles), format_func=titles.get, key="open_run")
+    if right.button("Open", key="open"):
+        follow_run(next(run for run in runs if run.id == choice))
+        st.rerun(scope="app")
+
+
+def try_photos(run: RunDirectory, names: list[str]) -> None:
+    """Upload photos and see the model's top classes for each; a photo unlike all the classes is said to be."""
+    uploads = st.file_uploader(
+        "Photos", type=sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS), accept_multiple_files=True, key="try_photos"
+    )
+    if not uploads:
+        return
+    folder = data_home() / "uploads" / "predict"
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for upload in uploads[:12]:
+        data = upload.getvalue()
+        path = folder / f"{hashlib.sha1(data).hexdigest()[:16]}{Path(upload.name).suffix.lower()}"
+        if not path.exists():
+            write_atomic(path, data)
+        saved.append((upload.name, str(path)))
+    result, error = task_result(
+        "predict", {"run_dir": str(run.path), "image_paths": [p for _, p in saved]}, "Asking the model"
+    )
+    if error:
+        st.error(f"The model could not make predictions: {error}")
+        return
+    columns = st.columns(4)
+    for k, ((name, path), prediction) in enumerate(zip(saved, result["predictions"], strict=True)):
+        with columns[k % 4]:
+            if "error" in prediction:
+                st.error(f"{name}: {prediction['error']}")
+                continue
+            st.image(thumbnail(path, 160), caption=name, width=160)
+            if prediction.get("unfamiliar"):
+                st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
+            for label, probability in prediction["top"]:
+                st.progress(probability, text=f"{label}: {probability:.0%}")
