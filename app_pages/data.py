@@ -7,7 +7,6 @@ import streamlit as st
 
 from app_pages.shared import (
     current_config,
-    data_label,
     data_root,
     load_report,
     next_step,
@@ -19,7 +18,7 @@ from app_pages.widgets import dataset_summary, setting_input
 from core.config import BEST_NEEDS_VALIDATION
 from core.datasets import DatasetError, make_splits
 from core.files import safe_name
-from core.sources import SAMPLES, data_home
+from core.sources import SAMPLES, data_home, source_label
 from core.uploads import store_upload
 
 st.title("1. Data")
@@ -96,7 +95,7 @@ if error:
     st.error(error)
     st.stop()
 
-st.subheader(data_label(config.data))
+st.subheader(source_label(config.data))
 problems = report.problems_for_training()
 for problem in problems:
     st.error(problem)

@@ -18,6 +18,7 @@ from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, scan_dataset
 from core.files import safe_name
 from core.images import load_rgb
+from core.preflight import planned_image_size
 from core.runs import RunDirectory, list_runs, runs_root
 from core.settings import with_value
 from core.sources import resolve_source, source_label
@@ -54,10 +55,6 @@ def set_config(config: RunConfig) -> None:
     st.session_state["draft"] = config
 
 
-def data_label(source: str) -> str:
-    return source_label(source)
-
-
 @st.cache_data(show_spinner="Checking every photo...", max_entries=16)
 def scan(source: str, _stamp: float = 0.0) -> dict:
     """Scan a dataset once per source (and folder change); the report as plain data."""
@@ -78,15 +75,13 @@ def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
 
 def image_size_plan(config: RunConfig) -> tuple[int, str]:
     """The size a run of `config` will use, and how to say it (`auto` is chosen from the photos)."""
-    spec = BACKBONES[config.backbone]
     if config.image_size != AUTO_SIZE:
         return config.image_size, f"{config.image_size} px"
     report, _ = load_report(config.data)
+    size = planned_image_size(config, report)
     if report is None or not report.items:
-        return spec.default_size, f"{spec.default_size} px (automatic)"
-    side = report.typical_side()
-    size = spec.auto_image_size(side)
-    return size, f"{size} px (automatic: the photos are typically {side} px on their shorter side)"
+        return size, f"{size} px (automatic)"
+    return size, f"{size} px (automatic: the photos are typically {report.typical_side()} px on their shorter side)"
 
 
 def weights_downloadable() -> bool:
@@ -170,7 +165,7 @@ def sidebar() -> None:
 def project_summary() -> None:
     """Refreshed on its own, so it shows choices the page below has just made and a run's live state."""
     config = current_config()
-    st.markdown(f"**Photos:** {data_label(config.data)}")
+    st.markdown(f"**Photos:** {source_label(config.data)}")
     st.markdown(f"**Network:** {BACKBONES[config.backbone].label}")
     run = _run_named(st.session_state.get("run_id"))
     if run is None:

@@ -8,7 +8,6 @@ from app_pages.run_views import about_editor, live_run, runs_table
 from app_pages.shared import (
     current_config,
     current_run,
-    data_label,
     follow_run,
     image_size_plan,
     load_report,
@@ -24,6 +23,7 @@ from core.estimate import planned_seconds, speeds_request
 from core.monitor import format_seconds
 from core.preflight import start_blockers
 from core.runs import run_title, start_run
+from core.sources import source_label
 
 DOUBLE_CLICK_SECONDS = 5.0
 
@@ -32,7 +32,7 @@ recipe_slot = st.container()
 config = current_config()
 weights = {"imagenet": "ImageNet", "none": "random"}.get(config.weights, "from a file")
 st.caption(
-    f"Photos: {data_label(config.data)} · Network: {BACKBONES[config.backbone].label} at {image_size_plan(config)[1]} · "
+    f"Photos: {source_label(config.data)} · Network: {BACKBONES[config.backbone].label} at {image_size_plan(config)[1]} · "
     f"Weights: {weights}"
 )
 # Settings side by side: phase 1's on the left, phase 2's and the rest on the right.

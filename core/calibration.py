@@ -67,18 +67,25 @@ def unfamiliar(features: np.ndarray, calibration: dict) -> tuple[np.ndarray, np.
 
 
 def features_of(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The features and class probabilities of `images` (uint8 photos at any size) under `model`."""
+    """The features and class probabilities of `images` (uint8 photos at any size) under `model`.
+
+    The photos go in batches from their uint8 array (as evaluation feeds them), never as one float copy.
+    """
+    from core.pipeline import make_dataset
+
     if not len(images):
         return np.zeros((0, 1), np.float32), np.zeros((0, 1), np.float32)
-    features, probabilities = feature_model(model).predict(np.asarray(images, np.float32), batch_size, verbose=0)
+    batches = make_dataset(np.asarray(images), None, batch_size, shuffle=False)
+    features, probabilities = feature_model(model).predict(batches, verbose=0)
     return np.asarray(features, np.float32).reshape(len(images), -1), np.asarray(probabilities, np.float32)
 
 
 def calibrate_model(model, train, val, num_classes: int, seed: int = 0) -> dict:
     """`calibrate` on a seeded sample of at most MAX_CALIBRATION_PHOTOS training photos and every validation photo."""
-    rows = np.arange(len(train.images))
-    if len(rows) > MAX_CALIBRATION_PHOTOS:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_CALIBRATION_PHOTOS, replace=False))
-    train_features, _ = features_of(model, train.images[rows])
+    images, labels = train.images, train.labels
+    if len(images) > MAX_CALIBRATION_PHOTOS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(images), MAX_CALIBRATION_PHOTOS, replace=False))
+        images, labels = images[rows], labels[rows]
+    train_features, _ = features_of(model, images)
     val_features, _ = features_of(model, val.images)
-    return calibrate(train_features, train.labels[rows], val_features, num_classes)
+    return calibrate(train_features, labels, val_features, num_classes)

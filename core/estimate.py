@@ -82,7 +82,8 @@ def estimate(config, counts: dict[str, int], speeds: StageSpeeds, cached: bool) 
         config.finetune_epochs * finetune_epoch + speeds.finetune_trace + 2 * speeds.save if finetunes else 0.0
     )
     calibration = min(train, 2000) + val
-    stages[Stage.EVALUATING] = speeds.forward * (test + calibration) + speeds.save * 2
+    # Evaluation and calibration each build a prediction graph of the whole model.
+    stages[Stage.EVALUATING] = speeds.forward * (test + calibration) + speeds.save * 2 + 2 * speeds.forward_trace
     if not config.head_epochs:
         stages[Stage.HEAD] = 0.0
     return {str(stage): round(seconds, 1) for stage, seconds in stages.items()}

@@ -138,6 +138,8 @@ def test_main_flow_in_chromium(server):
         expect(_state(main_area, "Training")).to_be_visible()
         _shot(page, "3-train-live")
         expect(_state(main_area, "Finished")).to_be_visible(timeout=240_000)
+        runs_list = page.get_by_test_id("stDataFrame").filter(has=page.get_by_role("gridcell", name=title))
+        expect(runs_list.get_by_role("gridcell", name="Finished", exact=True)).to_be_visible()  # the list is live
         _shot(page, "3-train-done")
 
         page.get_by_role("link", name="Next: see how good it is").click()
@@ -251,7 +253,7 @@ def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isol
             page.goto(f"{url}/train?run={failed.id}")
             _settle(page)
             expect(_state(main_area, "Failed")).to_be_visible()
-            expect(main_area.get_by_text(NAN_MESSAGE)).to_be_visible()
+            expect(main_area.get_by_test_id("stAlertContentError").get_by_text(NAN_MESSAGE)).to_be_visible()
             _shot(page, "3-train-failed")
             _go(page, "Evaluate")
             expect(main_area.get_by_text("has no results")).to_be_visible()

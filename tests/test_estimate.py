@@ -1,0 +1,45 @@
+"""How long a run takes: the estimate from measured speeds, and each stage's time as the run records it."""
+
+import pytest
+
+from core.config import RunConfig
+from core.estimate import StageSpeeds, estimate
+from core.status import RunState, RunStatus, Stage
+
+SPEEDS = StageSpeeds(
+    startup=4.0,
+    decode=0.001,
+    forward=0.002,
+    augment=0.001,
+    head_step=0.002,
+    finetune_step=0.05,
+    head_trace=0.5,
+    finetune_trace=4.0,
+    save=0.2,
+    forward_trace=1.0,
+    head_epoch=0.1,
+    finetune_epoch=0.15,
+)
+
+
+def test_the_estimate_multiplies_each_measured_speed_by_the_work_of_its_stage():
+    config = RunConfig(batch_size=32, head_epochs=30, finetune_epochs=15, feature_views=8)
+    plan = estimate(config, {"train": 160, "val": 40, "test": 40}, SPEEDS, cached=True)
+    assert plan["preparing"] == pytest.approx(4.0 + 2 * 0.001 * 240, abs=0.05)
+    assert plan["features"] == pytest.approx(0.002 * (160 * 8 + 40) + 0.001 * 160 * 7 + 1.0, abs=0.05)
+    assert plan["head"] == pytest.approx(30 * (5 * 0.002 + 0.1) + 0.5 + 0.4, abs=0.05)
+    assert plan["finetune"] == pytest.approx(15 * (5 * 0.05 + 0.15) + 4.0 + 0.4, abs=0.05)
+    head_only = estimate(config.replace(finetune_epochs=0), {"train": 160, "val": 40, "test": 40}, SPEEDS, True)
+    assert head_only["finetune"] == 0.0
+    whole_network = estimate(config, {"train": 160, "val": 40, "test": 40}, SPEEDS, cached=False)
+    assert whole_network["features"] == 0.0 and whole_network["head"] > plan["head"]  # validation on photos
+
+
+def test_each_stage_change_records_how_long_the_stage_took(monkeypatch):
+    clock = iter([100.0, 103.5, 110.0, 130.0])
+    monkeypatch.setattr("core.status.time.time", lambda: next(clock))
+    status = RunStatus(state=RunState.RUNNING).updated_with(stage=Stage.PREPARING)
+    status = status.updated_with(stage=Stage.FEATURES)
+    status = status.updated_with(stage=Stage.HEAD, epoch=1)  # other changes ride along
+    status = status.updated_with(stage=Stage.DONE)
+    assert status.stage_seconds == {"preparing": 3.5, "features": 6.5, "head": 20.0}
