@@ -83,8 +83,20 @@ def choose_source(kind: str) -> None:
             set_setting("data", result["path"])
 
 
+def demo_chosen() -> None:
+    """The demo needs no further choice, so it is recorded as the radio changes: a person who goes
+    straight on to another page, before this page has run again, still gets it."""
+    if st.session_state.get("data_kind") == "Built-in demo":
+        set_setting("data", "demo")
+
+
 kind = st.radio(
-    "Where are your photos?", SOURCES, index=kind_of(current_config().data), horizontal=True, key="data_kind"
+    "Where are your photos?",
+    SOURCES,
+    index=kind_of(current_config().data),
+    horizontal=True,
+    key="data_kind",
+    on_change=demo_chosen,
 )
 choose_source(kind)
 config = current_config()

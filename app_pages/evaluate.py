@@ -5,6 +5,7 @@ import streamlit as st
 
 from app_pages.run_views import progress_of, try_photos
 from app_pages.shared import current_run, follow_run, say_missing_run, thumbnail
+from app_pages.take_away import take_away
 from core import charts
 from core.evaluation import results_in_words
 from core.images import ImageRejected
@@ -101,15 +102,4 @@ st.subheader("Try it on new photos")
 try_photos(run, names)
 
 st.subheader("Take the model away")
-st.caption(
-    "A Keras file that takes plain RGB photos (any size) and returns class probabilities, in the order "
-    + ", ".join(names)
-    + ". Load it with keras.models.load_model."
-)
-st.download_button(
-    "Download model (.keras)",
-    data=run.model_path.read_bytes(),
-    file_name=f"{run.id}.keras",
-    mime="application/octet-stream",
-    key="download_model",
-)
+take_away(run.id)

@@ -3,8 +3,11 @@
     python -m core train --data PHOTOS --backbone mobilenet_v2_0.5 --out runs/first
     python -m core scan PHOTOS
     python -m core backbones
+    python -m core export runs/first --format tflite --out model.zip
+    python -m core predict runs/first photo.jpg --format tflite
 
-Exit codes: 0 success (or stopped), 1 training failed, 2 bad input (one line on stderr).
+Exit codes: 0 success (or stopped), 1 training failed or an export failed its check, 2 bad input
+(one line on stderr).
 The `train` flags are made from the settings' declarations in `core/config.py`.
 """
 
@@ -66,6 +69,29 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     scan.add_argument("data", help="folder, .zip, 'demo' or 'sample:NAME'")
     scan.add_argument("--json", action="store_true", help="print the full report as JSON")
     commands.add_parser("backbones", help="list the backbones")
+    from core.export import FORMATS
+
+    export = commands.add_parser(
+        "export",
+        help="make a finished run's model in another format and check it in the runtime that loads it",
+        description="Each format is made from the run's kept model without its augmentation, then loaded in its "
+        "own runtime and run on the run's test photos. Exit 0: every format passed and the table is printed; "
+        "1: a format disagreed with the Keras model (it is not copied); 2: bad input.",
+    )
+    export.add_argument("run_dir", help="the run directory (the --out of `train`)")
+    export.add_argument("--format", required=True, choices=[*FORMATS, "all"], help="the format to make, or all")
+    export.add_argument(
+        "--out",
+        help="where to copy what passed: a folder (each format in its own folder, with its MODEL_CARD.md) "
+        "or, for one format, a path ending in .zip",
+    )
+    predict = commands.add_parser(
+        "predict", help="the top classes of photos, from a run's model in any exported format"
+    )
+    predict.add_argument("run_dir", help="the run directory (the --out of `train`)")
+    predict.add_argument("images", nargs="+", help="photos to classify")
+    predict.add_argument("--format", default="keras", choices=list(FORMATS), help="an export made with `export`")
+    predict.add_argument("--top", type=int, default=3, help="how many classes to print per photo")
     resume = commands.add_parser(
         "resume", help="continue an interrupted run (its process was killed) from its last finished epoch"
     )
@@ -209,6 +235,61 @@ def command_scan(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def _existing_run(path: str):
+    from core.runs import RunDirectory
+
+    run = RunDirectory(path)
+    if not run.config_path.is_file():
+        raise CliError(f"{path} is not a run directory (it has no config.json)")
+    return run
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from core.export import FORMATS, existing, export_folder, export_run, zip_path
+
+    run = _existing_run(args.run_dir)
+    keys = list(FORMATS) if args.format == "all" else [args.format]
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix == ".zip" and len(keys) > 1:
+        raise CliError("--out PATH.zip takes one format; give a folder for --format all")
+    results = [existing(run, key) or export_run(run, key, lambda line: print(line, flush=True)) for key in keys]
+    print(f"{'format':<26}{'agrees':>8}{'accuracy':>10}{'size':>10}{'ms/photo':>10}  checked with")
+    for v in results:
+        mark = "" if v.passed else "  FAILED"
+        print(
+            f"{v.format:<26}{v.agreement:>8.1%}{v.accuracy:>10.1%}{v.size_bytes / 1e6:>7.1f} MB"
+            f"{v.latency_ms:>10.2f}  {v.runtime} on {v.photos} photos{mark}"
+        )
+    passed = [v.format for v in results if v.passed]
+    if out is not None and passed:
+        if out.suffix == ".zip":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(zip_path(run, passed[0]), out)
+        else:
+            for key in passed:
+                shutil.copytree(export_folder(run, key), out / key, dirs_exist_ok=True)
+        print(f"Copied to {out}")
+    failed = [v for v in results if not v.passed]
+    if failed:
+        print("error: " + " ".join(f"{v.title}: {v.message}" for v in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from core.export import predict_files
+
+    if args.top < 1:
+        raise CliError("--top must be 1 or more")
+    answers = predict_files(_existing_run(args.run_dir), args.format, args.images, args.top)
+    for answer in answers:
+        if "error" in answer:
+            print(f"{answer['path']}: left out, {answer['error']}")
+        else:
+            print(f"{answer['path']}: " + ", ".join(f"{name} {p:.1%}" for name, p in answer["top"]))
+    return 0 if any("top" in a for a in answers) else 2
+
+
 def command_backbones(_: argparse.Namespace) -> int:
     from core.backbones import BACKBONES
 
@@ -248,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             "scan": command_scan,
             "backbones": command_backbones,
             "resume": command_resume,
+            "export": command_export,
+            "predict": command_predict,
         }
         return commands[args.command](args)
     except InputError as error:

@@ -164,6 +164,25 @@ def check_weights_task(backbone: str, path: str) -> dict[str, Any]:
     return {"fits": True}
 
 
+def export_task(run_dir: str, format: str) -> dict[str, Any]:
+    """One export of a run's model, made and checked (`core.export`); an export already made is read back."""
+    import dataclasses
+
+    from core.export import existing, export_run, progress_path
+    from core.files import write_atomic
+    from core.runs import RunDirectory
+
+    run = RunDirectory(run_dir)
+    done = existing(run, format)
+    if done is not None:
+        return dataclasses.asdict(done)
+    line = progress_path(run, format)
+    try:
+        return dataclasses.asdict(export_run(run, format, progress=lambda text: write_atomic(line, text)))
+    finally:
+        line.unlink(missing_ok=True)
+
+
 def sample_task(name: str) -> dict[str, Any]:
     """Download (once) and extract a sample set with Keras's own downloader."""
     from core.sources import download_sample
@@ -199,5 +218,6 @@ TASKS = {
     "sample": sample_task,
     "speeds": speeds_task,
     "check_weights": check_weights_task,
+    "export": export_task,
     "lr_find": lr_find_task,
 }

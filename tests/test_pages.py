@@ -318,3 +318,50 @@ def test_a_server_folder_that_links_out_of_the_data_root_is_refused(make_dataset
     assert not at.exception
     assert "outside the data folder" in at.error[0].value
     assert "escape" not in at.session_state["draft"].data  # the choice did not change
+
+
+def _verification(key: str, passed: bool, agreement: float = 1.0):
+    from core.export import FORMATS, Verification
+
+    fmt = FORMATS[key]
+    message = "Checked." if passed else "Checked: not close enough, not offered."
+    return Verification(key, fmt.title, fmt.runtime, passed, agreement, 0.75, 0.75, 4, 2_800_000, 0.65, {}, message)
+
+
+def test_take_the_model_away_offers_only_what_passed_its_check(make_dataset, monkeypatch):
+    """Passed: numbers and a download. Failed: the numbers and no download. Under way: what it is doing.
+    Not made: a button that starts it as a task, outside the dashboard's process."""
+    import dataclasses
+    import os
+
+    import app_pages.take_away
+    from core.export import export_folder, progress_path, zip_path
+    from core.processes import ProcessRecord
+    from core.tasks import result_path
+
+    run = finished_run(str(make_dataset({"red": 2, "green": 2})))
+    for key, passed in (("tflite", True), ("tflite-int8", False)):
+        export_folder(run, key).mkdir(parents=True)
+        verification = json.dumps(dataclasses.asdict(_verification(key, passed, 1.0 if passed else 0.5)))
+        (export_folder(run, key) / "verification.json").write_text(verification)
+    zip_path(run, "tflite").write_bytes(b"PK\x05\x06" + bytes(18))
+    making = result_path("export", {"run_dir": str(run.path), "format": "onnx"})
+    making.parent.mkdir(parents=True, exist_ok=True)
+    me = ProcessRecord.of(os.getpid())
+    making.with_suffix(".pid").write_text(json.dumps([me.pid, me.started]))
+    progress_path(run, "onnx").write_text("Checking it with onnxruntime on 4 photos")
+    started = []
+    monkeypatch.setattr(app_pages.take_away, "start_task", lambda name, args: started.append((name, args)))
+
+    at = page("evaluate").run()
+    assert not at.exception
+    downloads = at.get("download_button")
+    assert [d.proto.label for d in downloads] == ["Download (.zip)"]
+    assert any("Same answer as the Keras model on 100.0% of 4 test photos" in s.value for s in at.success)
+    failed = [e.value for e in at.error if "Failed its check" in e.value]
+    assert len(failed) == 1 and "50.0% of 4 test photos" in failed[0]
+    assert any("Checking it with onnxruntime on 4 photos" in i.value for i in at.info)
+    assert at.button(key="make_keras").label == "Make it"
+    assert not [b for b in at.button if b.key in ("make_tflite", "make_tflite-int8", "make_onnx")]
+    at.button(key="make_keras").click().run()
+    assert started == [("export", {"run_dir": str(run.path), "format": "keras"})]
