@@ -12,4 +12,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 export TF_CPP_MIN_LOG_LEVEL=3
-exec .venv/bin/python -m pytest -q --timeout=900 "$@"
+# Two workers: much of the suite waits on servers, browsers and worker processes, so two share
+# two cores well. A test file stays on one worker (its module fixtures are made once).
+exec .venv/bin/python -m pytest -q --timeout=900 -n "${STUDIO_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.make_here import make_dataset_here
 from app_pages.shared import (
     current_config,
     data_root,
@@ -15,6 +16,7 @@ from app_pages.shared import (
     thumbnail,
 )
 from app_pages.widgets import dataset_summary, setting_input
+from core.collect import made_root
 from core.config import BEST_NEEDS_VALIDATION
 from core.datasets import DatasetError, make_splits
 from core.files import safe_name
@@ -22,7 +24,7 @@ from core.sources import SAMPLES, data_home, source_label
 from core.uploads import store_upload
 
 st.title("1. Data")
-SOURCES = ["Built-in demo", "Upload a zip", "Folder on this server", "Download a sample set"]
+SOURCES = ["Built-in demo", "Upload a zip", "Folder on this server", "Download a sample set", "Make one here"]
 MAX_SAMPLE_CLASSES, PER_CLASS = 12, 6
 
 
@@ -32,6 +34,8 @@ def kind_of(data: str) -> int:
         return 0
     if data.endswith(".zip"):
         return 1
+    if Path(data).resolve().parent == made_root().resolve():
+        return 4
     return 2 if Path(data).resolve().parent == data_root() else 3  # else a sample set, or a folder from the CLI
 
 
@@ -72,6 +76,8 @@ def choose_source(kind: str) -> None:
                 st.error("That folder is outside the data folder and cannot be used.")
                 st.stop()
             set_setting("data", str(path))
+    elif kind == "Make one here":
+        make_dataset_here()
     else:
         name = st.selectbox("Sample set", list(SAMPLES), format_func=lambda n: SAMPLES[n]["title"], key="sample_name")
         st.caption("Downloaded once through Keras, then kept on this machine.")
@@ -146,6 +152,8 @@ if augmentation.enabled and examples:
         preview.warning(f"The augmentation preview could not be drawn: {error}")
     else:
         preview.image(result["images"], width=110, caption=["augmented"] * len(examples))
+elif augmentation.enabled:
+    preview.info("Add photos to see what augmentation does to them.")
 else:
     preview.info("Augmentation is off.")
 

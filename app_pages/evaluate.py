@@ -3,12 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.run_views import progress_of, try_photos
-from app_pages.shared import current_run, follow_run, say_missing_run, thumbnail
+from app_pages.photo_views import mistakes_gallery, try_photos
+from app_pages.run_views import progress_of
+from app_pages.shared import current_run, follow_run, say_missing_run
 from app_pages.take_away import take_away
 from core import charts
 from core.evaluation import results_in_words
-from core.images import ImageRejected
 from core.runs import RunDirectory, list_runs, runs_root
 from core.status import RunState
 
@@ -85,20 +85,11 @@ st.dataframe(
 mistakes = evaluation["misclassified"]
 st.subheader(f"Mistakes ({len(mistakes)}), most confident first")
 if mistakes:
-    images, captions = [], []
-    for mistake in mistakes[:24]:
-        try:
-            images.append(thumbnail(mistake["path"], 160))
-            captions.append(
-                f"a {mistake['true']} taken for a {mistake['predicted']} ({mistake['confidence']:.0%} sure)"
-            )
-        except (OSError, ImageRejected):
-            continue
-    st.image(images, caption=captions, width=150)
+    mistakes_gallery(run, mistakes)
 else:
     st.success("No mistakes on these photos.")
 
-st.subheader("Try it on new photos")
+st.subheader("Try it on new photos, or with the webcam")
 try_photos(run, names)
 
 st.subheader("Take the model away")

@@ -7,17 +7,13 @@ a reload, a second browser or a restarted server shows the same thing.
 from __future__ import annotations
 
 import datetime
-import hashlib
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from app_pages.shared import follow_run, next_step, task_result, thumbnail
+from app_pages.shared import follow_run, next_step
 from core import charts
 from core.config import BEST_NEEDS_VALIDATION
-from core.files import data_home, write_atomic
-from core.images import IMAGE_EXTENSIONS
 from core.monitor import RunProgress, memorising
 from core.runs import RunDirectory, list_runs, resume_run, runs_root
 from core.status import RunState
@@ -115,38 +111,3 @@ def runs_table() -> None:
     if right.button("Open", key="open"):
         follow_run(next(run for run in runs if run.id == choice))
         st.rerun(scope="app")
-
-
-def try_photos(run: RunDirectory, names: list[str]) -> None:
-    """Upload photos and see the model's top classes for each; a photo unlike all the classes is said to be."""
-    uploads = st.file_uploader(
-        "Photos", type=sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS), accept_multiple_files=True, key="try_photos"
-    )
-    if not uploads:
-        return
-    folder = data_home() / "uploads" / "predict"
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = []
-    for upload in uploads[:12]:
-        data = upload.getvalue()
-        path = folder / f"{hashlib.sha1(data).hexdigest()[:16]}{Path(upload.name).suffix.lower()}"
-        if not path.exists():
-            write_atomic(path, data)
-        saved.append((upload.name, str(path)))
-    result, error = task_result(
-        "predict", {"run_dir": str(run.path), "image_paths": [p for _, p in saved]}, "Asking the model"
-    )
-    if error:
-        st.error(f"The model could not make predictions: {error}")
-        return
-    columns = st.columns(4)
-    for k, ((name, path), prediction) in enumerate(zip(saved, result["predictions"], strict=True)):
-        with columns[k % 4]:
-            if "error" in prediction:
-                st.error(f"{name}: {prediction['error']}")
-                continue
-            st.image(thumbnail(path, 160), caption=name, width=160)
-            if prediction.get("unfamiliar"):
-                st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
-            for label, probability in prediction["top"]:
-                st.progress(probability, text=f"{label}: {probability:.0%}")

@@ -56,8 +56,9 @@ def set_config(config: RunConfig) -> None:
 
 
 @st.cache_data(show_spinner="Checking every photo...", max_entries=16)
-def scan(source: str, _stamp: float = 0.0) -> dict:
-    """Scan a dataset once per source (and folder change); the report as plain data."""
+def scan(source: str, stamp: float = 0.0) -> dict:
+    """Scan a dataset once per source and folder change (`stamp`, the folder's time, is part of the cache key:
+    a name starting with an underscore would not be); the report as plain data."""
     return scan_dataset(resolve_source(source)).to_dict()
 
 

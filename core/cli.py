@@ -5,6 +5,7 @@
     python -m core backbones
     python -m core export runs/first --format tflite --out model.zip
     python -m core predict runs/first photo.jpg --format tflite
+    python -m core explain runs/first photo.jpg --out heatmaps
 
 Exit codes: 0 success (or stopped), 1 training failed or an export failed its check, 2 bad input
 (one line on stderr).
@@ -92,6 +93,15 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", help="photos to classify")
     predict.add_argument("--format", default="keras", choices=list(FORMATS), help="an export made with `export`")
     predict.add_argument("--top", type=int, default=3, help="how many classes to print per photo")
+    explain = commands.add_parser(
+        "explain", help="what the model looks at: a Grad-CAM heatmap per photo, and its top classes"
+    )
+    explain.add_argument("run_dir", help="the run directory (the --out of `train`)")
+    explain.add_argument("images", nargs="+", help="photos to explain")
+    explain.add_argument(
+        "--out", required=True, help="folder for NAME.png (photo and heatmap) and NAME.npy (heatmap, 0-1)"
+    )
+    explain.add_argument("--top", type=int, default=3, help="how many classes to print per photo")
     resume = commands.add_parser(
         "resume", help="continue an interrupted run (its process was killed) from its last finished epoch"
     )
@@ -245,14 +255,14 @@ def _existing_run(path: str):
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from core.export import FORMATS, existing, export_folder, export_run, zip_path
+    from core.export import FORMATS, export_folder, export_many, zip_path
 
     run = _existing_run(args.run_dir)
     keys = list(FORMATS) if args.format == "all" else [args.format]
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix == ".zip" and len(keys) > 1:
         raise CliError("--out PATH.zip takes one format; give a folder for --format all")
-    results = [existing(run, key) or export_run(run, key, lambda line: print(line, flush=True)) for key in keys]
+    results = export_many(run, keys, lambda line: print(line, flush=True))
     print(f"{'format':<26}{'agrees':>8}{'accuracy':>10}{'size':>10}{'ms/photo':>10}  checked with")
     for v in results:
         mark = "" if v.passed else "  FAILED"
@@ -282,12 +292,29 @@ def command_predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise CliError("--top must be 1 or more")
     answers = predict_files(_existing_run(args.run_dir), args.format, args.images, args.top)
+    _print_answers(answers)
+    return 0 if any("top" in a for a in answers) else 2
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    from core.explain import explain_files
+
+    if args.top < 1:
+        raise CliError("--top must be 1 or more")
+    run = _existing_run(args.run_dir)
+    if not run.model_path.exists():
+        raise CliError(f"{run.id} has no model yet: it has to finish (or be stopped after an epoch) first")
+    answers = explain_files(run, args.images, args.out, args.top)
+    _print_answers(answers)
+    return 0 if any("top" in a for a in answers) else 2
+
+
+def _print_answers(answers: list[dict]) -> None:
     for answer in answers:
         if "error" in answer:
             print(f"{answer['path']}: left out, {answer['error']}")
         else:
             print(f"{answer['path']}: " + ", ".join(f"{name} {p:.1%}" for name, p in answer["top"]))
-    return 0 if any("top" in a for a in answers) else 2
 
 
 def command_backbones(_: argparse.Namespace) -> int:
@@ -331,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             "resume": command_resume,
             "export": command_export,
             "predict": command_predict,
+            "explain": command_explain,
         }
         return commands[args.command](args)
     except InputError as error:

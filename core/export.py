@@ -180,34 +180,79 @@ def check_photos(run) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return pixels, np.array([class_names.index(label) for label, _ in chosen]), class_names
 
 
-def export_run(run, key: str, progress: Callable[[str], None] = print) -> Verification:
-    """Make format `key` of `run`'s kept model, check it in its runtime, and (if it passes) zip it with its card."""
-    import keras
+class ExportSource:
+    """The kept model as every format starts from it, loaded once however many formats are made:
+    the inference model, the check photos and the Keras model's answers on them, and (made on
+    first need) a SavedModel at the run's fixed size, which three converters start from."""
 
+    def __init__(self, run):
+        import keras
+
+        if not run.model_path.exists():
+            raise ExportError(f"Run {run.id} has no model yet: it has to finish (or be stopped after an epoch) first.")
+        quiet_tensorflow()
+        self.run, self.size = run, run.image_size()
+        self.model = inference_model(keras.models.load_model(run.model_path, safe_mode=True, compile=False))
+        self.pixels, self.labels, self.class_names = check_photos(run)
+        self.reference = self.model.predict(self.pixels, batch_size=32, verbose=0)
+        self._fixed: Path | None = None
+
+    def fixed_saved_model(self) -> Path:
+        if self._fixed is None:
+            self._fixed = self.run.path / "exports" / f".fixed-size-{os.getpid()}"
+            shutil.rmtree(self._fixed, ignore_errors=True)
+            self.model.export(
+                str(self._fixed), format="tf_saved_model", input_signature=_fixed(self.size), verbose=False
+            )
+        return self._fixed
+
+    def close(self) -> None:
+        if self._fixed is not None:
+            shutil.rmtree(self._fixed, ignore_errors=True)
+
+
+def export_run(
+    run, key: str, progress: Callable[[str], None] = print, source: ExportSource | None = None
+) -> Verification:
+    """Make format `key` of `run`'s kept model, check it in its runtime, and (if it passes) zip it with its card."""
     fmt = format_of(key)
-    if not run.model_path.exists():
-        raise ExportError(f"Run {run.id} has no model yet: it has to finish (or be stopped after an epoch) first.")
-    quiet_tensorflow()
-    folder = export_folder(run, key)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    zip_path(run, key).unlink(missing_ok=True)
-    progress(f"Making the {fmt.title} file")
-    model = inference_model(keras.models.load_model(run.model_path, safe_mode=True, compile=False))
-    pixels, labels, class_names = check_photos(run)
-    size = run.image_size()
-    details = WRITERS[key](model, folder / fmt.main, size, run, progress)
-    progress(f"Checking it with {fmt.runtime} on {len(pixels)} photos")
-    reference = model.predict(pixels, batch_size=32, verbose=0)
-    predict = RUNTIMES[key](folder / fmt.main, size)
-    probabilities = np.concatenate([predict(pixels[i : i + 32]) for i in range(0, len(pixels), 32)])
-    latency = getattr(predict, "latency_ms", None) or _latency(predict, pixels)
-    verification = _judge(fmt, reference, probabilities, labels, folder / fmt.main, latency, details)
-    write_atomic(folder / "verification.json", json.dumps(asdict(verification), indent=1))
-    write_atomic(folder / "MODEL_CARD.md", model_card(run, fmt, verification, class_names, size))
-    if verification.passed:
-        _zip(folder, zip_path(run, key))
-    return verification
+    own = source is None
+    source = source or ExportSource(run)
+    try:
+        folder = export_folder(run, key)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        zip_path(run, key).unlink(missing_ok=True)
+        progress(f"Making the {fmt.title} file")
+        details = WRITERS[key](source, folder / fmt.main, progress)
+        progress(f"Checking it with {fmt.runtime} on {len(source.pixels)} photos")
+        predict = RUNTIMES[key](folder / fmt.main, source.size)
+        pixels = source.pixels
+        probabilities = np.concatenate([predict(pixels[i : i + 32]) for i in range(0, len(pixels), 32)])
+        latency = getattr(predict, "latency_ms", None) or _latency(predict, pixels)
+        verification = _judge(fmt, source.reference, probabilities, source.labels, folder / fmt.main, latency, details)
+        write_atomic(folder / "verification.json", json.dumps(asdict(verification), indent=1))
+        write_atomic(folder / "MODEL_CARD.md", model_card(run, fmt, verification, source.class_names, source.size))
+        if verification.passed:
+            _zip(folder, zip_path(run, key))
+        return verification
+    finally:
+        if own:
+            source.close()
+
+
+def export_many(run, keys: list[str], progress: Callable[[str], None] = print) -> list[Verification]:
+    """Several formats from one loading of the model (the CLI's `--format all`); those already made are read back."""
+    for key in keys:
+        format_of(key)
+    done = {key: existing(run, key) for key in keys}
+    if all(done.values()):
+        return list(done.values())
+    source = ExportSource(run)
+    try:
+        return [done[key] or export_run(run, key, progress, source) for key in keys]
+    finally:
+        source.close()
 
 
 def quiet_tensorflow() -> None:
@@ -316,13 +361,13 @@ def _zip(folder: Path, target: Path) -> None:
 # --- writers: the inference model to each format ------------------------------------------
 
 
-def _write_keras(model, target: Path, size: int, run, progress) -> dict:
-    model.save(target)
+def _write_keras(source: ExportSource, target: Path, progress) -> dict:
+    source.model.save(target)
     return {}
 
 
-def _write_savedmodel(model, target: Path, size: int, run, progress) -> dict:
-    model.export(str(target), format="tf_saved_model", verbose=False)
+def _write_savedmodel(source: ExportSource, target: Path, progress) -> dict:
+    source.model.export(str(target), format="tf_saved_model", verbose=False)
     return {"signature": "serve", "input": "float32 [batch, height, width, 3], RGB 0-255, any size"}
 
 
@@ -332,15 +377,17 @@ def _fixed(size: int):
     return [keras.InputSpec(shape=(None, size, size, 3), dtype="float32")]
 
 
-def _write_tflite(model, target: Path, size: int, run, progress) -> dict:
+def _write_tflite(source: ExportSource, target: Path, progress) -> dict:
     import tensorflow as tf
 
     builtins = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
-    model.export(str(target), format="litert", input_signature=_fixed(size), target_spec=builtins, verbose=False)
+    source.model.export(
+        str(target), format="litert", input_signature=_fixed(source.size), target_spec=builtins, verbose=False
+    )
     return {"ops": _tflite_ops(target)}
 
 
-def _write_tflite_int8(model, target: Path, size: int, run, progress) -> dict:
+def _write_tflite_int8(source: ExportSource, target: Path, progress) -> dict:
     """Post-training int8 quantization calibrated on training photos, full-integer where that holds up.
 
     MobileNets have a few depthwise layers whose activations int8 rounds badly (on hymenoptera,
@@ -352,37 +399,33 @@ def _write_tflite_int8(model, target: Path, size: int, run, progress) -> dict:
     """
     import tensorflow as tf
 
+    run, size = source.run, source.size
     photos = _photos_of(run, "train", size, REPRESENTATIVE_PHOTOS)
-    saved = target.with_name("saved_model_for_int8")
-    model.export(str(saved), format="tf_saved_model", input_signature=_fixed(size), verbose=False)
-    try:
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([photo[None]] for photo in photos)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-        held_out = _photos_of(run, "val", size, MAX_CHECK_PHOTOS)
-        if not len(held_out):
-            held_out = photos
-        reference = model.predict(held_out, batch_size=32, verbose=0).argmax(1)
-        content = converter.convert()
-        agreement, kept_float = _agreement(content, target, size, held_out, reference), []
-        if agreement < 1 - MAX_AGREEMENT_LOSS:
-            progress("Finding the layers that int8 rounding hurts most")
-            ranked = _most_hurt_layers(converter, photos[:64])
-            for count in (3, 6, 10):
-                options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=ranked[:count])
-                debugger = tf.lite.experimental.QuantizationDebugger(
-                    converter=converter, debug_dataset=lambda: ([p[None]] for p in photos[:1]), debug_options=options
-                )
-                candidate = debugger.get_nondebug_quantized_model()
-                score = _agreement(candidate, target, size, held_out, reference)
-                if score > agreement:
-                    content, agreement, kept_float = candidate, score, ranked[:count]
-                if agreement >= 1 - MAX_AGREEMENT_LOSS:
-                    break
-        target.write_bytes(content)
-    finally:
-        shutil.rmtree(saved, ignore_errors=True)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.fixed_saved_model()))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([photo[None]] for photo in photos)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    held_out = _photos_of(run, "val", size, MAX_CHECK_PHOTOS)
+    if not len(held_out):
+        held_out = photos
+    reference = source.model.predict(held_out, batch_size=32, verbose=0).argmax(1)
+    content = converter.convert()
+    agreement, kept_float = _agreement(content, target, size, held_out, reference), []
+    if agreement < 1 - MAX_AGREEMENT_LOSS:
+        progress("Finding the layers that int8 rounding hurts most")
+        ranked = _most_hurt_layers(converter, photos[:64])
+        for count in (3, 6, 10):
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=ranked[:count])
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=lambda: ([p[None]] for p in photos[:1]), debug_options=options
+            )
+            candidate = debugger.get_nondebug_quantized_model()
+            score = _agreement(candidate, target, size, held_out, reference)
+            if score > agreement:
+                content, agreement, kept_float = candidate, score, ranked[:count]
+            if agreement >= 1 - MAX_AGREEMENT_LOSS:
+                break
+    target.write_bytes(content)
     ops_seen = _tflite_ops(target)
     float_ops = sorted(
         {name for name, kind in ops_seen if kind == "float32" and name not in ("QUANTIZE", "DEQUANTIZE")}
@@ -457,32 +500,28 @@ def _tflite_ops(path: Path) -> list[list[str]]:
     return ops
 
 
-def _write_onnx(model, target: Path, size: int, run, progress) -> dict:
+def _write_onnx(source: ExportSource, target: Path, progress) -> dict:
     """tf2onnx, from a SavedModel: converting the Keras function directly leaves constants that some
     layers hold outside variables (EfficientNet's normalization) as extra graph inputs."""
     import onnx
 
-    saved = target.with_name("saved_model_for_onnx")
-    model.export(str(saved), format="tf_saved_model", input_signature=_fixed(size), verbose=False)
+    saved = source.fixed_saved_model()
     command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved), "--output", str(target)]
     command += ["--opset", str(ONNX_OPSET), "--rename-inputs", "image", "--rename-outputs", "probabilities"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    shutil.rmtree(saved, ignore_errors=True)
     if result.returncode != 0:
         raise ExportError(f"The ONNX converter (tf2onnx) failed: {result.stderr.strip()[-300:]}")
     opset = next(o.version for o in onnx.load(str(target)).opset_import if o.domain in ("", "ai.onnx"))
     return {"opset": opset, "converter": "tf2onnx", "input": "image", "output": "probabilities"}
 
 
-def _write_tfjs(model, target: Path, size: int, run, progress) -> dict:
+def _write_tfjs(source: ExportSource, target: Path, progress) -> dict:
     tools = ensure_tfjs_tools(progress)
-    saved = target.with_name("saved_model_for_tfjs")
-    model.export(str(saved), format="tf_saved_model", input_signature=_fixed(size), verbose=False)
+    saved = source.fixed_saved_model()
     progress("Converting it for TensorFlow.js")
     command = [sys.executable, str(Path(__file__).with_name("tfjs_convert.py")), str(saved), str(target)]
     result = subprocess.run(command, env=_tool_env(tools), capture_output=True, text=True, timeout=900)
-    shutil.rmtree(saved, ignore_errors=True)
     if result.returncode != 0:
         raise ExportError(f"The TensorFlow.js converter failed: {(result.stderr or result.stdout).strip()[-300:]}")
     return {"converter": TFJS_PYTHON[0], "loader": TFJS_NPM}

@@ -183,6 +183,14 @@ def export_task(run_dir: str, format: str) -> dict[str, Any]:
         line.unlink(missing_ok=True)
 
 
+def explain_task(run_dir: str, image_paths: list[str], class_names: list[str | None] | None = None) -> dict[str, Any]:
+    """Grad-CAM overlays of photos under a run's kept model, kept in the run's `heatmaps/` (`core.explain`)."""
+    from core.explain import explain_photos
+    from core.runs import RunDirectory
+
+    return {"explanations": explain_photos(RunDirectory(run_dir), image_paths, class_names)}
+
+
 def sample_task(name: str) -> dict[str, Any]:
     """Download (once) and extract a sample set with Keras's own downloader."""
     from core.sources import download_sample
@@ -219,5 +227,6 @@ TASKS = {
     "speeds": speeds_task,
     "check_weights": check_weights_task,
     "export": export_task,
+    "explain": explain_task,
     "lr_find": lr_find_task,
 }

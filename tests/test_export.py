@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.export import FORMATS, existing, export_folder, export_run, tfjs_unavailable, zip_path
+from core.export import FORMATS, existing, export_folder, export_many, export_run, tfjs_unavailable, zip_path
 from tests.conftest import SHARED, needs_shared, tiny_config
 
 WEIGHTS = SHARED / "weights"
@@ -69,7 +69,7 @@ def _check_every_format(run) -> None:
     keys = [k for k in FORMATS if k != "tfjs" or tfjs_unavailable() is None]  # TF.js is checked in Node.js
     if "tfjs" not in keys:
         warnings.warn(f"TF.js left out: {tfjs_unavailable()}", stacklevel=2)
-    results = {key: export_run(run, key, progress=lambda line: None) for key in keys}
+    results = dict(zip(keys, export_many(run, keys, progress=lambda line: None)))
     report = {k: (v.passed, v.agreement, v.accuracy, v.keras_accuracy) for k, v in results.items()}
     assert all(v.passed for v in results.values()), report
     for key, verification in results.items():

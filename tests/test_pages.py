@@ -365,3 +365,43 @@ def test_take_the_model_away_offers_only_what_passed_its_check(make_dataset, mon
     assert not [b for b in at.button if b.key in ("make_tflite", "make_tflite-int8", "make_onnx")]
     at.button(key="make_keras").click().run()
     assert started == [("export", {"run_dir": str(run.path), "format": "keras"})]
+
+
+def test_the_mistakes_turn_into_heatmaps_for_its_answer_or_the_right_class(make_dataset, monkeypatch, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import app_pages.photo_views
+
+    run = finished_run(str(make_dataset({"red": 2, "green": 2})))
+    overlay = tmp_path / "overlay.png"
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(overlay)
+    asked = []
+
+    def explain(name, args, message):
+        asked.append((name, args["class_names"]))
+        answers = [{"path": p, "heatmap": str(overlay), "top": [["green", 0.9]]} for p in args["image_paths"]]
+        return {"explanations": answers}, None
+
+    monkeypatch.setattr(app_pages.photo_views, "task_result", explain)
+    at = page("evaluate").run()
+    assert not at.exception and not asked  # photos first: nothing is computed until asked
+    at.button_group(key="mistake_view").set_value("Heatmap of its answer").run()
+    assert not at.exception and asked == [("explain", [None])]
+    assert any("pushed the model towards that class" in c.value for c in at.caption)
+    at.button_group(key="mistake_view").set_value("Heatmap of the right class").run()
+    assert asked[-1] == ("explain", ["red"])  # the true class of the mistake
+    assert run.evaluation()["misclassified"][0]["true"] == "red"
+
+
+def test_making_a_dataset_here_starts_with_its_classes(isolated_workspace):
+    at = page("data").run()
+    at.radio(key="data_kind").set_value("Make one here").run()
+    assert not at.exception and any("Add the first class" in i.value for i in at.info)
+    at.text_input(key="made_name").input("Hand signs").run()
+    for name in ("thumbs up", "wave"):
+        at.text_input(key="made_new_class").input(name).run()
+        at.button(key="made_add_class").click().run()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["thumbs-up (0)", "wave (0)"]
+    assert at.session_state["draft"].data.endswith("made/Hand-signs")

@@ -1,0 +1,100 @@
+"""Photos under the model's eye: the mistakes gallery, and trying new photos (files or the webcam),
+each as the photo or as a Grad-CAM heatmap of what the model looked at (made by the `explain` task)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from app_pages.shared import task_result, thumbnail
+from core.files import data_home, write_atomic
+from core.images import IMAGE_EXTENSIONS, ImageRejected
+from core.runs import RunDirectory
+
+HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
+
+
+def _heatmaps(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, str] | None:
+    """The overlay for each photo (its path by photo), or None with the reason shown."""
+    args = {"run_dir": str(run.path), "image_paths": paths, "class_names": classes}
+    result, error = task_result("explain", args, "Working out where the model looked")
+    if error:
+        st.error(f"The heatmaps could not be made: {error}")
+        return None
+    return {a["path"]: a["heatmap"] for a in result["explanations"] if "heatmap" in a}
+
+
+def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
+    """The test photos it got wrong, most confident first; or where it looked, for its answer or the right one."""
+    shown = mistakes[:24]
+    views = ["Photos", "Heatmap of its answer", "Heatmap of the right class"]
+    view = st.segmented_control("Show", views, default="Photos", key="mistake_view") or "Photos"
+    overlays = {}
+    if view != "Photos":
+        classes = [m["true"] if view == views[2] else None for m in shown]
+        overlays = _heatmaps(run, [m["path"] for m in shown], classes) or {}
+        st.caption(HEAT_NOTE)
+    images, captions = [], []
+    for mistake in shown:
+        try:
+            heat = overlays.get(mistake["path"])
+            images.append(Image.open(heat) if heat else thumbnail(mistake["path"], 160))
+            captions.append(
+                f"a {mistake['true']} taken for a {mistake['predicted']} ({mistake['confidence']:.0%} sure)"
+            )
+        except (OSError, ImageRejected):
+            continue
+    st.image(images, caption=captions, width=150)
+
+
+def _saved(uploads) -> list[tuple[str, str]]:
+    """Uploaded or captured photos written once under the data folder, named by their content."""
+    folder = data_home() / "uploads" / "predict"
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for upload in uploads[:12]:
+        data = upload.getvalue()
+        path = folder / f"{hashlib.sha1(data).hexdigest()[:16]}{Path(upload.name).suffix.lower() or '.jpg'}"
+        if not path.exists():
+            write_atomic(path, data)
+        saved.append((upload.name, str(path)))
+    return saved
+
+
+def try_photos(run: RunDirectory, names: list[str]) -> None:
+    """Photos from files or the webcam, and the model's top classes for each (and, on request, where it looked);
+    a photo unlike all the classes is said to be."""
+    source = st.segmented_control("Photos from", ["Files", "The webcam"], default="Files", key="try_source")
+    if source == "The webcam":
+        shot = st.camera_input("Take a photo", key="try_camera")
+        uploads = [shot] if shot is not None else []
+    else:
+        kinds = sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
+        uploads = st.file_uploader("Photos", type=kinds, accept_multiple_files=True, key="try_photos") or []
+    if not uploads:
+        return
+    saved = _saved(uploads)
+    paths = [p for _, p in saved]
+    result, error = task_result("predict", {"run_dir": str(run.path), "image_paths": paths}, "Asking the model")
+    if error:
+        st.error(f"The model could not make predictions: {error}")
+        return
+    overlays = {}
+    if st.toggle("Show what the model looked at", key="try_heat"):
+        overlays = _heatmaps(run, paths, [None] * len(paths)) or {}
+        st.caption(HEAT_NOTE)
+    columns = st.columns(4)
+    for k, ((name, path), prediction) in enumerate(zip(saved, result["predictions"], strict=True)):
+        with columns[k % 4]:
+            if "error" in prediction:
+                st.error(f"{name}: {prediction['error']}")
+                continue
+            heat = overlays.get(path)
+            st.image(Image.open(heat) if heat else thumbnail(path, 160), caption=name, width=160)
+            if prediction.get("unfamiliar"):
+                st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
+            for label, probability in prediction["top"]:
+                st.progress(probability, text=f"{label}: {probability:.0%}")
