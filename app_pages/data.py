@@ -20,10 +20,28 @@ from core.collect import made_root
 from core.config import BEST_NEEDS_VALIDATION
 from core.datasets import DatasetError, make_splits
 from core.files import safe_name
+from core.overrides import decisions, summary, undo
 from core.sources import SAMPLES, data_home, source_label
 from core.uploads import store_upload
 
 st.title("1. Data")
+
+
+def review_decisions(root: str) -> None:
+    """The photo review's decisions about this dataset (Evaluate page), each of which can be taken back."""
+    decided = decisions(root)
+    if not decided:
+        return
+    with st.expander(f"Photo review: {summary(root)}. Training uses these; your files are unchanged."):
+        for k, decision in enumerate(decided.values()):
+            words, button = st.columns([5, 1], vertical_alignment="center")
+            what = f"moved from {decision.was} to {decision.to}" if decision.action == "move" else "left out"
+            words.caption(f"{decision.path}: {what}")
+            if button.button("Undo", key=f"undo_review_{k}"):
+                undo(root, str(Path(root) / decision.path))
+                st.rerun()
+
+
 SOURCES = ["Built-in demo", "Upload a zip", "Folder on this server", "Download a sample set", "Make one here"]
 MAX_SAMPLE_CLASSES, PER_CLASS = 12, 6
 
@@ -118,6 +136,7 @@ problems = report.problems_for_training()
 for problem in problems:
     st.error(problem)
 dataset_summary(report)
+review_decisions(report.root)
 
 st.subheader("Samples")
 if len(report.class_names) > MAX_SAMPLE_CLASSES:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.photo_views import mistakes_gallery, try_photos
+from app_pages.photo_views import mistakes_gallery, review_photos, try_photos
 from app_pages.run_views import progress_of
 from app_pages.shared import current_run, follow_run, say_missing_run
 from app_pages.take_away import take_away
@@ -88,6 +88,9 @@ if mistakes:
     mistakes_gallery(run, mistakes)
 else:
     st.success("No mistakes on these photos.")
+
+st.subheader("Review photos")
+review_photos(run, names)
 
 st.subheader("Try it on new photos, or with the webcam")
 try_photos(run, names)

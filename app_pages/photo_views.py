@@ -12,6 +12,7 @@ from PIL import Image
 from app_pages.shared import task_result, thumbnail
 from core.files import data_home, write_atomic
 from core.images import IMAGE_EXTENSIONS, ImageRejected
+from core.overrides import decide, decision_for, summary, undo
 from core.runs import RunDirectory
 
 HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
@@ -98,3 +99,83 @@ def try_photos(run: RunDirectory, names: list[str]) -> None:
                 st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
             for label, probability in prediction["top"]:
                 st.progress(probability, text=f"{label}: {probability:.0%}")
+
+
+def _decided(root: str, photo: dict, key: str) -> None:
+    choice = st.session_state[key]
+    if choice == "keep":
+        undo(root, photo["path"])
+    elif choice == "exclude":
+        decide(root, photo["path"], "exclude", was=photo["label"])
+    else:
+        decide(root, photo["path"], "move", was=photo["label"], to=choice.split(":", 1)[1])
+
+
+def review_photos(run: RunDirectory, names: list[str]) -> None:
+    """The photos most worth a second look, each with a decision: keep, move to another class, or leave out."""
+    root = (run.dataset() or {}).get("root")
+    if not root or not Path(root).is_dir():
+        st.caption("This run's photos are no longer on the server, so they cannot be reviewed.")
+        return
+    st.caption(
+        "The test mistakes, and the training and validation photos this model finds hardest, most suspicious "
+        "first: often a wrong label, a poor example, or a photo of two things. Your decisions are kept beside "
+        "the dataset (your files are never moved or deleted), can be taken back, and the next run uses them."
+    )
+    if not st.toggle("Review photos", key="review_on"):
+        return
+    result, error = task_result("review", {"run_dir": str(run.path)}, "Finding the photos the model finds hardest")
+    if error:
+        st.error(f"The photos to review could not be found: {error}")
+        return
+    done = summary(root)
+    st.info(f"Decided so far: {done}. Train again to use them." if done else "No decisions yet.")
+    columns = st.columns(4)
+    for k, photo in enumerate(result["photos"]):
+        key = "review_" + hashlib.sha1(photo["path"].encode()).hexdigest()[:12]
+        options = ["keep"] + [f"move:{n}" for n in names if n != photo["label"]] + ["exclude"]
+        decision = decision_for(root, photo["path"])
+        current = {"move": f"move:{decision.to}", "exclude": "exclude"}.get(decision.action) if decision else "keep"
+        with columns[k % 4]:
+            try:
+                st.image(thumbnail(photo["path"], 160), width=160)
+            except (OSError, ImageRejected):
+                continue
+            st.caption(
+                f"{photo['split']} · labelled **{photo['label']}** · the model says {photo['predicted']} "
+                f"({photo['confidence']:.0%})"
+            )
+            st.selectbox(
+                "Decision",
+                options,
+                index=options.index(current) if current in options else 0,
+                format_func=lambda o, label=photo["label"]: {"keep": f"Keep as {label}", "exclude": "Leave out"}.get(
+                    o, f"Move to {o.split(':', 1)[-1]}"
+                ),
+                key=key,
+                on_change=_decided,
+                args=(root, photo, key),
+                label_visibility="collapsed",
+            )
+    near_copies(result.get("pairs") or [])
+
+
+def near_copies(pairs: list[dict]) -> None:
+    """Photos that are nearly the same picture, side by side: one of each pair is usually worth leaving out,
+    and a pair across training and test makes the test score look better than it is."""
+    st.markdown("**Near-copies**")
+    if not pairs:
+        st.caption("No two photos are near-copies of each other.")
+        return
+    st.caption("Pairs the model sees as nearly the same picture, most alike first.")
+    for pair in pairs:
+        images = []
+        for path in pair["paths"]:
+            try:
+                images.append(thumbnail(path, 120))
+            except (OSError, ImageRejected):
+                break
+        if len(images) == 2:
+            captions = [f"{split} · {label}" for split, label in zip(pair["splits"], pair["labels"], strict=True)]
+            st.image(images, caption=captions, width=120)
+            st.caption(f"{pair['similarity']:.1%} alike")

@@ -18,6 +18,7 @@ from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, scan_dataset
 from core.files import safe_name
 from core.images import load_rgb
+from core.overrides import overrides_home
 from core.preflight import planned_image_size
 from core.runs import RunDirectory, list_runs, runs_root
 from core.settings import with_value
@@ -67,6 +68,8 @@ def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
     try:
         folder = resolve_source(source)
         stamp = folder.stat().st_mtime if folder.exists() else 0.0
+        decided = overrides_home()  # a decision in the photo review changes what a scan reports
+        stamp += decided.stat().st_mtime if decided.exists() else 0.0
         return DatasetReport.from_dict(scan(source, stamp)), None
     except DatasetError as error:
         return None, str(error)

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from core import overrides
 from core.errors import InputError
 from core.images import ImageRejected, inspect_image, is_junk
 
@@ -65,6 +66,7 @@ class DatasetReport:
     items: list[ImageItem]
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    overrides: list[dict] = field(default_factory=list)  # the photo review's decisions applied (core.overrides)
 
     @property
     def given_splits(self) -> list[str]:
@@ -137,6 +139,7 @@ class DatasetReport:
             "skipped": [asdict(s) for s in self.skipped],
             "warnings": self.warnings,
             "items": [asdict(i) for i in self.items],
+            "overrides": self.overrides,
         }
 
     @classmethod
@@ -148,6 +151,7 @@ class DatasetReport:
             items=[ImageItem(**i) for i in data["items"]],
             skipped=[SkippedFile(**s) for s in data["skipped"]],
             warnings=list(data["warnings"]),
+            overrides=list(data.get("overrides", [])),
         )
 
 
@@ -203,9 +207,10 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
     ]
     warnings += _balance_warnings(items, class_names)
     items, copy_warnings = _mark_copies(items)
-    return DatasetReport(
+    report = DatasetReport(
         str(root), "split" if split_dirs else "classes", class_names, items, skipped, warnings + copy_warnings
     )
+    return overrides.apply(report)  # the photo review's decisions, kept beside the dataset
 
 
 def _candidates(root: Path, split_dirs: dict[str, Path], skipped: list[SkippedFile]):

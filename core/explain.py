@@ -84,13 +84,16 @@ def colour(heatmap: np.ndarray) -> np.ndarray:
     return (_STOPS[low] * (1 - share) + _STOPS[low + 1] * share).astype(np.uint8)
 
 
-def overlay(photo: np.ndarray, heatmap: np.ndarray, strength: float = 0.5) -> np.ndarray:
-    """The photo (RGB uint8) with the heatmap laid over it, stronger where the model looked more."""
-    heat = np.asarray(Image.fromarray(colour(heatmap)).resize(photo.shape[1::-1], Image.BILINEAR), np.float32)
-    alpha = strength * np.asarray(
-        Image.fromarray(heatmap.astype(np.float32), "F").resize(photo.shape[1::-1], Image.BILINEAR), np.float32
-    )[..., None].clip(0, 1)
-    return (photo.astype(np.float32) * (1 - alpha) + heat * alpha).astype(np.uint8)
+def overlay(photo: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """The photo (RGB uint8), in grey so the colours are the heatmap's, under the heatmap's colour scale:
+    dark blue where the model did not look, through orange, to yellow where it looked most."""
+    size = photo.shape[1::-1]
+    grey = np.asarray(Image.fromarray(photo).convert("L").convert("RGB"), np.float32)
+    heat = np.asarray(Image.fromarray(heatmap.astype(np.float32), "F").resize(size, Image.BILINEAR), np.float32)
+    heat = heat.clip(0, 1)
+    tint = colour(heat).astype(np.float32)
+    alpha = (0.35 + 0.45 * heat)[..., None]
+    return (grey * (1 - alpha) + tint * alpha).astype(np.uint8)
 
 
 def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:

@@ -191,6 +191,14 @@ def explain_task(run_dir: str, image_paths: list[str], class_names: list[str | N
     return {"explanations": explain_photos(RunDirectory(run_dir), image_paths, class_names)}
 
 
+def review_task(run_dir: str) -> dict[str, Any]:
+    """The photos worth a second look under a run's kept model, and its near-copies (`core.review`)."""
+    from core.review import review
+    from core.runs import RunDirectory
+
+    return review(RunDirectory(run_dir))
+
+
 def sample_task(name: str) -> dict[str, Any]:
     """Download (once) and extract a sample set with Keras's own downloader."""
     from core.sources import download_sample
@@ -228,5 +236,6 @@ TASKS = {
     "check_weights": check_weights_task,
     "export": export_task,
     "explain": explain_task,
+    "review": review_task,
     "lr_find": lr_find_task,
 }

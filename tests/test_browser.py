@@ -100,6 +100,21 @@ def _state(area, state: str):
     return area.get_by_role("heading", name=re.compile(f": {state}$"))
 
 
+def _take_photo(area, done) -> None:
+    """Take photos with the camera in `area` until `done()`: a click before Chromium's test camera streams
+    is lost, and a rerun that redraws the camera shows it live again."""
+
+    def attempt() -> bool:
+        if done():
+            return True
+        take = area.get_by_role("button", name="Take Photo")
+        if take.count() and take.is_enabled():
+            take.click()
+        return False
+
+    wait_until(attempt, 90, "a photo from Chromium's test camera", 2.0)
+
+
 def _go(page, name: str) -> None:
     """Click a page in the sidebar's navigation and wait for it."""
     page.get_by_test_id("stSidebar").get_by_role("link", name=name, exact=True).click()
@@ -111,7 +126,7 @@ def test_main_flow_in_chromium(server):
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=60_000)  # the first page that imports TensorFlow takes a few seconds on 2 cores
-    with sync_playwright() as playwright, chromium_page(playwright, "main-flow") as page:
+    with sync_playwright() as playwright, chromium_page(playwright, "main-flow", camera=True) as page:
         page.goto(server)
         _settle(page)
         expect(page.get_by_text("Where to start")).to_be_visible()
@@ -164,6 +179,22 @@ def test_main_flow_in_chromium(server):
         with zipfile.ZipFile(downloaded.value.path()) as archive:
             assert {"tflite/model.tflite", "tflite/MODEL_CARD.md"} <= set(archive.namelist())
             assert "circle" in archive.read("tflite/MODEL_CARD.md").decode()
+
+        # What it looked at: the mistakes as heatmaps, the photo review, and a photo from the webcam.
+        page.locator(".st-key-mistake_view").get_by_text("Heatmap of its answer").click()
+        expect(main_area.get_by_text("pushed the model towards that class")).to_be_visible(timeout=120_000)
+        main_area.get_by_text("pushed the model towards that class").scroll_into_view_if_needed()
+        _shot(page, "4-evaluate-heatmaps")
+        page.locator(".st-key-review_on label").click()
+        expect(main_area.get_by_text("No decisions yet")).to_be_visible(timeout=120_000)
+        main_area.get_by_text("Near-copies", exact=True).scroll_into_view_if_needed()
+        _shot(page, "4-evaluate-review")
+        page.locator(".st-key-try_source").get_by_text("The webcam").click()
+        _take_photo(main_area, lambda: main_area.get_by_role("button", name="Clear photo").count())
+        answer = main_area.get_by_text(re.compile(r"^(circle|square|star|triangle): \d+%$")).first
+        expect(answer).to_be_visible(timeout=120_000)
+        answer.scroll_into_view_if_needed()
+        _shot(page, "4-evaluate-webcam")
 
         _go(page, "Train")
         _set_epochs(page, 40, 2)  # a second run, long enough to look at while it trains
@@ -421,12 +452,10 @@ def test_a_dataset_made_with_the_webcam(server, isolated_workspace):
             page.get_by_role("tab", name=re.compile(f"^{name} ")).click()
             panel = page.get_by_role("tabpanel").filter(has_text=f"Take a photo of {name}")
             for taken in range(1, shots + 1):
-                if taken > 1:
-                    panel.get_by_role("button", name="Clear photo").click()
-                take = panel.get_by_role("button", name="Take Photo")
-                expect(take).to_be_enabled()  # the camera is streaming
-                take.click()
-                expect(page.get_by_role("tab", name=f"{name} ({taken})")).to_be_visible()
+                clear = panel.get_by_role("button", name="Clear photo")
+                if clear.count():
+                    clear.click()
+                _take_photo(panel, lambda n=name, k=taken: page.get_by_role("tab", name=f"{n} ({k})").count())
         page.get_by_role("tab", name="cat (2)").scroll_into_view_if_needed()
         _shot(page, "1-data-webcam")
         expect(main_area.get_by_text("Usable photos")).to_be_visible()

@@ -405,3 +405,37 @@ def test_making_a_dataset_here_starts_with_its_classes(isolated_workspace):
     assert not at.exception
     assert [t.label for t in at.tabs] == ["thumbs-up (0)", "wave (0)"]
     assert at.session_state["draft"].data.endswith("made/Hand-signs")
+
+
+def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there(make_dataset, monkeypatch):
+    import app_pages.photo_views
+    from core.overrides import decisions
+
+    data = make_dataset({"red": 3, "green": 3})
+    run = finished_run(str(data))
+    (run.path / "dataset.json").write_text(json.dumps({"root": str(data)}))
+    doubtful = str(data / "red" / "red_01.png")
+    photo = {
+        "path": doubtful,
+        "split": "training",
+        "label": "red",
+        "predicted": "green",
+        "confidence": 0.8,
+        "loss": 2.3,
+    }
+    monkeypatch.setattr(app_pages.photo_views, "task_result", lambda name, args, message: ({"photos": [photo]}, None))
+    at = page("evaluate").run()
+    at.toggle(key="review_on").set_value(True).run()
+    assert not at.exception and any("labelled **red**" in c.value for c in at.caption)
+    decision = [s for s in at.selectbox if s.key and s.key.startswith("review_")][0]
+    assert decision.value == "keep" and decision.options == ["Keep as red", "Move to green", "Leave out"]
+    decision.set_value("move:green").run()
+    assert [(d.action, d.to) for d in decisions(data).values()] == [("move", "green")]
+    assert any("1 photo moved to another class" in i.value for i in at.info)
+
+    at = page("data", draft=RunConfig(data=str(data))).run()
+    assert not at.exception
+    assert any("Photo review: 1 photo moved to another class" in e.label for e in at.expander)
+    assert at.metric[0].value == "6"
+    at.button(key="undo_review_0").click().run()
+    assert decisions(data) == {} and not any("Photo review" in e.label for e in at.expander)

@@ -1,0 +1,72 @@
+"""The photo review's decisions: kept beside the dataset, applied by every scan, undone one by one, used by the next run."""
+
+from pathlib import Path
+
+from core.datasets import scan_dataset
+from core.overrides import decide, decisions, overrides_path, summary, undo
+from tests.conftest import tiny_config
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_decisions_change_what_a_scan_reports_and_never_touch_the_files(make_dataset, isolated_workspace):
+    root = make_dataset({"red": 6, "green": 6})
+    before = _files(root)
+    decide(root, str(root / "red" / "red_00.png"), "move", was="red", to="green")
+    decide(root, str(root / "green" / "green_01.png"), "exclude", was="green")
+    assert overrides_path(root).is_relative_to(isolated_workspace) and not overrides_path(root).is_relative_to(root)
+    report = scan_dataset(root)
+    assert report.class_totals() == {"green": 6, "red": 5}
+    assert any(s.path.endswith("green_01.png") and "photo review" in s.reason for s in report.skipped)
+    assert next(i.label for i in report.items if i.path.endswith("red_00.png")) == "green"
+    assert summary(root) == "1 photo moved to another class, 1 left out" and len(report.overrides) == 2
+    undo(root, str(root / "green" / "green_01.png"))
+    assert scan_dataset(root).class_totals() == {"green": 7, "red": 5} and summary(root).endswith("another class")
+    decide(root, str(root / "red" / "red_00.png"), "move", was="red", to="red")  # moved back: nothing left
+    assert decisions(root) == {} and _files(root) == before
+
+
+def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(make_dataset, tmp_path):
+    from core.review import review_candidates
+    from core.runs import RunDirectory
+    from core.training import train_run
+
+    root = make_dataset({"red": 8, "green": 8})
+    decide(root, str(root / "red" / "red_03.png"), "move", was="red", to="green")
+    decide(root, str(root / "green" / "green_05.png"), "exclude", was="green")
+    run = RunDirectory.create(tmp_path / "runs", tiny_config(str(root), finetune_epochs=0), run_id="after-review")
+    assert train_run(run, echo=lambda line: None) == "succeeded", run.status().message
+    used = run.dataset()["overrides"]
+    assert {(d["path"], d["action"], d["to"]) for d in used} == {
+        ("red/red_03.png", "move", "green"),
+        ("green/green_05.png", "exclude", ""),
+    }
+    rows = {
+        path: (split, label)
+        for split, label, path in (r.split(",", 2) for r in run.splits_path.read_text().splitlines()[1:])
+    }
+    assert rows[str(root / "red" / "red_03.png")][1] == "green"
+    assert str(root / "green" / "green_05.png") not in rows
+
+    candidates, _ = review_candidates(run)
+    assert candidates and [c["loss"] for c in candidates] == sorted((c["loss"] for c in candidates), reverse=True)
+    assert {c["split"] for c in candidates} <= {"test", "training", "validation"}
+    assert all(c["label"] in ("red", "green") and 0 <= c["confidence"] <= 1 for c in candidates)
+
+
+def test_near_copies_are_paired_most_alike_first_within_and_across_splits():
+    import numpy as np
+
+    from core.review import near_copies
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(6, 32)).astype(np.float32)
+    features[4] = features[1] * 1.7 + 0.001  # the same picture, brighter: same direction
+    features[5] = features[2] + rng.normal(0, 0.05, 32)  # re-encoded
+    rows = [("train", "red", f"p{k}.png") for k in range(4)] + [("test", "red", "p4.png"), ("val", "green", "p5.png")]
+    pairs = near_copies(features, rows)
+    assert [tuple(p["paths"]) for p in pairs] == [("p1.png", "p4.png"), ("p2.png", "p5.png")]
+    assert pairs[0]["splits"] == ["training", "test"] and pairs[1]["labels"] == ["red", "green"]
+    assert pairs[0]["similarity"] >= pairs[1]["similarity"] >= 0.985
