@@ -130,6 +130,11 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
         return
     done = summary(root)
     st.info(f"Decided so far: {done}. Train again to use them." if done else "No decisions yet.")
+    overlays = {}
+    if st.toggle("Show what the model looked at", key="review_heat"):
+        paths = [photo["path"] for photo in result["photos"]]
+        overlays = _heatmaps(run, paths, [None] * len(paths)) or {}
+        st.caption(HEAT_NOTE)
     columns = st.columns(4)
     for k, photo in enumerate(result["photos"]):
         key = "review_" + hashlib.sha1(photo["path"].encode()).hexdigest()[:12]
@@ -138,7 +143,8 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
         current = {"move": f"move:{decision.to}", "exclude": "exclude"}.get(decision.action) if decision else "keep"
         with columns[k % 4]:
             try:
-                st.image(thumbnail(photo["path"], 160), width=160)
+                heat = overlays.get(photo["path"])
+                st.image(Image.open(heat) if heat else thumbnail(photo["path"], 160), width=160)
             except (OSError, ImageRejected):
                 continue
             st.caption(

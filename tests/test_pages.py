@@ -423,10 +423,31 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
         "confidence": 0.8,
         "loss": 2.3,
     }
-    monkeypatch.setattr(app_pages.photo_views, "task_result", lambda name, args, message: ({"photos": [photo]}, None))
+    asked = []
+
+    def answer(name, args, message):
+        asked.append(name)
+        if name == "review":
+            return {
+                "photos": [photo],
+                "pairs": [
+                    {
+                        "paths": [doubtful, doubtful],
+                        "splits": ["training", "test"],
+                        "labels": ["red", "red"],
+                        "similarity": 0.99,
+                    }
+                ],
+            }, None
+        return {"explanations": [{"path": doubtful, "heatmap": str(data / "red" / "red_00.png")}]}, None
+
+    monkeypatch.setattr(app_pages.photo_views, "task_result", answer)
     at = page("evaluate").run()
     at.toggle(key="review_on").set_value(True).run()
     assert not at.exception and any("labelled **red**" in c.value for c in at.caption)
+    assert any("99.0% alike" in c.value for c in at.caption)  # a near-copy, shown as a pair
+    at.toggle(key="review_heat").set_value(True).run()
+    assert asked == ["review", "review", "explain"] and not at.exception
     decision = [s for s in at.selectbox if s.key and s.key.startswith("review_")][0]
     assert decision.value == "keep" and decision.options == ["Keep as red", "Move to green", "Leave out"]
     decision.set_value("move:green").run()
