@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -595,9 +596,10 @@ def _tfjs_runtime(path: Path, size: int):
     script = Path(__file__).with_name("tfjs_check.js")
 
     def predict(pixels):
-        with atomic_path(path.parent / "pixels.bin") as tmp:
-            np.ascontiguousarray(pixels, np.float32).tofile(tmp)
-            command = ["node", str(script), str(path), str(tmp), str(len(pixels)), str(size)]
+        # The photos go to Node in a scratch file beside the export's folder, never inside what is zipped.
+        with tempfile.NamedTemporaryFile(suffix=".bin", dir=path.parent.parent) as scratch:
+            np.ascontiguousarray(pixels, np.float32).tofile(scratch.name)
+            command = ["node", str(script), str(path), scratch.name, str(len(pixels)), str(size)]
             env = {**os.environ, "NODE_PATH": str(tools / "node_modules")}  # the loader installed on first use
             result = subprocess.run(command, cwd=tools, env=env, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
