@@ -34,9 +34,28 @@ def _seconds_since(path) -> float:
         return 0.0
 
 
-@st.fragment(run_every=1.0)
 def take_away(run_id: str) -> None:
-    """One line per format: what it is for, how its check went (or what making it is doing), and its button."""
+    """One line per format: what it is for, how its check went (or what making it is doing), and its button.
+
+    Only while an export is being made does the list refresh itself every second; otherwise it stays
+    still, so a download button is never redrawn under the pointer.
+    """
+    run = RunDirectory(runs_root() / run_id)
+    if any(task_running(_task(run, key)) for key in FORMATS):
+        _while_making(run_id)
+    else:
+        _formats(run_id)
+
+
+@st.fragment(run_every=1.0)
+def _while_making(run_id: str) -> None:
+    _formats(run_id)
+    run = RunDirectory(runs_root() / run_id)
+    if not any(task_running(_task(run, key)) for key in FORMATS):
+        st.rerun()  # made: the page draws the list still again, with the new download
+
+
+def _formats(run_id: str) -> None:
     run = RunDirectory(runs_root() / run_id)
     st.caption(
         "Each file is made from the kept model, then loaded in the program its users load it with and run on this "
@@ -80,4 +99,4 @@ def take_away(run_id: str) -> None:
         if action.button("Try again" if error else "Make it", key=f"make_{key}"):
             task.unlink(missing_ok=True)
             start_task("export", {"run_dir": str(run.path), "format": key})
-            st.rerun(scope="fragment")
+            st.rerun()  # the list refreshes itself while the export is made
