@@ -6,11 +6,31 @@ beside the entry script as a legacy multipage app until a session has run
 (docs/architecture.md).
 """
 
+from pathlib import Path
+
 import streamlit as st
 
-from app_pages.shared import PAGES, sidebar
+from app_pages.shared import PAGES, dashboard_password, sidebar
 
 st.set_page_config(page_title="Fine-Tune Studio", page_icon=":material/model_training:", layout="wide")
+
+
+def only(page: str, title: str) -> None:
+    """Serve `page` at every page's address (a link to /train shows it too, with no "page not found"),
+    and nothing else: no sidebar, no other page."""
+    paths = [Path(other).stem for other, _, _ in PAGES if not other.endswith("home.py")]
+    pages = [st.Page(page, title=title, default=True)]
+    pages += [st.Page(page, title=title, url_path=path) for path in paths]
+    st.navigation(pages, position="hidden").run()
+    st.stop()
+
+
+# A read-only link (`?share=`) shows its one run, with or without a password set; without a
+# password the dashboard is open (a laptop on localhost), with one it first asks for it.
+if "share" in st.query_params:
+    only("app_pages/presentation.py", "Shared run")
+if dashboard_password() and not st.session_state.get("signed_in"):
+    only("app_pages/sign_in.py", "Sign in")
 # The navigation is drawn by `sidebar()`, whose links keep the followed run in the URL (`?run=`);
 # Streamlit's own would drop it on every page change.
 navigation = st.navigation(

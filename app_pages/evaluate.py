@@ -5,11 +5,12 @@ import streamlit as st
 
 from app_pages.photo_views import mistakes_gallery, review_photos, try_photos
 from app_pages.run_views import progress_of
+from app_pages.share_views import keep_as_file, report_download, share_panel
 from app_pages.shared import current_run, follow_run, say_missing_run
 from app_pages.take_away import take_away
 from core import charts
 from core.evaluation import results_in_words
-from core.runs import RunDirectory, list_runs, runs_root
+from core.runs import RunDirectory, distinct_titles, list_runs, runs_root
 from core.status import RunState
 
 st.title("4. Evaluate")
@@ -20,7 +21,7 @@ if run is None:
     st.stop()
 runs = list_runs()
 finished = [r for r in runs if r.evaluation() is not None]
-choices = {r.id: r.title() for r in [run, *[r for r in finished if r.id != run.id]]}
+choices = distinct_titles([run, *[r for r in finished if r.id != run.id]])
 st.session_state["eval_run"] = run.id  # the picker always shows the followed run
 st.selectbox(
     "Run",
@@ -71,6 +72,7 @@ if run.status().weights_kind == "none":
     st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")
 if run.status().state is RunState.STOPPED:
     st.info("This run was stopped before its end: these are the results of its most accurate epoch.")
+report_download(run)
 st.plotly_chart(charts.confusion_matrix(evaluation), key="confusion")
 
 st.subheader("Class by class")
@@ -97,3 +99,7 @@ try_photos(run, names)
 
 st.subheader("Take the model away")
 take_away(run.id)
+
+st.subheader("Share this run")
+share_panel(run)
+keep_as_file(run, key="evaluate_keep")

@@ -15,7 +15,7 @@ from app_pages.shared import follow_run, next_step
 from core import charts
 from core.config import BEST_NEEDS_VALIDATION
 from core.monitor import RunProgress, memorising
-from core.runs import RunDirectory, list_runs, resume_run, runs_root
+from core.runs import RunDirectory, distinct_titles, list_runs, resume_run, runs_root
 from core.status import RunState
 
 
@@ -105,9 +105,47 @@ def runs_table() -> None:
         "started": st.column_config.DatetimeColumn("started", format="D MMM HH:mm"),
     }
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="past_runs", column_config=columns)
-    titles = {run.id: run.title() for run in runs}
+    titles = distinct_titles(runs)
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     choice = left.selectbox("Open a run", list(titles), format_func=titles.get, key="open_run")
     if right.button("Open", key="open"):
         follow_run(next(run for run in runs if run.id == choice))
         st.rerun(scope="app")
+
+
+def compare_runs(runs: list[RunDirectory]) -> None:
+    """Two or more runs side by side: curves overlaid, results, time and size, settings that differ, classes."""
+    from core import compare
+
+    st.subheader(f"Comparing {len(runs)} runs")
+    curves = compare.validation_curves(runs)
+    if curves:
+        st.plotly_chart(charts.compared_curves(curves), key="compare_curves")
+    st.dataframe(compare.facts_frame(runs), key="compare_facts")
+    settings = compare.settings_frame(runs)
+    differing = int(settings["differs"].sum())
+    st.markdown(f"**Settings** ({differing} differ, highlighted)" if differing else "**Settings**: all the same")
+    only = st.toggle("Only the settings that differ", value=bool(differing), key="compare_only_differ")
+    table = settings[settings["differs"]] if only else settings
+    highlight = "background-color: #fef3c7; font-weight: 600"
+    st.dataframe(
+        table.drop(columns="differs").style.apply(
+            lambda row: [highlight if table.loc[row.name, "differs"] else ""] * len(row), axis=1
+        ),
+        key="compare_settings",
+    )
+    per_class = compare.per_class_frame(runs)
+    if not per_class.empty:
+        st.plotly_chart(charts.compared_classes(per_class), key="compare_classes")
+    evaluated = [run for run in runs if run.evaluation()]
+    if evaluated:
+        st.markdown("**Confusion matrices** (rows: true class, columns: predicted)")
+        for column, run in zip(st.columns(min(len(evaluated), 3)) * 2, evaluated[:6], strict=False):
+            with column:
+                st.caption(run.title())
+                figure = charts.confusion_matrix(run.evaluation())
+                figure.update_layout(
+                    title=None, margin={"t": 10}, height=260 + 20 * len(run.evaluation()["class_names"])
+                )
+                figure.update_coloraxes(showscale=False)
+                st.plotly_chart(figure, key=f"compare_confusion_{run.id}")

@@ -22,6 +22,7 @@ from core.overrides import overrides_home
 from core.preflight import planned_image_size
 from core.runs import RunDirectory, list_runs, runs_root
 from core.settings import with_value
+from core.sharing import configured_password
 from core.sources import resolve_source, source_label
 from core.tasks import read_result, start_task, task_running
 
@@ -105,7 +106,17 @@ PAGES = [
     ("app_pages/model.py", "Model", ":material/neurology:"),
     ("app_pages/train.py", "Train", ":material/monitoring:"),
     ("app_pages/evaluate.py", "Evaluate", ":material/fact_check:"),
+    ("app_pages/runs.py", "Runs", ":material/table_rows:"),
 ]
+
+
+def dashboard_password() -> str | None:
+    """The password that closes the dashboard: `STUDIO_PASSWORD`, else `password` in Streamlit's secrets."""
+    try:
+        secret = st.secrets.get("password")
+    except Exception:  # noqa: BLE001 - no secrets file, or one that cannot be read: no password from there
+        secret = None
+    return configured_password(str(secret) if secret else None)
 
 
 def _run_named(run_id: str | None) -> RunDirectory | None:

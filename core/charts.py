@@ -40,7 +40,14 @@ def training_curve(progress: RunProgress, metric: str, title: str) -> go.Figure:
     )
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".0%", hoverformat=".1%")
+    _whole_epochs(figure, len(progress.epochs))
     return figure
+
+
+def _whole_epochs(figure: go.Figure, epochs: int) -> None:
+    """Ticks at whole epochs when there are few (no "epoch 1.5" under a short run's curve)."""
+    if 0 < epochs <= 20:
+        figure.update_xaxes(tickmode="linear", tick0=0, dtick=1)
 
 
 def learning_rate_sweep(result: dict) -> go.Figure:
@@ -77,4 +84,53 @@ def confusion_matrix(evaluation: dict) -> go.Figure:
     )
     figure.update_traces(customdata=counts, hovertemplate="true %{y}, predicted %{x}: %{customdata} photos (%{z:.0%})")
     figure.update_layout(title="Confusion matrix (rows: true class, columns: predicted)", height=380 + 20 * len(names))
+    return figure
+
+
+def compared_curves(curves: dict[str, pd.DataFrame]) -> go.Figure:
+    """Validation accuracy per epoch of each run, overlaid (training accuracy dotted, in the same colour)."""
+    figure = go.Figure()
+    palette = px.colors.qualitative.Safe
+    for k, (name, history) in enumerate(curves.items()):
+        colour = palette[k % len(palette)]
+        if "val_accuracy" in history and history["val_accuracy"].notna().any():
+            figure.add_scatter(
+                x=history["epoch"], y=history["val_accuracy"], mode="lines+markers", name=name, line={"color": colour}
+            )
+        if "accuracy" in history:
+            figure.add_scatter(
+                x=history["epoch"],
+                y=history["accuracy"],
+                mode="lines",
+                name=f"{name} (training)",
+                line={"color": colour, "dash": "dot", "width": 1},
+                showlegend=False,
+                hoverinfo="skip",
+            )
+    figure.update_layout(
+        title="Validation accuracy per epoch (dotted: training accuracy)",
+        height=360,
+        margin={"t": 40, "b": 30},
+        xaxis_title="epoch",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    figure.update_yaxes(tickformat=".0%", hoverformat=".1%")
+    _whole_epochs(figure, max((len(history) for history in curves.values()), default=0))
+    return figure
+
+
+def compared_classes(per_class: pd.DataFrame) -> go.Figure:
+    """Each class's share of test photos each run got right, as grouped bars (columns: runs)."""
+    long = per_class.rename_axis("class").reset_index().melt(id_vars="class", var_name="run", value_name="right")
+    figure = px.bar(
+        long, x="class", y="right", color="run", barmode="group", color_discrete_sequence=px.colors.qualitative.Safe
+    )
+    figure.update_layout(
+        title="Share of each class's test photos it got right",
+        height=340,
+        margin={"t": 40, "b": 30},
+        legend={"orientation": "h", "y": -0.3, "title": None},
+        yaxis_title=None,
+    )
+    figure.update_yaxes(tickformat=".0%", range=[0, 1])
     return figure

@@ -6,6 +6,10 @@
     python -m core export runs/first --format tflite --out model.zip
     python -m core predict runs/first photo.jpg --format tflite
     python -m core explain runs/first photo.jpg --out heatmaps
+    python -m core report runs/first --out report.html
+    python -m core runs --compare first second
+    python -m core pack runs/first --out first.studio.zip
+    python -m core unpack first.studio.zip
 
 Exit codes: 0 success (or stopped), 1 training failed or an export failed its check, 2 bad input
 (one line on stderr).
@@ -102,6 +106,34 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         "--out", required=True, help="folder for NAME.png (photo and heatmap) and NAME.npy (heatmap, 0-1)"
     )
     explain.add_argument("--top", type=int, default=3, help="how many classes to print per photo")
+    report = commands.add_parser(
+        "report",
+        help="a finished run as one HTML file that opens anywhere, offline, and prints cleanly",
+        description="Title and notes, the data with sample photos, the network and settings in words, the "
+        "training curves, test accuracy with its 95% interval, the confusion matrix, each class in words, the "
+        "most confident mistakes, the time it took and how to use the model. Charts stay interactive with no "
+        "internet: Plotly's JavaScript and the photos are inside the file.",
+    )
+    report.add_argument("run_dir", help="the run directory (the --out of `train`)")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    runs = commands.add_parser(
+        "runs", help="list the runs, or compare two or more side by side", description="Runs are read from --root."
+    )
+    runs.add_argument("--root", help="the folder of run directories (default: $STUDIO_RUNS or ./runs)")
+    runs.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN",
+        help="run ids (or run directories) to compare: results, time and size, the settings that differ, each class",
+    )
+    pack = commands.add_parser(
+        "pack", help="keep a finished run as one file (settings, history, results, model; not the photos)"
+    )
+    pack.add_argument("run_dir", help="the run directory (the --out of `train`)")
+    pack.add_argument("--out", required=True, help="the file to write (.studio.zip)")
+    unpack = commands.add_parser("unpack", help="open a run kept with `pack` (or downloaded from the dashboard)")
+    unpack.add_argument("file", help="the .studio.zip")
+    unpack.add_argument("--root", help="where to put the run (default: $STUDIO_RUNS or ./runs)")
     resume = commands.add_parser(
         "resume", help="continue an interrupted run (its process was killed) from its last finished epoch"
     )
@@ -309,6 +341,75 @@ def command_explain(args: argparse.Namespace) -> int:
     return 0 if any("top" in a for a in answers) else 2
 
 
+def command_report(args: argparse.Namespace) -> int:
+    from core.report import ReportError, write_report
+
+    try:
+        path = write_report(_existing_run(args.run_dir), args.out)
+    except ReportError as error:
+        raise CliError(str(error)) from None
+    print(f"Report written to {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")
+    return 0
+
+
+def _runs_in(root: str | None):
+    from core.runs import list_runs, runs_root
+
+    folder = Path(root) if root else runs_root()
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder of runs")
+    return folder, list_runs(folder)
+
+
+def command_runs(args: argparse.Namespace) -> int:
+    from core.compare import comparison_text, runs_frame
+    from core.runs import RunDirectory
+
+    folder, runs = _runs_in(args.root)
+    if not args.compare:
+        if not runs:
+            print(f"No runs in {folder}.")
+            return 0
+        table = runs_frame(runs).drop(columns=["notes", "recipe"])
+        table["accuracy"] = table["accuracy"].map(lambda a: "" if a != a or a is None else f"{a:.1%}")
+        table["minutes"] = table["minutes"].map(lambda m: "" if m != m or m is None else f"{m:.1f}")
+        table["started"] = table["started"].map(lambda t: "" if t is None or t != t else f"{t:%d %b %H:%M}")
+        print(table.to_string(index=False))
+        return 0
+    if len(args.compare) < 2:
+        raise CliError("--compare takes two or more runs")
+    chosen = []
+    for name in args.compare:
+        path = folder / name if (folder / name / "config.json").is_file() else Path(name)
+        if not (path / "config.json").is_file():
+            raise CliError(f"no run called {name!r} in {folder} (see `python -m core runs`)")
+        chosen.append(RunDirectory(path))
+    print(comparison_text(chosen))
+    return 0
+
+
+def command_pack(args: argparse.Namespace) -> int:
+    from core.files import write_atomic
+    from core.projects import pack_run
+
+    run = _existing_run(args.run_dir)
+    content = pack_run(run)
+    write_atomic(Path(args.out), content)
+    print(f"{run.title()} kept in {args.out} ({len(content) / 1e6:.1f} MB)")
+    return 0
+
+
+def command_unpack(args: argparse.Namespace) -> int:
+    from core.projects import unpack_run
+    from core.runs import runs_root
+
+    if not Path(args.file).is_file():
+        raise CliError(f"{args.file} does not exist")
+    run = unpack_run(args.file, Path(args.root) if args.root else runs_root())
+    print(f"Opened {run.title()} as {run.path}")
+    return 0
+
+
 def _print_answers(answers: list[dict]) -> None:
     for answer in answers:
         if "error" in answer:
@@ -359,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
             "export": command_export,
             "predict": command_predict,
             "explain": command_explain,
+            "report": command_report,
+            "runs": command_runs,
+            "pack": command_pack,
+            "unpack": command_unpack,
         }
         return commands[args.command](args)
     except InputError as error:

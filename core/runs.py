@@ -254,7 +254,8 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDirectory]:
     root = Path(root) if root else runs_root()
     if not root.is_dir():
         return []
-    runs = [RunDirectory(p) for p in root.iterdir() if (p / "config.json").is_file()]
+    # A name starting with a dot is a run being opened or deleted (`core.projects`), not yet or no longer there.
+    runs = [RunDirectory(p) for p in root.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file()]
     return sorted(runs, key=lambda r: r.raw_status().created or 0, reverse=True)
 
 
@@ -281,6 +282,16 @@ def unique_title(root: Path, title: str) -> str:
         number += 1
         candidate = f"{title} ({number})"
     return candidate
+
+
+def distinct_titles(runs: list[RunDirectory]) -> dict[str, str]:
+    """Each run's title by id, with its id added where two runs share a title: a picker that shows two
+    identical labels cannot tell them apart (Streamlit keeps a choice by its label)."""
+    titles = {run.id: run.title() for run in runs}
+    counts: dict[str, int] = {}
+    for title in titles.values():
+        counts[title] = counts.get(title, 0) + 1
+    return {key: f"{title} ({key})" if counts[title] > 1 else title for key, title in titles.items()}
 
 
 def resume_run(run: RunDirectory) -> RunDirectory:

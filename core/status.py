@@ -114,6 +114,7 @@ class RunStatus:
     class_weights: bool = False
     feature_mode: str = ""
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)  # where it trained: cores, processor, GPUs, TensorFlow
     kept: str | None = None  # "final" or "best": which weights model.keras holds
     accuracy: float | None = None
     suggestion: float | None = None  # the learning-rate finder's

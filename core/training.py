@@ -161,8 +161,9 @@ def prepare(run: RunDirectory, config: RunConfig, echo: Echo) -> Prepared:
 
     report = load_dataset(config.data, config.val_data, config.test_data)
     write_atomic(run.dataset_path, json.dumps(report.to_dict()))
-    if not run.about().name:  # named from the start when the dashboard created it; the CLI's, from its photos
-        run.set_about(name=run_title(config, report.class_names, run.raw_status().created or time.time()))
+    if not run.about().name:  # named from the start when the dashboard created it; the CLI's, by --name or its photos
+        created = run.raw_status().created or time.time()
+        run.set_about(name=config.name or run_title(config, report.class_names, created))
     problems = report.problems_for_training()
     if problems:
         raise RunFailed(problems[0], bad_input=True)
@@ -397,8 +398,33 @@ def start_session(run: RunDirectory, prepared: Prepared, classifier: Classifier,
         steps_per_epoch=steps,
         batch_size=batch_size,
         feature_mode=features.description,
+        machine=machine_facts(),
     )
     return session
+
+
+def machine_facts() -> dict:
+    """Where a run trains, for its report: cores, processor, GPUs and versions."""
+    import platform
+
+    import tensorflow as tf
+
+    processor = platform.processor()
+    # Linux names the model in /proc/cpuinfo; platform.processor() often does not.
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
+        processor = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    gpus = []
+    for device in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(device)
+        gpus.append(details.get("device_name") or device.name)
+    return {
+        "system": f"{platform.system()} {platform.release()}",
+        "processor": processor or platform.machine(),
+        "cores": os.cpu_count(),
+        "gpus": gpus,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+    }
 
 
 def run_phases(session: Session) -> RunState:

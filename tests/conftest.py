@@ -57,17 +57,21 @@ def write_image(path: Path, colour, size: int = 32, fmt: str | None = None, mode
 CLASS_COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 60, 230)}
 
 
+def make_photos(root: Path, counts: dict[str, int], size: int = 32) -> Path:
+    """A folder of class folders of `size` px PNGs, `counts` photos per class."""
+    for label, count in counts.items():
+        colour = CLASS_COLOURS.get(label, (200, 200, 0))
+        for k in range(count):
+            write_image(root / label / f"{label}_{k:02d}.png", colour, size=size)
+    return root
+
+
 @pytest.fixture
 def make_dataset(tmp_path):
-    """make_dataset({"red": 6, "green": 6}, split=None) -> folder of class folders of 32 px PNGs."""
+    """make_dataset({"red": 6, "green": 6}) -> folder of class folders of 32 px PNGs (in the test's folder)."""
 
     def make(counts: dict[str, int], root: Path | None = None, size: int = 32) -> Path:
-        root = root or tmp_path / "photos"
-        for label, count in counts.items():
-            colour = CLASS_COLOURS.get(label, (200, 200, 0))
-            for k in range(count):
-                write_image(root / label / f"{label}_{k:02d}.png", colour, size=size)
-        return root
+        return make_photos(root or tmp_path / "photos", counts, size)
 
     return make
 
@@ -94,3 +98,66 @@ def tiny_config(data: str, **changes):
     )
     values.update(changes)
     return RunConfig(**values)
+
+
+def recorded_run(root: Path, run_id: str, data: Path, seed: int = 0, **changes):
+    """A finished run's files without training it (for pages, reports and projects, which only read them):
+    its config, a scan of `data`, epochs of events and history, and an evaluation scikit-learn scores
+    from random answers. `model.keras` is a placeholder: nothing here loads it."""
+    import csv
+    import json
+    import time
+
+    from core.callbacks import HISTORY_COLUMNS
+    from core.datasets import scan_dataset
+    from core.evaluation import evaluate_predictions
+    from core.runs import RunDirectory
+    from core.status import RunState, Stage
+
+    rng = np.random.default_rng(seed)
+    config = tiny_config(str(data), **changes)
+    run = RunDirectory.create(root, config, run_id=run_id)
+    report = scan_dataset(data)
+    run.dataset_path.write_text(json.dumps(report.to_dict()))
+    names = report.class_names
+    events, rows = [{"type": "phase_start", "phase": 1, "epoch": 0, "steps": 2}], []
+    epochs = config.head_epochs + config.finetune_epochs
+    for epoch in range(1, epochs + 1):
+        accuracy = min(0.4 + 0.1 * epoch + rng.uniform(0, 0.05), 1.0)
+        row = {"phase": 1 if epoch <= config.head_epochs else 2, "epoch": epoch, "seconds": 1.0, "loss": 1 / epoch}
+        row |= {"accuracy": accuracy, "val_loss": 1.2 / epoch, "val_accuracy": accuracy - 0.05, "learning_rate": 0.01}
+        events += [{"type": "batch", "epoch": epoch, "batch": 2, "steps": 2, "loss": row["loss"], "accuracy": accuracy}]
+        events += [{"type": "epoch", **row}]
+        rows.append(row)
+    run.events_path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    with open(run.history_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    test = [item for item in report.items][: 4 * len(names)]
+    labels = [names.index(item.label) for item in test]
+    probabilities = rng.dirichlet(np.ones(len(names)), size=len(test))
+    probabilities[np.arange(len(test)), labels] += rng.uniform(0, 1.5, size=len(test))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    evaluation = evaluate_predictions(labels, probabilities, names, [item.path for item in test])
+    run.evaluation_path.write_text(json.dumps(evaluation))
+    run.model_path.write_bytes(b"placeholder model " * 100)
+    now = time.time()
+    run.update_status(
+        state=RunState.SUCCEEDED,
+        stage=Stage.DONE,
+        message=f"Finished. {evaluation['accuracy']:.1%} accuracy on {len(test)} test images.",
+        accuracy=evaluation["accuracy"],
+        started=now - 90,
+        finished=now,
+        epoch=epochs,
+        epochs_total=epochs,
+        image_size=32,
+        class_names=names,
+        images={"train": len(report.items) - len(test), "val": 0, "test": len(test)},
+        weights_kind="none",
+        kept="final",
+        stage_seconds={"preparing": 5.0, "head": 40.0, "finetune": 40.0, "evaluating": 5.0},
+        machine={"cores": 2, "processor": "test CPU", "gpus": [], "system": "Linux", "tensorflow": "2.21.0"},
+    )
+    return run

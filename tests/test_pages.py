@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import RunConfig
-from core.runs import RunDirectory, runs_root
+from core.runs import RunDirectory, list_runs, runs_root
 from core.status import ResumePoint, RunState
 from tests.conftest import tiny_config
 
@@ -205,7 +205,7 @@ def test_evaluate_page_shows_metrics_matrix_and_download(make_dataset):
     assert at.selectbox(key="eval_run").value == run.id
 
 
-@pytest.mark.parametrize("name", ["home", "data", "model", "train", "evaluate"])
+@pytest.mark.parametrize("name", ["home", "data", "model", "train", "evaluate", "runs", "presentation", "sign_in"])
 def test_every_page_renders_without_exception(name):
     assert not page(name).run().exception
 
@@ -460,3 +460,127 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
     assert at.metric[0].value == "6"
     at.button(key="undo_review_0").click().run()
     assert decisions(data) == {} and not any("Photo review" in e.label for e in at.expander)
+
+
+def _app(**query) -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at
+
+
+def test_runs_page_lists_compares_renames_and_deletes(make_dataset):
+    from tests.conftest import recorded_run
+
+    assert "No runs yet" in page("runs").run().info[0].value
+    data = make_dataset({"red": 6, "green": 6})
+    recorded_run(runs_root(), "older", data, seed=1).set_about(name="Older")
+    recorded_run(runs_root(), "newer", data, seed=2, batch_size=4).set_about(name="Newer", notes="bigger steps")
+    at = page("runs").run()
+    assert not at.exception
+    assert at.dataframe(key="runs_table").value["name"].tolist() == ["Newer", "Older"]  # newest first
+    at.text_input(key="runs_find").input("bigger").run()
+    assert at.dataframe(key="runs_table").value["name"].tolist() == ["Newer"]
+    at.text_input(key="runs_find").input("").run()
+
+    at.session_state["runs_table"] = {"selection": {"rows": [0, 1], "columns": [], "cells": []}}
+    at.run()
+    assert at.subheader[0].value == "Comparing 2 runs"
+    _, facts, settings = at.dataframe  # the runs, then the comparison's facts and settings
+    differing = settings.value
+    assert differing.index.tolist() == ["Batch size"] and differing.loc["Batch size"].tolist() == ["4", "8"]
+    assert facts.value.loc["state"].tolist() == ["Finished", "Finished"]
+
+    at.session_state["runs_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert at.subheader[0].value == "Older"
+    assert at.button(key="runs_delete").disabled  # not before saying yes
+    at.checkbox(key="runs_delete_sure").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception
+    assert [r.id for r in list_runs()] == ["newer"]
+    assert at.dataframe(key="runs_table").value["name"].tolist() == ["Newer"]
+
+
+def test_evaluate_page_makes_a_read_only_link_and_turns_it_off(make_dataset):
+    from core import sharing
+    from tests.conftest import recorded_run
+
+    run = recorded_run(runs_root(), "shown", make_dataset({"red": 6, "green": 6}))
+    at = page("evaluate").run()
+    assert at.get("download_button")  # the report, and the run kept as a file
+    at.button(key=f"make_share_{run.id}").click().run()
+    link = at.code[0].value
+    assert "?share=" in link
+    assert sharing.open_link(link.split("share=", 1)[1]).run == run.id
+    revoke = [b for b in at.button if b.key and b.key.startswith("revoke_")]
+    assert len(revoke) == 1
+    revoke[0].click().run()
+    assert not at.code and not [b for b in at.button if b.key and b.key.startswith("revoke_")]
+    with pytest.raises(sharing.ShareRefused, match="turned off"):
+        sharing.open_link(link.split("share=", 1)[1])
+
+
+def test_a_shared_link_shows_its_run_only_and_nothing_to_change(make_dataset, monkeypatch):
+    from core import sharing
+    from tests.conftest import recorded_run
+
+    monkeypatch.setenv("STUDIO_PASSWORD", "team secret")  # a link needs no password
+    data = make_dataset({"red": 6, "green": 6})
+    shown = recorded_run(runs_root(), "shown", data, seed=1)
+    recorded_run(runs_root(), "private", data, seed=2)
+    token = sharing.make_link(shown.id)
+    at = _app(share=token, run="private").run()
+    assert not at.exception
+    assert at.title[0].value == shown.title()
+    assert at.metric[0].value == f"{shown.evaluation()['accuracy']:.1%}"
+    assert not at.sidebar.markdown and not at.sidebar.button  # no navigation, no project, no other run
+    assert not at.selectbox and not at.text_input  # nothing to pick or change
+    assert not at.button  # no control at all: only the download and the photo box
+    assert [d.label for d in at.get("download_button")] == ["Download the report (HTML)"]
+
+
+@pytest.mark.parametrize("case", ["altered", "forged", "revoked", "deleted"])
+def test_a_bad_shared_link_is_refused_in_plain_words(make_dataset, case):
+    import base64
+    import json
+
+    from core import sharing
+    from core.projects import delete_run
+    from tests.conftest import recorded_run
+
+    data = make_dataset({"red": 6, "green": 6})
+    shown = recorded_run(runs_root(), "shown", data, seed=1)
+    recorded_run(runs_root(), "private", data, seed=2)
+    sharing.make_link("private")
+    token = sharing.make_link(shown.id)
+    payload, signature = token.split(".")
+    if case == "altered":  # the other run's id, with this link's signature
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["run"] = "private"
+        token = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=") + "." + signature
+    elif case == "forged":
+        token = payload + "." + signature[::-1]
+    elif case == "revoked":
+        sharing.revoke(sharing.open_link(token).link)
+    else:
+        delete_run(shown)
+    at = _app(share=token).run()
+    assert not at.exception
+    assert at.title[0].value == "Fine-Tune Studio" and len(at.error) == 1
+    assert "Ask" in at.error[0].value
+    assert not at.metric and not at.get("plotly_chart")
+
+
+def test_a_password_closes_the_dashboard_until_it_is_given(monkeypatch):
+    monkeypatch.setenv("STUDIO_PASSWORD", "team secret")
+    at = _app().run()
+    assert not at.exception
+    assert "private" in at.markdown[0].value and not at.sidebar.markdown
+    at.text_input(key="password_given").input("team secre")
+    at.button[0].click().run()
+    assert "not right" in at.error[0].value and not at.sidebar.markdown
+    at.text_input(key="password_given").input("team secret")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.title[0].value == "Fine-Tune Studio" and "Your project" in [m.value for m in at.sidebar.markdown][0:1][0]

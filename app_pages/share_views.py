@@ -1,0 +1,79 @@
+"""What leaves the dashboard about a run: its report, the run kept as one file, and read-only links."""
+
+from __future__ import annotations
+
+import datetime
+from urllib.parse import urlencode, urlsplit
+
+import streamlit as st
+
+from core import sharing
+from core.projects import can_pack, pack_run, project_name
+from core.report import build_report, report_name
+from core.runs import RunDirectory
+
+
+def report_download(run: RunDirectory, key: str = "download_report") -> None:
+    """The report as one HTML file, made when clicked (it opens offline and prints cleanly)."""
+    st.download_button(
+        "Download the report (HTML)",
+        data=lambda: build_report(run),
+        file_name=report_name(run),
+        mime="text/html",
+        icon=":material/description:",
+        key=key,
+        on_click="ignore",
+    )
+
+
+def keep_as_file(run: RunDirectory, key: str) -> None:
+    """The run as one file to open on another server (settings, history, results, model; not the photos)."""
+    reason = can_pack(run)
+    if reason:
+        st.caption(reason)
+        return
+    st.download_button(
+        "Keep this run as a file",
+        data=lambda: pack_run(run),
+        file_name=project_name(run),
+        mime="application/zip",
+        icon=":material/archive:",
+        key=key,
+        on_click="ignore",
+        help="Settings, history, results and the model, not the photos. Open it on any Fine-Tune Studio server "
+        "from the Runs page.",
+    )
+
+
+def app_address() -> str:
+    """The dashboard's address as the person's browser sees it (a link made here opens the same server)."""
+    parts = urlsplit(st.context.url or "http://localhost:8501")
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{parts.scheme}://{parts.netloc}/{base + '/' if base else ''}"
+
+
+def share_panel(run: RunDirectory) -> None:
+    """Make a read-only link to this run, and turn off links already given."""
+    st.caption(
+        "A link that shows this run only: its results, curves, the report and trying it on a photo. Whoever opens "
+        "it cannot train, change settings, see the data folders or any other run. Turn a link off at any time."
+    )
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    note = left.text_input("Who is it for? (optional, shown only to you)", key=f"share_note_{run.id}", max_chars=200)
+    if right.button("Make a read-only link", key=f"make_share_{run.id}", icon=":material/link:"):
+        token = sharing.make_link(run.id, note)
+        st.session_state[f"share_made_{run.id}"] = f"{app_address()}?{urlencode({'share': token})}"
+    made = st.session_state.get(f"share_made_{run.id}")
+    if made:
+        st.code(made, language=None, wrap_lines=True)
+        st.caption("Copy the link with the button at its right, and send it.")
+    links = [link for link in sharing.links_for(run.id) if link.active]
+    for link in links:
+        when = datetime.datetime.fromtimestamp(link.made).strftime("%d %b %H:%M")
+        line, off = st.columns([4, 1], vertical_alignment="center")
+        line.markdown(f"Link made {when}" + (f" for *{link.note}*" if link.note else ""))
+        if off.button("Turn off", key=f"revoke_{link.link}"):
+            sharing.revoke(link.link)
+            st.session_state.pop(f"share_made_{run.id}", None)
+            st.toast("That link no longer opens anything.")
+            st.rerun()

@@ -1,0 +1,123 @@
+"""The report (one HTML file that opens anywhere), the runs table and comparison, and their CLI."""
+
+import html
+import re
+import shutil
+
+import pytest
+
+from core.compare import comparison_text, facts_frame, per_class_frame, runs_frame, settings_frame
+from core.explain import heatmap_path
+from core.report import ReportError, accuracy_interval, build_report
+from core.runs import RunDirectory
+from tests.conftest import recorded_run, write_image
+from tests.test_cli import TINY, cli
+
+
+@pytest.fixture
+def two_runs(make_dataset, tmp_path):
+    data = make_dataset({"red": 8, "green": 8, "blue": 8})
+    first = recorded_run(tmp_path / "runs", "first", data, seed=1)
+    second = recorded_run(tmp_path / "runs", "second", data, seed=2, batch_size=16, head_epochs=3)
+    return first, second
+
+
+def test_the_accuracy_interval_is_wilsons():
+    low, high = accuracy_interval(26, 36)
+    assert (round(low, 3), round(high, 3)) == (0.560, 0.842)
+    low, high = accuracy_interval(10, 10)
+    assert high == 1.0 and 0.7 < low < 0.75  # all right still leaves room below
+
+
+def test_the_report_holds_everything_and_asks_no_server_for_anything(two_runs):
+    run = two_runs[0]
+    run.set_about(name="Colour squares", notes="Made for <the board> & co")
+    mistake = run.evaluation()["misclassified"][0]
+    write_image(heatmap_path(run, mistake["path"], None), (250, 230, 30), size=48)  # as the explain task keeps it
+    page = build_report(run)
+    assert page.count("Plotly.newPlot") == 3  # accuracy, loss, confusion matrix
+    assert page.count('<script type="text/javascript">/**') <= 1 and "plotly.js" in page  # inlined once
+    markup = re.sub(r"<script.*?</script>", "", page, flags=re.DOTALL)  # plotly.js names its site in a string
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup)  # nothing fetched from anywhere
+    assert "cdn.plot.ly" not in markup
+    assert "Made for &lt;the board&gt; &amp; co" in page  # a note is text, never markup
+    evaluation = run.evaluation()
+    right = round(evaluation["accuracy"] * evaluation["count"])
+    low, high = accuracy_interval(right, evaluation["count"])
+    assert f"{low:.1%}</strong> and <strong>{high:.1%}" in page
+    for name in ("red", "green", "blue"):
+        assert f"<figcaption>{name}</figcaption>" in page  # the sample grid, a row per class
+    assert page.count("data:image/jpeg;base64,") >= 3 * 4 + 2  # samples, a mistake and its heatmap
+    assert "where the model looked" in page
+    assert "2 CPU cores (test CPU), no GPU" in page
+    assert "CLASSES = ['blue', 'green', 'red']" in html.unescape(page)
+    assert "@media print" in page
+
+
+def test_a_report_from_another_machine_says_what_it_cannot_show(two_runs, tmp_path):
+    run = two_runs[0]
+    shutil.rmtree((run.dataset() or {})["root"])  # the photos are not here, as on a server a project was opened on
+    page = build_report(run)
+    assert "Sample photos are not shown" in page
+    assert "photo not on this machine" in page
+
+
+def test_a_run_without_results_has_no_report(make_dataset, tmp_path):
+    run = recorded_run(tmp_path, "unfinished", make_dataset({"red": 4, "green": 4}))
+    run.evaluation_path.unlink()
+    with pytest.raises(ReportError, match="no results yet"):
+        build_report(run)
+
+
+def test_the_comparison_shows_what_differs(two_runs):
+    first, second = two_runs
+    settings = settings_frame([first, second])
+    assert sorted(settings.index[settings["differs"]]) == ["Batch size", "Head epochs"]
+    facts = facts_frame([first, second])
+    assert facts.loc["epochs trained"].tolist() == ["2 of 2", "4 of 4"]
+    assert facts.loc["time to train"].tolist() == ["1.5 min", "1.5 min"]
+    classes = per_class_frame([first, second])
+    assert sorted(classes.index) == ["blue", "green", "red"]
+    row = first.evaluation()["per_class"][0]
+    assert classes.loc[row["class"]].iloc[0] == row["recall"]
+    table = runs_frame([second, first])
+    assert table["id"].tolist() == ["second", "first"]
+    assert table.loc[0, "settings"] == "32 px, 3 + 1 epochs, batch 16, fast mode"
+    text = comparison_text([first, second])
+    assert "Settings that differ:" in text and "Batch size" in text and "other settings are the same" in text
+
+
+def test_the_cli_lists_compares_reports_and_keeps_runs(two_runs, tmp_path):
+    root = tmp_path / "runs"
+    listed = cli("runs", "--root", str(root))
+    assert listed.returncode == 0 and "first" in listed.stdout and "second" in listed.stdout
+    compared = cli("runs", "--root", str(root), "--compare", "first", "second")
+    assert compared.returncode == 0, compared.stderr
+    assert "Batch size" in compared.stdout and "Head epochs" in compared.stdout
+    assert cli("runs", "--root", str(root), "--compare", "first").returncode == 2
+    missing = cli("runs", "--root", str(root), "--compare", "first", "nope")
+    assert missing.returncode == 2 and "no run called 'nope'" in missing.stderr
+    report = cli("report", str(root / "first"), "--out", str(tmp_path / "out" / "report.html"))
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    packed = cli("pack", str(root / "first"), "--out", str(tmp_path / "first.studio.zip"))
+    assert packed.returncode == 0, packed.stderr
+    opened = cli("unpack", str(tmp_path / "first.studio.zip"), "--root", str(tmp_path / "elsewhere"))
+    assert opened.returncode == 0 and (tmp_path / "elsewhere" / "first" / "model.keras").exists()
+    refused = cli("unpack", str(root / "first" / "config.json"), "--root", str(tmp_path / "elsewhere"))
+    assert refused.returncode == 2 and "not a Fine-Tune Studio project" in refused.stderr
+
+
+def test_a_trained_run_kept_as_a_file_predicts_on_another_server(make_dataset, tmp_path):
+    data = make_dataset({"red": 8, "green": 8})
+    trained = cli("train", "--data", str(data), *TINY, "--out", str(tmp_path / "run"))
+    assert trained.returncode == 0, trained.stderr
+    assert RunDirectory(tmp_path / "run").raw_status().machine["cores"] >= 1
+    assert cli("pack", str(tmp_path / "run"), "--out", str(tmp_path / "run.studio.zip")).returncode == 0
+    assert cli("unpack", str(tmp_path / "run.studio.zip"), "--root", str(tmp_path / "there")).returncode == 0
+    photo = next(data.rglob("red_00.png"))
+    answer = cli("predict", str(tmp_path / "there" / "run"), str(photo), "--top", "2")
+    assert answer.returncode == 0, answer.stderr
+    assert re.search(r"red_00.png: (red|green) \d+\.\d%, (red|green) \d+\.\d%", answer.stdout)
+    report = cli("report", str(tmp_path / "there" / "run"), "--out", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr
