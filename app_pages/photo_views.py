@@ -48,7 +48,10 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
             )
         except (OSError, ImageRejected):
             continue
-    st.image(images, caption=captions, width=150)
+    if images:
+        st.image(images, caption=captions, width=150)
+    else:
+        st.caption("These photos are not on this server (the run was opened from a file, or they were moved).")
 
 
 def _saved(uploads) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from core.export import FORMATS, existing, progress_path, tfjs_unavailable, tools_home, zip_path
+from core.export import FORMATS, existing, photos_missing, progress_path, tfjs_unavailable, tools_home, zip_path
 from core.files import safe_name
 from core.runs import RunDirectory, runs_root
 from core.tasks import read_result, result_path, start_task, task_running
@@ -41,7 +41,10 @@ def take_away(run_id: str) -> None:
     still, so a download button is never redrawn under the pointer.
     """
     run = RunDirectory(runs_root() / run_id)
-    if any(task_running(_task(run, key)) for key in FORMATS):
+    missing = photos_missing(run)
+    if missing:
+        st.info(missing)
+    elif any(task_running(_task(run, key)) for key in FORMATS):
         _while_making(run_id)
     else:
         _formats(run_id)

@@ -166,6 +166,21 @@ def inference_model(model):
     return keras.Model(inputs, x, name=model.name)
 
 
+def photos_missing(run) -> str | None:
+    """Why exports of `run` cannot be checked here (its photos are not on this machine), or None."""
+    try:
+        rows = [line.split(",", 2) for line in run.splits_path.read_text().splitlines()[1:]]
+    except OSError:
+        rows = []
+    if not any(Path(row[2]).is_file() for row in rows[:50] if len(row) == 3):
+        return (
+            "Each format is checked on this run's own photos, and they are not on this server (the run was "
+            "opened from a file, or its photos were moved). Its Keras model is in “Keep this run as a file”; "
+            "other formats can be made where its photos are."
+        )
+    return None
+
+
 def check_photos(run) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The run's test photos (else validation, else training) at its image size, with their class indices."""
     from core.images import load_rgb

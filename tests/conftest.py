@@ -141,6 +141,10 @@ def recorded_run(root: Path, run_id: str, data: Path, seed: int = 0, **changes):
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     evaluation = evaluate_predictions(labels, probabilities, names, [item.path for item in test])
     run.evaluation_path.write_text(json.dumps(evaluation))
+    run.splits_path.write_text(
+        "split,label,path\n"
+        + "".join(f"{'test' if item in test else 'train'},{item.label},{item.path}\n" for item in report.items)
+    )
     run.model_path.write_bytes(b"placeholder model " * 100)
     now = time.time()
     run.update_status(

@@ -56,6 +56,8 @@ def finished_run(data: str, state: str = "succeeded") -> RunDirectory:
         ],
     }
     run.evaluation_path.write_text(json.dumps(evaluation))
+    photos = sorted(Path(data).rglob("*.png"))
+    run.splits_path.write_text("split,label,path\n" + "".join(f"test,{p.parent.name},{p}\n" for p in photos))
     run.update_status(
         state=RunState(state),
         message="Finished. 75.0% accuracy on 4 test images.",
@@ -356,7 +358,12 @@ def test_take_the_model_away_offers_only_what_passed_its_check(make_dataset, mon
     at = page("evaluate").run()
     assert not at.exception
     downloads = at.get("download_button")
-    assert [d.proto.label for d in downloads] == ["Download (.zip)"]
+    exports = [
+        d.proto.label
+        for d in downloads
+        if d.proto.label not in ("Download the report (HTML)", "Keep this run as a file")
+    ]
+    assert exports == ["Download (.zip)"]
     assert any("Same answer as the Keras model on 100.0% of 4 test photos" in s.value for s in at.success)
     failed = [e.value for e in at.error if "Failed its check" in e.value]
     assert len(failed) == 1 and "50.0% of 4 test photos" in failed[0]
@@ -584,3 +591,21 @@ def test_a_password_closes_the_dashboard_until_it_is_given(monkeypatch):
     at.button[0].click().run()
     assert not at.exception
     assert at.title[0].value == "Fine-Tune Studio" and "Your project" in [m.value for m in at.sidebar.markdown][0:1][0]
+
+
+def test_a_run_opened_from_a_file_without_its_photos_says_so_and_offers_no_export(make_dataset, tmp_path):
+    import shutil
+
+    from core.projects import pack_run, unpack_run
+    from tests.conftest import recorded_run
+
+    photos = make_dataset({"red": 6, "green": 6})
+    kept = pack_run(recorded_run(tmp_path / "elsewhere", "travelled", photos))
+    shutil.rmtree(photos)  # the photos stayed on the other server
+    unpack_run(kept, runs_root())
+    at = page("evaluate").run()
+    assert not at.exception
+    assert any("not on this server" in c.value for c in at.caption)  # the mistakes
+    assert any("checked on this run's own photos" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key and b.key.startswith("make_") and not b.key.startswith("make_share")]
+    assert at.get("download_button")  # the report and the run file still are
