@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.photo_views import mistakes_gallery, review_photos, try_photos
-from app_pages.run_views import progress_of
+from app_pages.run_views import first_model_line, progress_of
 from app_pages.share_views import keep_as_file, report_download, share_panel
 from app_pages.shared import current_run, follow_run, say_missing_run
 from app_pages.take_away import take_away
@@ -46,8 +46,20 @@ def still_training(run_id: str) -> None:
     )
 
 
+@st.fragment(run_every=2.0)
+def first_model_ready(run_id: str) -> None:
+    """While phase 2 runs, the first model is what this page shows; when the run ends, the page turns to the kept one."""
+    followed = RunDirectory(runs_root() / run_id)
+    progress, status = progress_of(followed)
+    if not status.state.active:
+        st.rerun(scope="app")
+    st.success(first_model_line(status) + f" Now: {progress.describe()}.")
+
+
 evaluation = run.evaluation()
-if evaluation is None:
+if evaluation is not None and run.status().state.active:
+    first_model_ready(run.id)
+elif evaluation is None:
     status = run.status()
     if status.state.active:
         still_training(run.id)
@@ -66,7 +78,14 @@ names = evaluation["class_names"]
 split = "test" if evaluation["split"] == "test" else f"{evaluation['split']} (there is no test split)"
 right = round(evaluation["accuracy"] * evaluation["count"])
 st.metric(f"Accuracy on {evaluation['count']} {split} photos it never trained on", f"{evaluation['accuracy']:.1%}")
-kept = {"final": "The final model was kept.", "best": "Its most accurate epoch was kept."}.get(run.status().kept, "")
+kept = {
+    "final": "The final model was kept.",
+    "best": "Its most accurate epoch was kept.",
+    "first": "The first model (only its new head trained) was kept: fine-tuning did not do better on the "
+    "validation photos.",
+}.get(run.status().kept, "")
+if run.status().state.active:
+    kept = "These are the first model's results; the final model's replace them if it does better."
 st.caption(f"{right} of {evaluation['count']} right. {kept}")
 if run.status().weights_kind == "none":
     st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")

@@ -54,6 +54,9 @@ def live_run(run_id: str) -> None:
     elif st.button("Stop", key=f"stop_{run_id}", disabled=not status.state.active or run.stop_requested()):
         run.request_stop()
         st.toast("Stopping after the current batch...")
+    with st.empty():
+        if status.first_model and status.state.active:
+            st.success(first_model_line(status))
     keep = run.config().keep
     keeps_best = keep == "best" or (keep == "auto" and status.images.get("val", 0) >= BEST_NEEDS_VALIDATION)
     warning = memorising(progress.epochs, keeps_best or status.kept == "best", status.state.active)
@@ -66,6 +69,20 @@ def live_run(run_id: str) -> None:
     with st.empty():
         if status.state in (RunState.SUCCEEDED, RunState.STOPPED) and run.evaluation():
             next_step("app_pages/evaluate.py", "Next: see how good it is →")
+
+
+def first_model_line(status) -> str:
+    """What the first model (kept as phase 1 ends) scored, said while fine-tuning goes on."""
+    first = status.first_model
+    score = (
+        f"{first['val_accuracy']:.0%} on validation photos"
+        if first.get("val_accuracy") is not None
+        else f"{first['accuracy']:.0%} on {first['split']} photos"
+    )
+    return (
+        f"A first model is ready: {score}. Try it or download it on the Evaluate page. Fine-tuning continues to "
+        "improve it; the final model replaces it only if it does better on validation."
+    )
 
 
 def about_editor(run: RunDirectory) -> None:

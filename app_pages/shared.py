@@ -192,7 +192,8 @@ def project_summary() -> None:
     if status.state.active and status.epochs_total:
         st.progress(min(status.epoch / status.epochs_total, 1.0))
     if status.accuracy is not None:
-        st.markdown(f"**Test accuracy:** {status.accuracy:.1%}")
+        which = "First model's test accuracy" if status.state.active else "Test accuracy"
+        st.markdown(f"**{which}:** {status.accuracy:.1%}")
 
 
 def next_step(page: str, label: str) -> None:

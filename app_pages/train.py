@@ -22,6 +22,7 @@ from core.backbones import BACKBONES
 from core.estimate import planned_seconds, speeds_request
 from core.monitor import format_seconds
 from core.preflight import start_blockers
+from core.recipes import RECIPES
 from core.runs import run_title, start_run
 from core.sources import source_label
 
@@ -128,8 +129,19 @@ def start_panel() -> None:
         if blocker.details:
             with st.expander("For administrators"):
                 st.caption(blocker.details)
-    if not st.button("Start training", type="primary", key="start", disabled=bool(blockers)):
-        return
+    start, quick = st.columns([1, 3], vertical_alignment="center")
+    if start.button("Start training", type="primary", key="start", disabled=bool(blockers)):
+        _start(config, report)
+    if quick.button(
+        "Quick first model",
+        key="start_quick",
+        disabled=bool(blockers),
+        help=f"{RECIPES['quick'].what} Your photos and network stay as chosen.",
+    ):
+        _start(config.replace(**RECIPES["quick"].settings), report)  # the chosen network, the quick schedule
+
+
+def _start(config, report) -> None:
     fingerprint = config.to_json()
     last = st.session_state.get("last_start")
     if last and last[0] == fingerprint and time.time() - last[1] < DOUBLE_CLICK_SECONDS:

@@ -42,7 +42,13 @@ def run_recipe(key: str, data: Path, out: Path, env: dict, seed: int, flags: lis
     command += [*flags, "--seed", str(seed), "--out", str(out)]
     wall, rss, _ = measured(command, env)
     status = json.loads((out / "status.json").read_text())
-    return {"accuracy": status["accuracy"], "wall": wall, "rss": rss}
+    return {
+        "accuracy": status["accuracy"],
+        "wall": wall,
+        "rss": rss,
+        "stages": status.get("stage_seconds", {}),
+        "first": status.get("first_model", {}),
+    }
 
 
 PLAIN = "plain_keras_guide"

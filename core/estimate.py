@@ -77,6 +77,8 @@ def estimate(config, counts: dict[str, int], speeds: StageSpeeds, cached: bool) 
     # Each phase also saves checkpoints at its end.
     head_epoch = steps * speeds.head_step + speeds.head_epoch + validation
     stages[Stage.HEAD] = config.head_epochs * head_epoch + speeds.head_trace + 2 * speeds.save
+    if finetunes:  # the first model: saved twice and scored on the test photos as phase 1 ends
+        stages[Stage.HEAD] += 2 * speeds.save + speeds.forward * test + speeds.forward_trace
     finetune_epoch = steps * speeds.finetune_step + speeds.finetune_epoch + validation
     stages[Stage.FINETUNE] = (
         config.finetune_epochs * finetune_epoch + speeds.finetune_trace + 2 * speeds.save if finetunes else 0.0

@@ -146,7 +146,11 @@ def heatmap_path(run, photo: str, class_name: str | None) -> Path:
         stamp = Path(photo).stat().st_mtime_ns
     except OSError:
         stamp = 0
-    key = hashlib.sha1(f"{photo}|{stamp}|{class_name or ''}".encode()).hexdigest()[:20]
+    try:
+        model = run.model_path.stat().st_mtime_ns  # the first model's heatmaps are not the final one's
+    except OSError:
+        model = 0
+    key = hashlib.sha1(f"{photo}|{stamp}|{class_name or ''}|{model}".encode()).hexdigest()[:20]
     return run.path / "heatmaps" / f"{key}.png"
 
 

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +80,7 @@ class RunDirectory:
     best_checkpoint_path = property(lambda self: self.path / "checkpoints" / "best.keras")
     last_checkpoint_path = property(lambda self: self.path / "checkpoints" / "last.keras")
     model_path = property(lambda self: self.path / "model.keras")
+    first_model_path = property(lambda self: self.path / "checkpoints" / "first.keras")
     evaluation_path = property(lambda self: self.path / "evaluation.json")
     dataset_path = property(lambda self: self.path / "dataset.json")
     splits_path = property(lambda self: self.path / "splits.csv")
@@ -288,9 +290,7 @@ def distinct_titles(runs: list[RunDirectory]) -> dict[str, str]:
     """Each run's title by id, with its id added where two runs share a title: a picker that shows two
     identical labels cannot tell them apart (Streamlit keeps a choice by its label)."""
     titles = {run.id: run.title() for run in runs}
-    counts: dict[str, int] = {}
-    for title in titles.values():
-        counts[title] = counts.get(title, 0) + 1
+    counts = Counter(titles.values())
     return {key: f"{title} ({key})" if counts[title] > 1 else title for key, title in titles.items()}
 
 

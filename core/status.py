@@ -115,7 +115,9 @@ class RunStatus:
     feature_mode: str = ""
     phase_seconds: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)  # where it trained: cores, processor, GPUs, TensorFlow
-    kept: str | None = None  # "final" or "best": which weights model.keras holds
+    kept: str | None = None  # "final", "best" or "first": which weights model.keras holds
+    # The head-trained model, kept as soon as phase 1 ends: its validation and test accuracy
+    first_model: dict[str, Any] = field(default_factory=dict)
     accuracy: float | None = None
     suggestion: float | None = None  # the learning-rate finder's
 

@@ -25,8 +25,20 @@ TASK_NICENESS = 5
 
 def result_path(name: str, args: dict[str, Any]) -> Path:
     """Where the result of task `name` with `args` is (or will be) cached."""
-    key = hashlib.sha1(json.dumps([TASK_VERSION, name, args], sort_keys=True).encode()).hexdigest()[:20]
+    # A task on a run's model (a prediction, a heatmap, a review, an export) is answered again when the model
+    # is replaced: the first model, kept as phase 1 ends, gives way to the final one.
+    model = _model_stamp(args.get("run_dir"))
+    key = hashlib.sha1(json.dumps([TASK_VERSION, name, args, model], sort_keys=True).encode()).hexdigest()[:20]
     return cache_home() / "tasks" / f"{name}-{key}.json"
+
+
+def _model_stamp(run_dir) -> int | None:
+    if not isinstance(run_dir, str):
+        return None
+    try:
+        return (Path(run_dir) / "model.keras").stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def start_task(name: str, args: dict[str, Any]) -> Path:

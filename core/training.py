@@ -430,7 +430,8 @@ def machine_facts() -> dict:
 def run_phases(session: Session) -> RunState:
     """Each planned phase in turn, from where a resumed run left off; STOPPED if Stop was pressed."""
     resume = session.classifier.resume
-    for plan in plan_phases(session.config, session.classifier.unfreeze):
+    plans = plan_phases(session.config, session.classifier.unfreeze)
+    for plan in plans:
         if resume and plan.phase < resume.phase:
             continue
         phase_start = resume.phase_start if resume and plan.phase == resume.phase else session.epochs_done
@@ -438,7 +439,32 @@ def run_phases(session: Session) -> RunState:
         adopt_estimate(session.run, session.run.config(), session.report)
         if epochs > 0 and run_phase(session, plan, phase_start, epochs):
             return RunState.STOPPED
+        if plan.phase == 1 and len(plans) > 1 and not session.run.raw_status().first_model:
+            keep_first_model(session)
     return RunState.SUCCEEDED
+
+
+def keep_first_model(session: Session) -> None:
+    """The head-trained model, usable the moment phase 1 ends: saved, scored on the test photos and offered
+    while phase 2 runs. The final model replaces it at the end only if it does better on validation."""
+    run, model = session.run, session.classifier.model
+    started = time.perf_counter()
+    save_model_atomic(model, run.first_model_path)
+    save_model_atomic(model, run.model_path)
+    last = run.history()[-1] if run.history() else {}
+    evaluation = _score(session, model)
+    evaluation["model"] = "first"
+    write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
+    first = {
+        "val_accuracy": last.get("val_accuracy") if isinstance(last.get("val_accuracy"), float) else None,
+        "accuracy": evaluation["accuracy"],
+        "split": evaluation["split"],
+        "count": evaluation["count"],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    run.update_status(first_model=first, kept="first", accuracy=evaluation["accuracy"])
+    on = f"{first['val_accuracy']:.0%} on validation photos" if first["val_accuracy"] is not None else "ready"
+    session.echo(f"A first model is ready ({on}, {evaluation['accuracy']:.1%} on {evaluation['split']}).")
 
 
 def run_phase(session: Session, plan: PhasePlan, phase_start: int, epochs: int) -> bool:
@@ -608,29 +634,54 @@ def keep_model(session: Session, outcome: RunState):
     if keep == "final" and outcome is RunState.SUCCEEDED:
         # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
         why = f" ({validation} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""
+        last = session.run.history()[-1] if session.run.history() else {}
+        if _first_does_better(session, last.get("val_accuracy")):
+            echo("Keeping the first model: fine-tuning did not do better on the validation photos.")
+            return keras.models.load_model(session.run.first_model_path, safe_mode=True), "first"
         echo(f"Keeping the final model{why}.")
         return session.classifier.model, "final"
     if session.run.best_checkpoint_path.exists():
+        # The best checkpoint spans both phases, so it is never worse on validation than the first model.
         echo(f"Keeping the most accurate epoch on {'validation' if validation else 'training'} images.")
         return keras.models.load_model(session.run.best_checkpoint_path, safe_mode=True), "best"
     return None, None
 
 
-def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
-    """Save the kept model, score it on the test photos (else validation, else training) and finish the status."""
-    from core.calibration import calibrate_model
+def _first_does_better(session: Session, final_val_accuracy) -> bool:
+    """Whether the first model (phase 1's) scored higher on validation than the final one (ties go to the final)."""
+    first = session.run.raw_status().first_model.get("val_accuracy")
+    return (
+        isinstance(first, float)
+        and isinstance(final_val_accuracy, float)
+        and first > final_val_accuracy
+        and session.run.first_model_path.exists()
+    )
+
+
+def _score(session: Session, model) -> dict:
+    """`model` on the test photos (else validation, else training): the evaluation, as `evaluation.json` holds it."""
     from core.evaluation import evaluate_predictions
     from core.pipeline import make_dataset
 
     run = session.run
-    save_model_atomic(model, run.model_path)
-    run.update_status(kept=kept)
     split = next(name for name in ("test", "val", "train") if len(session.data[name].images) or name == "train")
     photos = session.data[split]
-    run.update_status(stage=Stage.EVALUATING, message=f"Evaluating on the {split} images")
     probabilities = model.predict(make_dataset(photos.images, None, session.batch_size, shuffle=False), verbose=0)
     class_names = run.raw_status().class_names
-    evaluation = evaluate_predictions(photos.labels, probabilities, class_names, photos.paths, split=split)
+    return evaluate_predictions(photos.labels, probabilities, class_names, photos.paths, split=split)
+
+
+def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
+    """Save the kept model, score it on the test photos (else validation, else training) and finish the status."""
+    from core.calibration import calibrate_model
+
+    run = session.run
+    save_model_atomic(model, run.model_path)
+    run.update_status(kept=kept)
+    run.update_status(stage=Stage.EVALUATING, message="Evaluating on the photos kept aside")
+    evaluation = _score(session, model)
+    evaluation["model"] = kept
+    split, class_names = evaluation["split"], evaluation["class_names"]
     evaluation["seconds"] = round(time.time() - (run.raw_status().started or time.time()), 1)
     write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
     run.update_status(message="Measuring how far photos of each class lie from the others")
@@ -643,7 +694,8 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     if outcome is RunState.STOPPED:
         message = f"Stopped by request; the best checkpoint was kept. {summary}"
     else:
-        message = f"Finished: {'the final model' if kept == 'final' else 'its most accurate epoch'} was kept. {summary}"
+        which = {"final": "the final model", "best": "its most accurate epoch", "first": "the first model"}[kept]
+        message = f"Finished: {which} was kept. {summary}"
     run.update_status(
         state=outcome,
         stage=Stage.DONE,

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from app_pages.shared import PAGES
 from tests.conftest import SHARED, wait_until
 from tests.dashboard_server import start_dashboard, stop_dashboard
 
@@ -342,6 +343,7 @@ new MutationObserver(() => {
         ("model", "2. Model"),
         ("train", "3. Train"),
         ("evaluate", "4. Evaluate"),
+        ("runs", "Runs"),
     ],
 )
 def test_the_first_request_to_a_fresh_server_shows_the_app_from_its_first_paint(isolated_workspace, path, title):
@@ -360,7 +362,7 @@ def test_the_first_request_to_a_fresh_server_shows_the_app_from_its_first_paint(
             # Streamlit loads the code that draws a page link on first use, just after the first paint.
             expect(page.get_by_test_id("stSidebar").get_by_role("link", name="Evaluate")).to_be_visible()
             seen = page.evaluate("({nav: [...window.__seen.nav], titles: [...window.__seen.titles]})")
-            assert set(seen["nav"]) == {"Home", "Data", "Model", "Train", "Evaluate"}, seen
+            assert set(seen["nav"]) == {title for _, title, _ in PAGES}, seen
             assert seen["titles"] == [title], seen
             _shot(page, f"0-first-paint-{path or 'home'}")
             browser.close()

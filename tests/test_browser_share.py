@@ -165,7 +165,7 @@ def test_a_read_only_link_shows_one_run_and_can_be_turned_off(server_with_runs):
         expect(visitor.get_by_text("This share link is not valid")).to_be_visible()
 
         page.get_by_role("button", name="Turn off").click()
-        _settle(page)
+        expect(page.get_by_role("button", name="Turn off")).to_have_count(0)  # turned off, and said so
         visitor.goto(link)
         _settle(visitor)
         expect(visitor.get_by_text("was turned off by the person who shared it")).to_be_visible()

@@ -27,10 +27,12 @@ def test_the_estimate_multiplies_each_measured_speed_by_the_work_of_its_stage():
     plan = estimate(config, {"train": 160, "val": 40, "test": 40}, SPEEDS, cached=True)
     assert plan["preparing"] == pytest.approx(4.0 + 2 * 0.001 * 240, abs=0.05)
     assert plan["features"] == pytest.approx(0.002 * (160 * 8 + 40) + 0.001 * 160 * 7 + 1.0, abs=0.05)
-    assert plan["head"] == pytest.approx(30 * (5 * 0.002 + 0.1) + 0.5 + 0.4, abs=0.05)
+    first_model = 2 * 0.2 + 0.002 * 40 + 1.0  # saved twice and scored on the test photos
+    assert plan["head"] == pytest.approx(30 * (5 * 0.002 + 0.1) + 0.5 + 0.4 + first_model, abs=0.05)
     assert plan["finetune"] == pytest.approx(15 * (5 * 0.05 + 0.15) + 4.0 + 0.4, abs=0.05)
     head_only = estimate(config.replace(finetune_epochs=0), {"train": 160, "val": 40, "test": 40}, SPEEDS, True)
     assert head_only["finetune"] == 0.0
+    assert head_only["head"] == pytest.approx(plan["head"] - first_model, abs=0.05)  # no first model to keep
     whole_network = estimate(config, {"train": 160, "val": 40, "test": 40}, SPEEDS, cached=False)
     assert whole_network["features"] == 0.0 and whole_network["head"] > plan["head"]  # validation on photos
 

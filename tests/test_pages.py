@@ -609,3 +609,40 @@ def test_a_run_opened_from_a_file_without_its_photos_says_so_and_offers_no_expor
     assert any("checked on this run's own photos" in i.value for i in at.info)
     assert not [b for b in at.button if b.key and b.key.startswith("make_") and not b.key.startswith("make_share")]
     assert at.get("download_button")  # the report and the run file still are
+
+
+def test_while_phase_2_runs_the_first_model_is_shown_and_said_to_be_the_first(make_dataset):
+    from core.status import Stage
+    from tests.conftest import recorded_run
+
+    run = recorded_run(runs_root(), "tuning", make_dataset({"red": 6, "green": 6}))
+    first = {"val_accuracy": 0.96, "accuracy": run.evaluation()["accuracy"], "split": "test", "count": 8}
+    run.update_status(state=RunState.RUNNING, stage=Stage.FINETUNE, first_model=first, kept="first")
+    at = page("evaluate").run()
+    assert not at.exception
+    assert any(s.value.startswith("A first model is ready: 96% on validation photos.") for s in at.success)
+    assert at.metric[0].value == f"{first['accuracy']:.1%}"
+    assert any("first model's results" in c.value for c in at.caption)
+    train = page("train").run()
+    assert any(s.value.startswith("A first model is ready: 96%") for s in train.success)
+
+
+def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monkeypatch):
+    started = []
+
+    def fake_start(config, root=None, title="", estimate=None):
+        started.append(config)
+        return RunDirectory.create(runs_root(), config, run_id="quick-from-the-page", title=title)
+
+    monkeypatch.setattr("core.runs.start_run", fake_start)
+    monkeypatch.setattr("core.weights.downloads_possible", lambda timeout=2.0: True)
+    at = page("train", draft=RunConfig(backbone="mobilenet_v2_0.35")).run()
+    at.button(key="start_quick").click().run()
+    assert not at.exception
+    (config,) = started
+    assert (config.backbone, config.finetune_epochs, config.feature_views, config.image_size) == (
+        "mobilenet_v2_0.35",
+        0,
+        1,
+        160,
+    )

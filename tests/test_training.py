@@ -271,3 +271,58 @@ def test_auto_image_size_is_chosen_from_the_photos(make_dataset, tmp_path, monke
     assert any(f"Image size {expected} px, chosen from the photos (typically {photo_size} px" in line for line in lines)
     model = keras.models.load_model(run.model_path, safe_mode=True)
     assert model.get_layer("resize").output.shape[1:3] == (expected, expected)
+
+
+def test_a_first_model_is_kept_and_scored_as_phase_1_ends_and_gives_way_only_to_a_better_one(
+    make_dataset, tmp_path, monkeypatch
+):
+    from core import training
+
+    data = str(make_dataset({"red": 8, "green": 8}))
+    config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), head_epochs=2, finetune_epochs=2)
+    seen = {}
+
+    def watch(line: str) -> None:
+        if line.startswith("A first model is ready") and "first" not in seen:
+            # what the pages read while phase 2 runs
+            seen["first"] = (run.raw_status(), run.evaluation(), run.model_path.stat().st_mtime_ns)
+
+    run = RunDirectory.create(tmp_path / "runs", config, run_id="first-then-final")
+    assert train_run(run, echo=watch) is RunState.SUCCEEDED
+    status, evaluation, stamp = seen["first"]
+    assert status.state is RunState.RUNNING and status.kept == "first" and status.epoch == 2
+    assert evaluation["model"] == "first" and evaluation["split"] == "test"
+    assert status.first_model["accuracy"] == evaluation["accuracy"]
+    assert status.first_model["val_accuracy"] == run.history()[1]["val_accuracy"]  # phase 1's last epoch
+    assert run.first_model_path.exists()
+    final = run.status()
+    assert final.kept in ("final", "first") and run.evaluation()["model"] == final.kept
+    assert run.model_path.stat().st_mtime_ns > stamp  # the kept model was written again at the end
+
+    # A fine-tuning that does worse on validation than the first model does not replace it.
+    monkeypatch.setattr(training, "_first_does_better", lambda session, value: True)
+    worse = RunDirectory.create(tmp_path / "runs", config, run_id="first-kept")
+    lines = []
+    assert train_run(worse, echo=lines.append) is RunState.SUCCEEDED
+    assert worse.status().kept == "first" and worse.evaluation()["model"] == "first"
+    assert worse.status().message.startswith("Finished: the first model was kept.")
+    assert any("fine-tuning did not do better" in line for line in lines)
+    kept = keras.models.load_model(worse.model_path, safe_mode=True)
+    first = keras.models.load_model(worse.first_model_path, safe_mode=True)
+    assert all((a == b).all() for a, b in zip(kept.get_weights(), first.get_weights(), strict=True))
+
+
+def test_the_first_model_wins_only_on_a_higher_validation_score(make_dataset, tmp_path):
+    from types import SimpleNamespace
+
+    from core.training import _first_does_better
+
+    run = RunDirectory.create(tmp_path, tiny_config("demo"), run_id="r")
+    run.update_status(first_model={"val_accuracy": 0.8})
+    session = SimpleNamespace(run=run)
+    assert not _first_does_better(session, 0.9)  # no first model file yet
+    run.first_model_path.parent.mkdir(parents=True)
+    run.first_model_path.write_bytes(b"model")
+    assert _first_does_better(session, 0.7)
+    assert not _first_does_better(session, 0.8)  # a tie goes to the fine-tuned model
+    assert not _first_does_better(session, None)  # no validation photos: nothing to compare by
