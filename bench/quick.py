@@ -8,6 +8,7 @@ runs where the time went (each stage's mean seconds) and what the first model sc
     .venv/bin/python bench/quick.py                                   # hymenoptera 6 seeds, flowers5 3 seeds
     .venv/bin/python bench/quick.py --datasets hymenoptera --hymenoptera-seeds 42 1 2
     .venv/bin/python bench/quick.py --variant "4 views=--feature-views 4"   # the default with flags changed
+    .venv/bin/python bench/quick.py --recipes --variant "quick: 224 px=--image-size 224"
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS")
     args = parser.parse_args()
     variants = {}
-    for text in args.variant:
+    for text in args.variant:  # "quick: 224 px=--image-size 224" changes the Quick recipe; otherwise the default
         label, _, flags = text.partition("=")
-        variants[f"studio: {label.strip()}"] = shlex.split(flags)
+        label = label.strip()
+        variants[label if label.startswith(("quick:", "studio:")) else f"studio: {label}"] = shlex.split(flags)
     if not WEIGHTS.is_file():
         sys.exit(f"The shared weights are not at {WEIGHTS} (set STUDIO_SHARED to the shared/ folder).")
     print(f"Machine: {machine()}")

@@ -79,14 +79,17 @@ def sample_per_class(source: Path, target: Path, count: int, seed: int = 0) -> P
 
 def run_once(key: str, source: Path, seed: int, variants: dict[str, list[str]]) -> dict:
     """One run of recipe (or variant) `key` on the seed-42 split of `source`, in a fresh workspace (cold caches)."""
+    from core.recipes import RECIPES
+
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)
         materialise_split(source, workspace / "split", 42)
         env = environment(workspace)
         if key == PLAIN:
             return run_plain_keras_guide(workspace / "split", env, seed)
-        if key in variants:
-            return run_recipe("studio", workspace / "split", workspace / "run", env, seed, variants[key])
+        if key in variants:  # "RECIPE: what changed", the recipe's flags changed (the default's unless named)
+            base = key.split(":")[0] if key.split(":")[0] in RECIPES else "studio"
+            return run_recipe(base, workspace / "split", workspace / "run", env, seed, variants[key])
         return run_recipe(key, workspace / "split", workspace / "run", env, seed)
 
 

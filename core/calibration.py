@@ -80,12 +80,25 @@ def features_of(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.nda
     return np.asarray(features, np.float32).reshape(len(images), -1), np.asarray(probabilities, np.float32)
 
 
+def _sample(count: int, seed: int) -> np.ndarray:
+    """The training rows calibration uses: a seeded sample of at most MAX_CALIBRATION_PHOTOS."""
+    if count <= MAX_CALIBRATION_PHOTOS:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, MAX_CALIBRATION_PHOTOS, replace=False))
+
+
 def calibrate_model(model, train, val, num_classes: int, seed: int = 0) -> dict:
     """`calibrate` on a seeded sample of at most MAX_CALIBRATION_PHOTOS training photos and every validation photo."""
-    images, labels = train.images, train.labels
-    if len(images) > MAX_CALIBRATION_PHOTOS:
-        rows = np.sort(np.random.default_rng(seed).choice(len(images), MAX_CALIBRATION_PHOTOS, replace=False))
-        images, labels = images[rows], labels[rows]
-    train_features, _ = features_of(model, images)
+    rows = _sample(len(train.images), seed)
+    train_features, _ = features_of(model, train.images[rows])
     val_features, _ = features_of(model, val.images)
-    return calibrate(train_features, labels, val_features, num_classes)
+    return calibrate(train_features, train.labels[rows], val_features, num_classes)
+
+
+def calibrate_stored(train_features, train_labels, val_features, num_classes: int, seed: int = 0) -> dict:
+    """`calibrate_model` from features already computed (fast mode's stored `pool` output of the original photos):
+    the same photos, without running the network again. Valid while the network below `pool` is unchanged."""
+    rows = _sample(len(train_features), seed)
+    train = np.asarray(train_features[rows], np.float32)
+    val = np.asarray(val_features, np.float32) if val_features is not None else np.zeros((0, train.shape[1]))
+    return calibrate(train, np.asarray(train_labels)[rows], val, num_classes)

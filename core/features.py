@@ -165,6 +165,9 @@ class PhaseInputs:
     train: object
     val: object | None
     reused: bool
+    # Phase 1: the pooled features of the original photos (view 0), by split: the `pool` layer's output
+    # for as long as the network below it is frozen (calibration reuses them).
+    pooled: dict[str, np.ndarray | None] | None = None
 
 
 def phase_inputs(
@@ -209,7 +212,9 @@ def phase_inputs(
         reused = reused and was_cached
         features[split] = values[-1]  # what this phase trains on
     val = data["val"]
+    pooled = {split: array[0] if array is not None else None for split, array in features.items()}
     return PhaseInputs(
+        pooled=pooled if phase == 1 else None,
         model=parts.head if phase == 1 else parts.top_and_head,
         train=feature_dataset(features["train"], data["train"].labels, batch_size, shuffle=True, seed=config.seed),
         val=feature_dataset(features["val"], val.labels, batch_size, shuffle=False)

@@ -343,6 +343,7 @@ class Session:
     epochs_done: int = 0
     last_saved: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    pooled: dict | None = None  # fast mode: phase 1's stored `pool` output of the original photos
 
     @property
     def monitor(self) -> str:
@@ -551,6 +552,8 @@ def _phase_inputs(session: Session, plan: PhasePlan):
                 else "Computed the frozen layers' output"
             )
             session.echo(f"{done} in {time.perf_counter() - started:.1f} s.")
+            if inputs.pooled is not None:
+                session.pooled = inputs.pooled
             return inputs.model, inputs.train, inputs.val
     train, val = session.data["train"], session.data["val"]
     train_ds = make_dataset(train.images, train.labels, session.batch_size, shuffle=True, seed=session.config.seed)
@@ -673,7 +676,7 @@ def _score(session: Session, model) -> dict:
 
 def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     """Save the kept model, score it on the test photos (else validation, else training) and finish the status."""
-    from core.calibration import calibrate_model
+    from core.calibration import calibrate_model, calibrate_stored
 
     run = session.run
     save_model_atomic(model, run.model_path)
@@ -686,7 +689,12 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
     run.update_status(message="Measuring how far photos of each class lie from the others")
     data, seed = session.data, session.config.seed
-    calibration = calibrate_model(model, data["train"], data["val"], len(class_names), seed)
+    if session.pooled is not None and (kept == "first" or "2" not in session.phase_seconds):
+        # Only the head learned: the pool layer's output is what fast mode stored, so nothing runs again.
+        pooled = session.pooled
+        calibration = calibrate_stored(pooled["train"], data["train"].labels, pooled["val"], len(class_names), seed)
+    else:
+        calibration = calibrate_model(model, data["train"], data["val"], len(class_names), seed)
     write_atomic(run.calibration_path, json.dumps(calibration))
     where = "test" if split == "test" else f"{split} (there is no test split)"
     summary = f"{evaluation['accuracy']:.1%} accuracy on {evaluation['count']} {where} images."

@@ -14,7 +14,7 @@ from core.freezing import UnfreezePlan, find_cut
 from core.model import build_classifier
 from core.runs import RunDirectory
 from core.training import train_run
-from tests.conftest import tiny_config
+from tests.conftest import SHARED, needs_shared, tiny_config
 
 SPEC = BACKBONES["mobilenet_v2_0.35"]
 
@@ -163,3 +163,23 @@ def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset,
     assert "error" not in result, result
     assert result["suggestion"] and "Suggested phase-1 learning rate" in result["message"]
     assert len(result["rates"]) == len(result["losses"]) >= 10
+
+
+@needs_shared  # a randomly initialised base's features are around 1e-11: float16 storage would hold zeros
+def test_a_head_only_run_calibrates_from_the_stored_features_as_the_kept_model_would(make_dataset, tmp_path):
+    from core.calibration import calibrate_model
+    from core.training import prepare
+
+    data = str(make_dataset({"red": 10, "green": 10, "blue": 10}))
+    weights = str(SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")
+    config = tiny_config(data, backbone=SPEC.key, weights=weights, head_epochs=2, finetune_epochs=0)
+    run, state, log = _train(tmp_path, config, "head-only")
+    assert state == "succeeded", log
+    stored = json.loads(run.calibration_path.read_text())
+    # What running the kept model over the same photos gives (the slow way this replaces).
+    prepared = prepare(run, config, lambda line: None)
+    model = keras.models.load_model(run.model_path, safe_mode=True)
+    names = run.status().class_names
+    again = calibrate_model(model, prepared.data["train"], prepared.data["val"], len(names), config.seed)
+    assert np.allclose(stored["centres"], again["centres"], atol=2e-3)  # float16 storage
+    assert stored["threshold"] == pytest.approx(again["threshold"], rel=0.05, abs=2e-3)

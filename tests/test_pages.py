@@ -644,5 +644,5 @@ def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monke
         "mobilenet_v2_0.35",
         0,
         1,
-        160,
+        224,
     )
