@@ -86,6 +86,11 @@ kept = {
 }.get(run.status().kept, "")
 if run.status().state.active:
     kept = "These are the first model's results; the final model's replace them if it does better."
+elif run.status().kept == "first" and run.status().state in (RunState.FAILED, RunState.INTERRUPTED):
+    kept = (
+        f"Fine-tuning did not finish ({run.status().state.label.lower()}, see the Train page): these are the "
+        "first model's results, kept when phase 1 ended."
+    )
 st.caption(f"{right} of {evaluation['count']} right. {kept}")
 if run.status().weights_kind == "none":
     st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")

@@ -680,8 +680,7 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
 
     run = session.run
     save_model_atomic(model, run.model_path)
-    run.update_status(kept=kept)
-    run.update_status(stage=Stage.EVALUATING, message="Evaluating on the photos kept aside")
+    run.update_status(kept=kept, stage=Stage.EVALUATING, message="Evaluating on the photos kept aside")
     evaluation = _score(session, model)
     evaluation["model"] = kept
     split, class_names = evaluation["split"], evaluation["class_names"]

@@ -625,6 +625,10 @@ def test_while_phase_2_runs_the_first_model_is_shown_and_said_to_be_the_first(ma
     assert any("first model's results" in c.value for c in at.caption)
     train = page("train").run()
     assert any(s.value.startswith("A first model is ready: 96%") for s in train.success)
+    run.update_status(state=RunState.FAILED, message="The machine ran out of memory.")
+    failed = page("evaluate").run()
+    assert any("Fine-tuning did not finish (failed" in c.value for c in failed.caption)
+    assert not failed.success  # no "first model is ready" once the run has ended
 
 
 def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monkeypatch):
