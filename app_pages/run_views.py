@@ -81,7 +81,7 @@ def first_model_line(status) -> str:
     )
     return (
         f"A first model is ready: {score}. Try it or download it on the Evaluate page. Fine-tuning continues to "
-        "improve it; the final model replaces it only if it does better on validation."
+        "improve it; the final model replaces it unless the first does better on validation."
     )
 
 

@@ -80,7 +80,7 @@ if len(picked) == 1:
     about_editor(run)
     with st.expander("Delete this run"):
         st.caption("Deletes its settings, history, results and model from this server. Your photos are not touched.")
-        sure = st.checkbox(f"Yes, delete “{run.title()}”", key="runs_delete_sure")
+        sure = st.checkbox(f"Yes, delete “{run.title()}”", key=f"runs_delete_sure_{run.id}")
         if st.button("Delete", key="runs_delete", type="primary", disabled=not sure):
             try:
                 delete_run(run)

@@ -502,7 +502,7 @@ def test_runs_page_lists_compares_renames_and_deletes(make_dataset):
     at.run()
     assert at.subheader[0].value == "Older"
     assert at.button(key="runs_delete").disabled  # not before saying yes
-    at.checkbox(key="runs_delete_sure").check().run()
+    at.checkbox(key="runs_delete_sure_older").check().run()
     at.button(key="runs_delete").click().run()
     assert not at.exception
     assert [r.id for r in list_runs()] == ["newer"]
