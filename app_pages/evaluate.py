@@ -53,7 +53,7 @@ def first_model_ready(run_id: str) -> None:
     progress, status = progress_of(followed)
     if not status.state.active:
         st.rerun(scope="app")
-    st.success(first_model_line(status) + f" Now: {progress.describe()}.")
+    st.success(first_model_line(status, here=True) + f" Now: {progress.describe()}.")
 
 
 evaluation = run.evaluation()

@@ -71,17 +71,19 @@ def live_run(run_id: str) -> None:
             next_step("app_pages/evaluate.py", "Next: see how good it is →")
 
 
-def first_model_line(status) -> str:
-    """What the first model (kept as phase 1 ends) scored, said while fine-tuning goes on."""
+def first_model_line(status, here: bool = False) -> str:
+    """What the first model (kept as phase 1 ends) scored, said while fine-tuning goes on (`here`: on the
+    Evaluate page, which shows it)."""
     first = status.first_model
     score = (
         f"{first['val_accuracy']:.0%} on validation photos"
         if first.get("val_accuracy") is not None
         else f"{first['accuracy']:.0%} on {first['split']} photos"
     )
+    where = "Try it or download it below." if here else "Try it or download it on the Evaluate page."
     return (
-        f"A first model is ready: {score}. Try it or download it on the Evaluate page. Fine-tuning continues to "
-        "improve it; the final model replaces it unless the first does better on validation."
+        f"A first model is ready: {score}. {where} Fine-tuning continues to improve it; the final model "
+        "replaces it unless the first does better on validation."
     )
 
 
@@ -112,13 +114,13 @@ def runs_table() -> None:
             {
                 "run": run.title(),
                 "state": status.state.label,
-                "accuracy": status.accuracy,
+                "accuracy": status.accuracy * 100 if status.accuracy is not None else None,
                 "started": started,
                 "message": status.message,
             }
         )
     columns = {
-        "accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
+        "accuracy": st.column_config.NumberColumn("test accuracy", format="%.1f%%"),
         "started": st.column_config.DatetimeColumn("started", format="D MMM HH:mm"),
     }
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="past_runs", column_config=columns)
