@@ -169,10 +169,10 @@ def inference_model(model):
 def photos_missing(run) -> str | None:
     """Why exports of `run` cannot be checked here (its photos are not on this machine), or None."""
     try:
-        rows = [line.split(",", 2) for line in run.splits_path.read_text().splitlines()[1:]]
+        rows = run.splits()
     except OSError:
         rows = []
-    if not any(Path(row[2]).is_file() for row in rows[:50] if len(row) == 3):
+    if not any(Path(path).is_file() for _, _, path in rows[:50]):
         return (
             "Each format is checked on this run's own photos, and they are not on this server (the run was "
             "opened from a file, or its photos were moved). Its Keras model is in “Keep this run as a file”; "
@@ -186,7 +186,7 @@ def check_photos(run) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from core.images import load_rgb
 
     class_names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
-    rows = [line.split(",", 2) for line in run.splits_path.read_text().splitlines()[1:]]
+    rows = run.splits()
     for split in ("test", "val", "train"):
         chosen = [(label, path) for s, label, path in rows if s == split][:MAX_CHECK_PHOTOS]
         if chosen:
@@ -496,7 +496,7 @@ def _photos_of(run, split: str, size: int, limit: int) -> np.ndarray:
     """Up to `limit` photos of one split, spread evenly over it, as float32 RGB 0-255."""
     from core.images import load_rgb
 
-    rows = [line.split(",", 2) for line in run.splits_path.read_text().splitlines()[1:]]
+    rows = run.splits()
     paths = [path for s, _, path in rows if s == split]
     chosen = paths[:: max(len(paths) // limit, 1)][:limit]
     if not chosen:

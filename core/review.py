@@ -59,7 +59,7 @@ def review_candidates(run, limit: int = SHOWN) -> tuple[list[dict], list[dict]]:
 
     evaluation = run.evaluation() or {}
     names = evaluation.get("class_names") or run.raw_status().class_names
-    rows = [line.split(",", 2) for line in run.splits_path.read_text().splitlines()[1:]]
+    rows = run.splits()
     rows = [(split, label, path) for split, label, path in rows if split in SPLIT_WORDS and label in names]
     rows = rows[:: max(len(rows) // MAX_REVIEWED, 1)][:MAX_REVIEWED]
     photos, kept = [], []

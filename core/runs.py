@@ -230,6 +230,16 @@ class RunDirectory:
         except OSError:
             return []
 
+    def splits(self) -> list[tuple[str, str, str]]:
+        """`splits.csv` as (split, label, path) rows: which photo went where. Read as CSV, as it was written (a
+        path holding a comma is quoted).
+
+        Raises:
+            OSError: the run has no `splits.csv` (it has not prepared its photos, or was opened from a file).
+        """
+        with open(self.splits_path, newline="") as handle:
+            return [(row["split"], row["label"], row["path"]) for row in csv.DictReader(handle)]
+
     def evaluation(self) -> dict[str, Any] | None:
         try:
             return json.loads(self.evaluation_path.read_text())

@@ -127,3 +127,16 @@ def test_only_interrupted_runs_resume(tmp_path):
     run.update_status(state=RunState.SUCCEEDED)
     with pytest.raises(ValueError, match="cannot be resumed"):
         resume_run(run)
+
+
+def test_the_splits_are_read_as_the_csv_they_were_written_as(tmp_path):
+    from core.config import RunConfig
+    from core.datasets import DatasetReport, ImageItem, make_splits
+
+    photos = [ImageItem(str(tmp_path / f"a, b {k}.png"), "red", "", "PNG", 8, 8) for k in range(8)]
+    report = DatasetReport(str(tmp_path), "classes", ["red"], photos)
+    run = RunDirectory.create(tmp_path / "runs", RunConfig(), run_id="commas")
+    run.splits_path.write_text(make_splits(report, 0.25, 0.25, 0).to_csv())
+    rows = run.splits()
+    assert sorted(path for _, _, path in rows) == sorted(p.path for p in photos)  # a comma stays in its path
+    assert {label for _, label, _ in rows} == {"red"} and {split for split, _, _ in rows} <= {"train", "val", "test"}
