@@ -102,7 +102,7 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
     from core.export import inference_model, quiet_tensorflow
     from core.files import safe_name, write_atomic
     from core.images import ImageRejected
-    from core.inference import image_from_bytes, load_model
+    from core.inference import load_model, read_photo
 
     quiet_tensorflow()
     out = Path(out)
@@ -113,10 +113,9 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
     answers, used = [], set()
     for path in paths:
         try:
-            photo = image_from_bytes(Path(path).read_bytes(), size)
-        except (OSError, ImageRejected) as error:
-            reason = str(error) if isinstance(error, ImageRejected) else f"cannot be read ({error.strerror})"
-            answers.append({"path": path, "error": reason})
+            photo = read_photo(path, size)
+        except ImageRejected as error:
+            answers.append({"path": path, "error": str(error)})
             continue
         explanation = gradcam(model, photo[None].astype(np.float32))[0]
         name = safe_name(Path(path).stem, limit=80) or "photo"
@@ -162,7 +161,7 @@ def explain_photos(run, paths: list[str], class_names: list[str | None] | None =
     from core.export import inference_model, quiet_tensorflow
     from core.files import write_atomic
     from core.images import ImageRejected
-    from core.inference import image_from_bytes, load_model
+    from core.inference import load_model, read_photo
 
     wanted = class_names or [None] * len(paths)
     names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
@@ -170,11 +169,9 @@ def explain_photos(run, paths: list[str], class_names: list[str | None] | None =
     for path, class_name in zip(paths, wanted, strict=True):
         target = heatmap_path(run, path, class_name)
         try:
-            photo = image_from_bytes(Path(path).read_bytes(), size)
-        except (OSError, ImageRejected) as error:
-            answers.append(
-                {"path": path, "error": str(error) if isinstance(error, ImageRejected) else "cannot be read"}
-            )
+            photo = read_photo(path, size)
+        except ImageRejected as error:
+            answers.append({"path": path, "error": str(error)})
             continue
         if model is None:
             quiet_tensorflow()

@@ -289,7 +289,7 @@ def predict_files(run, key: str, paths: list[str], top: int = 3) -> list[dict]:
     Photos that cannot be read get an `error` in words; the others are answered.
     """
     from core.images import ImageRejected
-    from core.inference import image_from_bytes
+    from core.inference import read_photo
 
     fmt = format_of(key)
     if key == "keras":
@@ -315,10 +315,9 @@ def predict_files(run, key: str, paths: list[str], top: int = 3) -> list[dict]:
     answers = []
     for path in paths:
         try:
-            pixels = image_from_bytes(Path(path).read_bytes(), size).astype(np.float32)
-        except (OSError, ImageRejected) as error:
-            reason = str(error) if isinstance(error, ImageRejected) else f"cannot be read ({error.strerror})"
-            answers.append({"path": path, "error": reason})
+            pixels = read_photo(path, size).astype(np.float32)
+        except ImageRejected as error:
+            answers.append({"path": path, "error": str(error)})
             continue
         probabilities = predict(pixels[None])[0]
         order = np.argsort(probabilities)[::-1][:top]

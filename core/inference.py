@@ -17,6 +17,19 @@ def load_model(path: str | Path):
     return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
+def read_photo(path: str | Path, image_size: int) -> np.ndarray:
+    """A photo file, decoded as `image_from_bytes` decodes it.
+
+    Raises:
+        ImageRejected: not an image, or a file that cannot be read (the reason, in words).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ImageRejected(f"cannot be read ({error.strerror or error})") from None
+    return image_from_bytes(data, image_size)
+
+
 def image_from_bytes(data: bytes, image_size: int) -> np.ndarray:
     """An uploaded photo as upright RGB uint8 at `image_size`, decoded exactly as training decodes.
 

@@ -131,7 +131,7 @@ def predict_task(run_dir: str, image_paths: list[str]) -> dict[str, Any]:
 
     from core.calibration import features_of, unfamiliar
     from core.images import ImageRejected
-    from core.inference import image_from_bytes, load_model
+    from core.inference import load_model, read_photo
     from core.runs import RunDirectory
 
     run = RunDirectory(run_dir)
@@ -141,7 +141,7 @@ def predict_task(run_dir: str, image_paths: list[str]) -> dict[str, Any]:
     results = []
     for path in image_paths:
         try:
-            pixels = image_from_bytes(Path(path).read_bytes(), run.image_size())
+            pixels = read_photo(path, run.image_size())
         except ImageRejected as error:
             results.append({"path": path, "error": str(error)})
             continue
