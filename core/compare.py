@@ -12,6 +12,8 @@ import pandas as pd
 
 from core.config import SETTINGS
 from core.runs import RunDirectory, distinct_titles
+from core.settings import get_value
+from core.status import KEPT_MODEL
 
 
 def _network(config) -> str:
@@ -77,69 +79,64 @@ def runs_frame(runs: list[RunDirectory]) -> pd.DataFrame:
 
 def settings_frame(runs: list[RunDirectory]) -> pd.DataFrame:
     """Every setting (rows, by its label) of each run (columns, by title), and whether they differ."""
-    values = {}
+    names, values = distinct_titles(runs), {}
     for run in runs:
         config = run.config()
         column = {}
         for info in SETTINGS.values():
-            value = config
-            for part in info.name.split("."):
-                value = getattr(value, part)
+            value = get_value(config, info.name)
             show = info.declaration.show
             column[info.declaration.label or info.name] = show(value) if show and value is not None else str(value)
-        values[_column_name(run, runs)] = column
+        values[names[run.id]] = column
     frame = pd.DataFrame(values)
     frame["differs"] = frame.nunique(axis=1) > 1
     return frame
 
 
-def _column_name(run: RunDirectory, runs: list[RunDirectory]) -> str:
-    """A run's title, with its id when two compared runs share a title."""
-    return distinct_titles(runs)[run.id]
-
-
 def per_class_frame(runs: list[RunDirectory]) -> pd.DataFrame:
     """The share of each class's test photos each run got right (rows: classes in any run)."""
-    values = {}
+    names, values = distinct_titles(runs), {}
     for run in runs:
         evaluation = run.evaluation() or {}
-        values[_column_name(run, runs)] = {row["class"]: row["recall"] for row in evaluation.get("per_class", [])}
+        values[names[run.id]] = {row["class"]: row["recall"] for row in evaluation.get("per_class", [])}
     return pd.DataFrame(values)
 
 
 def facts_frame(runs: list[RunDirectory]) -> pd.DataFrame:
     """Test accuracy and photos, time to train, model size, epochs, and which model was kept."""
-    values = {}
+    names, values = distinct_titles(runs), {}
     for run in runs:
         status = run.status()
         evaluation = run.evaluation() or {}
         seconds = duration(run)
         size = model_megabytes(run)
-        values[_column_name(run, runs)] = {
+        values[names[run.id]] = {
             "state": status.state.label,
             "test accuracy": f"{status.accuracy:.1%}" if status.accuracy is not None else "none",
             "photos tested": str(evaluation.get("count", "")),
             "time to train": f"{seconds / 60:.1f} min" if seconds is not None else "not finished",
             "model size": f"{size:.1f} MB" if size is not None else "no model",
             "epochs trained": f"{status.epoch} of {status.epochs_total}",
-            "model kept": {"best": "its most accurate epoch", "final": "the final one"}.get(status.kept or "", ""),
+            "model kept": KEPT_MODEL.get(status.kept or "", ""),
         }
     return pd.DataFrame(values)
 
 
 def validation_curves(runs: list[RunDirectory]) -> dict[str, pd.DataFrame]:
     """Each run's per-epoch history (`epoch`, `val_accuracy`, `accuracy`, `phase`), by column name."""
-    curves = {}
+    names, curves = distinct_titles(runs), {}
     for run in runs:
         history = pd.DataFrame(run.history())
         if not history.empty and "epoch" in history:
-            curves[_column_name(run, runs)] = history
+            curves[names[run.id]] = history
     return curves
 
 
 def comparison_text(runs: list[RunDirectory]) -> str:
     """The comparison as plain text for the CLI: facts, then the settings that differ, then each class."""
-    ids = {_column_name(run, runs): run.id for run in runs}  # columns by id: titles are too wide for a terminal
+    ids = {
+        title: key for key, title in distinct_titles(runs).items()
+    }  # columns by id: titles are too wide for a terminal
     facts = facts_frame(runs).rename(columns=ids)
     settings = settings_frame(runs).rename(columns=ids)
     differing = settings[settings["differs"]].drop(columns="differs")

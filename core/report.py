@@ -198,13 +198,14 @@ def _epochs(count: int) -> str:
 
 def _augmentation(config) -> str:
     from core.config import SETTINGS
+    from core.settings import get_value
 
     if config.augmentation == type(config.augmentation).off():
         return "none"
     parts = []
     for info in SETTINGS.values():
         if info.name.startswith("augmentation."):
-            value = getattr(config.augmentation, info.name.split(".", 1)[1])
+            value = get_value(config, info.name)
             if value and value != "none":
                 parts.append(f"{(info.declaration.label or info.name).lower()} {value}")
     return ", ".join(parts) or "none"

@@ -40,6 +40,14 @@ class RunState(StrEnum):
         }[self]
 
 
+# Which weights `model.keras` holds (`RunStatus.kept`), in words.
+KEPT_MODEL = {
+    "final": "the final model",
+    "best": "its most accurate epoch",
+    "first": "the first model",
+}
+
+
 class Stage(StrEnum):
     """Where a running run is, in order."""
 

@@ -31,7 +31,7 @@ from core.freezing import UnfreezePlan
 from core.pipeline import LabelledImages
 from core.processes import ProcessRecord
 from core.runs import RunDirectory, run_title
-from core.status import ResumePoint, RunState, Stage
+from core.status import KEPT_MODEL, ResumePoint, RunState, Stage
 
 WORKER_NICENESS = 10
 LAST_CHECKPOINT_SECONDS = 30.0
@@ -705,8 +705,7 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     if outcome is RunState.STOPPED:
         message = f"Stopped by request; the best checkpoint was kept. {summary}"
     else:
-        which = {"final": "the final model", "best": "its most accurate epoch", "first": "the first model"}[kept]
-        message = f"Finished: {which} was kept. {summary}"
+        message = f"Finished: {KEPT_MODEL[kept]} was kept. {summary}"
     run.update_status(
         state=outcome,
         stage=Stage.DONE,
