@@ -453,7 +453,7 @@ def keep_first_model(session: Session) -> None:
     started = time.perf_counter()
     save_model_atomic(model, run.first_model_path)
     save_model_atomic(model, run.model_path)
-    last = run.history()[-1] if run.history() else {}
+    last = _last_epoch(run)
     evaluation = _score(session, model)
     evaluation["model"] = "first"
     write_atomic(run.evaluation_path, json.dumps(evaluation, indent=1))
@@ -638,7 +638,7 @@ def keep_model(session: Session, outcome: RunState):
     if keep == "final" and outcome is RunState.SUCCEEDED:
         # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
         why = f" ({validation} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""
-        last = session.run.history()[-1] if session.run.history() else {}
+        last = _last_epoch(session.run)
         # As for the best epoch: with few validation photos a difference of one or two photos is luck, and the
         # settled, fine-tuned model is the better bet (hymenoptera, 36 photos: first 0.923, final 0.922 over six
         # seeds; flowers5, 650 photos: 0.719 against 0.774, which validation tells apart).
@@ -652,6 +652,12 @@ def keep_model(session: Session, outcome: RunState):
         echo(f"Keeping the most accurate epoch on {'validation' if validation else 'training'} images.")
         return keras.models.load_model(session.run.best_checkpoint_path, safe_mode=True), "best"
     return None, None
+
+
+def _last_epoch(run: RunDirectory) -> dict:
+    """The last row of the run's history (read once), or {} before the first epoch."""
+    history = run.history()
+    return history[-1] if history else {}
 
 
 def _first_does_better(session: Session, final_val_accuracy) -> bool:
