@@ -7,10 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.shared import current_config, set_setting
+from app_pages.shared import PHOTO_TYPES, current_config, set_setting
 from core.collect import add_class, add_photo, classes_of, made_folder, made_root
 from core.errors import InputError
-from core.images import IMAGE_EXTENSIONS
 
 
 def _add(folder: Path, name: str, files) -> bool:
@@ -59,13 +58,12 @@ def make_dataset_here() -> None:
         st.error(refused)
     tabs = st.tabs([f"{name} ({count})" for name, count in classes.items()])
     added = False
-    kinds = sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
     for tab, name in zip(tabs, classes, strict=True):
         with tab:
             camera, files = st.columns(2)
             shot = camera.camera_input(f"Take a photo of {name}", key=f"made_camera_{name}")
             dropped = files.file_uploader(
-                f"Or add photos of {name}", type=kinds, accept_multiple_files=True, key=f"made_files_{name}"
+                f"Or add photos of {name}", type=PHOTO_TYPES, accept_multiple_files=True, key=f"made_files_{name}"
             )
             added = _add(folder, name, [shot, *(dropped or [])]) or added
     set_setting("data", str(folder))

@@ -9,9 +9,9 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from app_pages.shared import task_result, thumbnail
+from app_pages.shared import PHOTO_TYPES, task_result, thumbnail
 from core.files import data_home, write_atomic
-from core.images import IMAGE_EXTENSIONS, ImageRejected
+from core.images import ImageRejected
 from core.overrides import decide, decision_for, summary, undo
 from core.runs import RunDirectory
 
@@ -28,6 +28,12 @@ def _heatmaps(run: RunDirectory, paths: list[str], classes: list[str | None]) ->
     return {a["path"]: a["heatmap"] for a in result["explanations"] if "heatmap" in a}
 
 
+def _picture(overlays: dict[str, str], path: str, size: int = 160):
+    """The photo's heatmap overlay when there is one, else the photo itself."""
+    heat = overlays.get(path)
+    return Image.open(heat) if heat else thumbnail(path, size)
+
+
 def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
     """The test photos it got wrong, most confident first; or where it looked, for its answer or the right one."""
     shown = mistakes[:24]
@@ -41,8 +47,7 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
     images, captions = [], []
     for mistake in shown:
         try:
-            heat = overlays.get(mistake["path"])
-            images.append(Image.open(heat) if heat else thumbnail(mistake["path"], 160))
+            images.append(_picture(overlays, mistake["path"]))
             captions.append(
                 f"a {mistake['true']} taken for a {mistake['predicted']} ({mistake['confidence']:.0%} sure)"
             )
@@ -76,8 +81,7 @@ def try_photos(run: RunDirectory, names: list[str]) -> None:
         shot = st.camera_input("Take a photo", key="try_camera")
         uploads = [shot] if shot is not None else []
     else:
-        kinds = sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
-        uploads = st.file_uploader("Photos", type=kinds, accept_multiple_files=True, key="try_photos") or []
+        uploads = st.file_uploader("Photos", type=PHOTO_TYPES, accept_multiple_files=True, key="try_photos") or []
     if not uploads:
         return
     saved = _saved(uploads)
@@ -96,8 +100,7 @@ def try_photos(run: RunDirectory, names: list[str]) -> None:
             if "error" in prediction:
                 st.error(f"{name}: {prediction['error']}")
                 continue
-            heat = overlays.get(path)
-            st.image(Image.open(heat) if heat else thumbnail(path, 160), caption=name, width=160)
+            st.image(_picture(overlays, path), caption=name, width=160)
             if prediction.get("unfamiliar"):
                 st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
             for label, probability in prediction["top"]:
@@ -146,8 +149,7 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
         current = {"move": f"move:{decision.to}", "exclude": "exclude"}.get(decision.action) if decision else "keep"
         with columns[k % 4]:
             try:
-                heat = overlays.get(photo["path"])
-                st.image(Image.open(heat) if heat else thumbnail(photo["path"], 160), width=160)
+                st.image(_picture(overlays, photo["path"]), width=160)
             except (OSError, ImageRejected):
                 continue
             st.caption(

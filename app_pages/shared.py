@@ -17,7 +17,7 @@ from core.backbones import BACKBONES
 from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, scan_dataset
 from core.files import safe_name
-from core.images import load_rgb
+from core.images import IMAGE_EXTENSIONS, load_rgb
 from core.overrides import overrides_home
 from core.preflight import planned_image_size
 from core.runs import RunDirectory, list_runs, runs_root
@@ -92,6 +92,9 @@ def image_size_plan(config: RunConfig) -> tuple[int, str]:
 def weights_downloadable() -> bool:
     """Whether this server can download ImageNet weights (`core.weights` asks at most every two minutes)."""
     return weights.downloads_possible()
+
+
+PHOTO_TYPES = sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)  # what the photo uploaders accept
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
