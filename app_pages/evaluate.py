@@ -57,10 +57,10 @@ def first_model_ready(run_id: str) -> None:
 
 
 evaluation = run.evaluation()
-if evaluation is not None and run.status().state.active:
+status = run.status()
+if evaluation is not None and status.state.active:
     first_model_ready(run.id)
 elif evaluation is None:
-    status = run.status()
     if status.state.active:
         still_training(run.id)
     else:
@@ -78,23 +78,10 @@ names = evaluation["class_names"]
 split = "test" if evaluation["split"] == "test" else f"{evaluation['split']} (there is no test split)"
 right = round(evaluation["accuracy"] * evaluation["count"])
 st.metric(f"Accuracy on {evaluation['count']} {split} photos it never trained on", f"{evaluation['accuracy']:.1%}")
-kept = {
-    "final": "The final model was kept.",
-    "best": "Its most accurate epoch was kept.",
-    "first": "The first model (only its new head trained) was kept: fine-tuning did not do better on the "
-    "validation photos.",
-}.get(run.status().kept, "")
-if run.status().state.active:
-    kept = "These are the first model's results; the final model's replace them if it does better."
-elif run.status().kept == "first" and run.status().state in (RunState.FAILED, RunState.INTERRUPTED):
-    kept = (
-        f"Fine-tuning did not finish ({run.status().state.label.lower()}, see the Train page): these are the "
-        "first model's results, kept when phase 1 ended."
-    )
-st.caption(f"{right} of {evaluation['count']} right. {kept}")
-if run.status().weights_kind == "none":
+st.caption(f"{right} of {evaluation['count']} right. {status.kept_in_words()}")
+if status.weights_kind == "none":
     st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")
-if run.status().state is RunState.STOPPED:
+if status.state is RunState.STOPPED:
     st.info("This run was stopped before its end: these are the results of its most accurate epoch.")
 report_download(run)
 st.plotly_chart(charts.confusion_matrix(evaluation), key="confusion")

@@ -54,7 +54,8 @@ def run_row(run: RunDirectory) -> dict:
         config = run.config()
     except (OSError, ValueError):
         return {**row, "data": "", "network": "", "recipe": "", "settings": "settings cannot be read"}
-    classes = len((run.dataset() or {}).get("class_names") or status.class_names)
+    # the status names the classes; dataset.json (every photo) is read only for a run that has not yet
+    classes = len(status.class_names or (run.dataset() or {}).get("class_names") or [])
     size = status.image_size or config.image_size
     return {
         **row,

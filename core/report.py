@@ -233,16 +233,11 @@ def _results_section(run: RunDirectory, evaluation: dict) -> str:
     right = round(evaluation["accuracy"] * count)
     low, high = accuracy_interval(right, count)
     split = "test photos it never trained on" if evaluation["split"] == "test" else "validation photos"
-    kept = {
-        "best": "The model kept is its most accurate epoch on the validation photos.",
-        "final": "The model kept is the final one.",
-        "first": "The model kept is the first one (only its new head trained): fine-tuning did not do better on "
-        "the validation photos.",
-    }.get(run.raw_status().kept or "", "")
+    status = run.status()
     stopped = (
         "This run was stopped before its end: these are the results of its most accurate epoch."
-        if run.raw_status().state == "stopped"
-        else kept
+        if status.state == "stopped"
+        else status.kept_in_words()
     )
     stopped = f"<p class='muted'>{stopped}</p>" if stopped else ""
     headline = (

@@ -147,6 +147,22 @@ class RunStatus:
     def phase(self) -> int | None:
         return self.stage.phase
 
+    def kept_in_words(self) -> str:
+        """Which model the results are of, as the Evaluate page and the report say it."""
+        if self.state.active:
+            return "These are the first model's results; the final model's replace them if it does better."
+        if self.kept == "first" and self.state in (RunState.FAILED, RunState.INTERRUPTED):
+            return (
+                f"Fine-tuning did not finish ({self.state.label.lower()}, see the Train page): these are the "
+                "first model's results, kept when phase 1 ended."
+            )
+        return {
+            "final": "The final model was kept.",
+            "best": "Its most accurate epoch was kept.",
+            "first": "The first model (only its new head trained) was kept: fine-tuning did not do better on the "
+            "validation photos.",
+        }.get(self.kept or "", "")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
