@@ -129,7 +129,7 @@ def start_panel() -> None:
         if blocker.details:
             with st.expander("For administrators"):
                 st.caption(blocker.details)
-    start, quick = st.columns([1, 3], vertical_alignment="center")
+    start, quick, what = st.columns([1, 1, 4], vertical_alignment="center")
     if start.button("Start training", type="primary", key="start", disabled=bool(blockers)):
         _start(config, report)
     if quick.button(
@@ -139,6 +139,7 @@ def start_panel() -> None:
         help=f"{RECIPES['quick'].what} Your photos and network stay as chosen.",
     ):
         _start(config.replace(**RECIPES["quick"].settings), report)  # the chosen network, the quick schedule
+    what.caption("Quick first model: a model in seconds to try, trained on each photo's features computed once.")
 
 
 def _start(config, report) -> None:
