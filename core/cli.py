@@ -140,6 +140,8 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     resume.add_argument("run_dir", help="the run directory (the --out of `train`)")
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir")
+    cluster = commands.add_parser("cluster", help=argparse.SUPPRESS)
+    cluster.add_argument("run_dir")
     task = commands.add_parser("task", help=argparse.SUPPRESS)
     task.add_argument("name")
     task.add_argument("arguments", help="the task's arguments as JSON")
@@ -160,7 +162,7 @@ def add_setting_flags(parser: argparse.ArgumentParser, defaults: RunConfig) -> N
             parser.add_argument(info.flag, action=argparse.BooleanOptionalAction, default=value, **options)
             continue
         if meta.choices is not None:
-            options["choices"] = list(meta.choices)
+            options["choices"] = meta.choices  # a mapping: `in` may accept more than it lists ("--devices 3")
             if len(meta.choices) <= 6:
                 del options["metavar"]  # argparse shows the choices themselves
         shown = meta.show(value) if meta.show and value is not None else value
@@ -230,15 +232,22 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def _finish(run, body=None) -> int:
-    """Train `run` in this process (or run `body` on it) and turn its final state into an exit code."""
+    """Train `run` in this process (or run `body` on it; with STUDIO_RAY_ADDRESS set, send it to the Ray
+    cluster and wait) and turn its final state into an exit code."""
+    from core.cluster import cluster_address, supervise
     from core.status import RunState
     from core.training import train_run
 
-    state = (body or train_run)(run, echo=lambda line: print(line, flush=True))
+    state = (body or (supervise if cluster_address() else train_run))(run, echo=lambda line: print(line, flush=True))
     status = run.raw_status()
     if state is RunState.FAILED:
         print(f"error: {status.message}", file=sys.stderr)
         return 2 if status.bad_input else 1
+    if state is RunState.INTERRUPTED:
+        print(
+            f"error: training ended unexpectedly; continue it with `python -m core resume {run.path}`", file=sys.stderr
+        )
+        return 1
     print(f"Run written to {run.path}")
     return 0
 
@@ -446,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
             from core.training import run_worker
 
             return run_worker(args.run_dir)
+        if args.command == "cluster":
+            from core.cluster import supervise
+            from core.runs import RunDirectory
+
+            return 0 if supervise(RunDirectory(args.run_dir)).value in ("succeeded", "stopped") else 1
         if args.command == "task":
             from core.tasks import TASK_NICENESS, run_task
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.backbones import BACKBONES, DEFAULT_BACKBONE
+from core.distribute import MAX_DEVICES
 from core.freezing import PlanError, UnfreezePlan
 from core.settings import ConfigError, SettingInfo, check, declared, get_value, setting
 
@@ -82,6 +83,37 @@ class _BackboneChoices(Mapping):
 
     def __len__(self) -> int:
         return len(BACKBONES)
+
+
+class _DeviceChoices(Mapping):
+    """`all`, `cpu`, or a number of devices as text ("2"): any number up to MAX_DEVICES is allowed,
+    the usual ones are listed."""
+
+    NAMED = {
+        "all": "Every GPU (the processor when there is none)",
+        "cpu": "The processor only, even with GPUs",
+    }
+    LISTED = ("1", "2", "4", "8")
+
+    def __getitem__(self, key: str) -> str:
+        if key in self.NAMED:
+            return self.NAMED[key]
+        if isinstance(key, str) and key.isdigit() and 1 <= int(key) <= MAX_DEVICES:
+            return "One GPU" if key == "1" else f"The first {key} GPUs"
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter([*self.NAMED, *self.LISTED])
+
+    def __len__(self) -> int:
+        return len(self.NAMED) + len(self.LISTED)
+
+
+PRECISIONS = {
+    "auto": "Auto: mixed float16 on GPUs with tensor cores, else float32",
+    "mixed": "Mixed float16 (weights kept in float32; the kept model is saved in float32)",
+    "float32": "float32 everywhere",
+}
 
 
 def _image_size(text: str) -> int:
@@ -294,6 +326,21 @@ class RunConfig:
         high=32,
         step=1,
         recipe=True,
+    )
+    devices: str = setting(
+        "all",
+        label="Devices to train on",
+        help="With two or more, each step's batch is split across them (tf.distribute.MirroredStrategy); the "
+        "batch size is per device and the learning rates grow with the number of devices. A number: that many "
+        "GPUs, or processor parts when the processor is split (STUDIO_CPU_DEVICES).",
+        choices=_DeviceChoices(),
+    )
+    precision: str = setting(
+        "auto",
+        label="Number precision",
+        help="Mixed precision computes in float16 and keeps the weights in float32: about twice as fast on GPUs "
+        "with tensor cores, with the same accuracy. The softmax stays in float32.",
+        choices=PRECISIONS,
     )
     val_fraction: float = setting(
         0.15,

@@ -301,8 +301,14 @@ def extract(
 
 def _fill(model, images, arrays, augment, batch_size, stop_requested, progress) -> None:
     """Write `model`'s outputs for every image and view into `arrays` (view 0 as is, the others augmented)."""
+    import tensorflow as tf
+
     views, count = arrays[0].shape[:2]
     total, done, last_report = views * count, 0, 0.0
+    # Under a MirroredStrategy each step's batch is split across the devices, each getting `batch_size`.
+    # `predict_on_batch` would hand every replica the whole batch, so a distributed model predicts on a dataset.
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    batch_size *= replicas
     for view in range(views):
         for start in range(0, count, batch_size):
             if stop_requested():
@@ -310,7 +316,10 @@ def _fill(model, images, arrays, augment, batch_size, stop_requested, progress) 
             batch = np.asarray(images[start : start + batch_size], dtype="float32")
             if view and augment is not None:
                 batch = augment(batch, training=True)
-            results = model.predict_on_batch(batch)
+            if replicas == 1:
+                results = model.predict_on_batch(batch)
+            else:
+                results = model.predict(tf.data.Dataset.from_tensor_slices(batch).batch(len(batch)), verbose=0)
             for array, result in zip(arrays, results if len(arrays) > 1 else [results], strict=True):
                 array[view, start : start + len(batch)] = np.asarray(result, dtype=np.float16)
             done += len(batch)

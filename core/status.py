@@ -123,6 +123,9 @@ class RunStatus:
     feature_mode: str = ""
     phase_seconds: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)  # where it trained: cores, processor, GPUs, TensorFlow
+    # the devices, replicas, precision, global batch and learning-rate scale (core.distribute.Placement.facts)
+    placement: dict[str, Any] = field(default_factory=dict)
+    node: dict[str, Any] = field(default_factory=dict)  # a Ray cluster's node that trains it: host and pid
     kept: str | None = None  # "final", "best" or "first": which weights model.keras holds
     # The head-trained model, kept as soon as phase 1 ends: its validation and test accuracy
     first_model: dict[str, Any] = field(default_factory=dict)

@@ -24,6 +24,7 @@ import numpy as np
 
 from core.backbones import BackboneSpec, get_backbone
 from core.config import AUTO_SIZE, BEST_NEEDS_VALIDATION, RunConfig
+from core.distribute import Placement
 from core.errors import InputError
 from core.features import FeaturePlan
 from core.files import remove_temporary_files, save_model_atomic, write_atomic
@@ -57,27 +58,30 @@ class RunStopped(Exception):
 # --- the run, guarded ------------------------------------------------------------------
 
 
-def train_run(run: RunDirectory, echo: Echo = print) -> RunState:
+def train_run(run: RunDirectory, echo: Echo = print, record_process: bool = True) -> RunState:
     """Train `run` to the end and return its final state (succeeded, stopped or failed).
 
     Never raises for a training problem: the status says what went wrong and what to do,
-    and the log has the traceback.
+    and the log has the traceback. `record_process`: False where another process stands for the
+    run (a Ray task's supervisor, `core.cluster`).
     """
-    return run_guarded(run, _train, echo)
+    return run_guarded(run, _train, echo, record_process)
 
 
-def run_guarded(run: RunDirectory, body: Callable[[RunDirectory, Echo], RunState], echo: Echo) -> RunState:
+def run_guarded(
+    run: RunDirectory, body: Callable[[RunDirectory, Echo], RunState], echo: Echo, record_process: bool = True
+) -> RunState:
     """Mark `run` running, call `body(run, echo)`, and turn any failure into a status a person can read."""
     _reserve_space(run)
     try:
         process = ProcessRecord.of(os.getpid())
+        recorded = {"pid": process.pid, "pid_started": process.started} if record_process else {}
         run.update_status(
             state=RunState.RUNNING,
             stage=Stage.PREPARING,
             started=time.time(),
-            pid=process.pid,
-            pid_started=process.started,
             message="Preparing the images",
+            **recorded,
         )
         return body(run, echo)
     except RunStopped:
@@ -315,13 +319,14 @@ class PhasePlan:
         return Stage.of_phase(self.phase)
 
 
-def plan_phases(config: RunConfig, unfreeze: UnfreezePlan) -> list[PhasePlan]:
-    """Phase 1, then phase 2 when it has epochs and something to unfreeze."""
-    plans = [PhasePlan(1, config.head_epochs, config.head_learning_rate, "training the new head (base frozen)")]
+def plan_phases(config: RunConfig, unfreeze: UnfreezePlan, scale: float = 1.0) -> list[PhasePlan]:
+    """Phase 1, then phase 2 when it has epochs and something to unfreeze; `scale` multiplies the learning
+    rates (for a global batch larger than the one set, `core.distribute`)."""
+    head = PhasePlan(1, config.head_epochs, config.head_learning_rate * scale, "training the new head (base frozen)")
+    plans = [head]
     if config.finetune_epochs and not unfreeze.trains_nothing:
-        plans.append(
-            PhasePlan(2, config.finetune_epochs, config.finetune_learning_rate, f"fine-tuning ({unfreeze} unfrozen)")
-        )
+        what = f"fine-tuning ({unfreeze} unfrozen)"
+        plans.append(PhasePlan(2, config.finetune_epochs, config.finetune_learning_rate * scale, what))
     return [plan for plan in plans if plan.epochs > 0]
 
 
@@ -344,6 +349,7 @@ class Session:
     last_saved: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     pooled: dict | None = None  # fast mode: phase 1's stored `pool` output of the original photos
+    placement: Placement | None = None  # the devices and precision (`core.distribute`)
 
     @property
     def monitor(self) -> str:
@@ -353,14 +359,19 @@ class Session:
         return "val_accuracy" if len(self.data["val"].images) else "accuracy"
 
 
-def start_session(run: RunDirectory, prepared: Prepared, classifier: Classifier, echo: Echo) -> Session:
+def start_session(
+    run: RunDirectory, prepared: Prepared, classifier: Classifier, echo: Echo, placement: Placement | None = None
+) -> Session:
     """The shared state of the phases: batches, class weights, fast mode's plan and the best checkpoint."""
     from core.callbacks import BestCheckpoint
+    from core.distribute import current_placement, placement_in_words
     from core.features import plan_features
 
+    placement = placement or current_placement()
     config = prepared.config
     train = prepared.data["train"]
-    batch_size = min(config.batch_size, len(train.images))
+    # The batch size is per device: each step takes one from every replica.
+    batch_size = min(placement.global_batch(config.batch_size), len(train.images))
     finetunes = config.finetune_epochs > 0 and not classifier.unfreeze.trains_nothing
     features = plan_features(
         config, classifier.weights_path, classifier.model, classifier.base, classifier.mask, finetunes
@@ -375,6 +386,9 @@ def start_session(run: RunDirectory, prepared: Prepared, classifier: Classifier,
     session = Session(
         run, config, echo, classifier, prepared.data, features, batch_size, steps, class_weight, None, prepared.report
     )
+    session.placement = placement
+    facts = placement.facts(config.batch_size, batch_size, config.optimizer)
+    echo(f"Training on {placement_in_words(facts)}. Precision: {placement.why}.")
     earlier = (
         [row[session.monitor] for row in run.history() if isinstance(row.get(session.monitor), float)] if resume else []
     )
@@ -400,6 +414,7 @@ def start_session(run: RunDirectory, prepared: Prepared, classifier: Classifier,
         batch_size=batch_size,
         feature_mode=features.description,
         machine=machine_facts(),
+        placement=facts,
     )
     return session
 
@@ -431,7 +446,8 @@ def machine_facts() -> dict:
 def run_phases(session: Session) -> RunState:
     """Each planned phase in turn, from where a resumed run left off; STOPPED if Stop was pressed."""
     resume = session.classifier.resume
-    plans = plan_phases(session.config, session.classifier.unfreeze)
+    scale = session.placement.learning_rate_scale(session.config.optimizer) if session.placement else 1.0
+    plans = plan_phases(session.config, session.classifier.unfreeze, scale)
     for plan in plans:
         if resume and plan.phase < resume.phase:
             continue
@@ -451,8 +467,9 @@ def keep_first_model(session: Session) -> None:
     validation photos to tell them apart (`keep_model`)."""
     run, model = session.run, session.classifier.model
     started = time.perf_counter()
-    save_model_atomic(model, run.first_model_path)
-    save_model_atomic(model, run.model_path)
+    kept = _keepable(session, model)
+    save_model_atomic(kept, run.first_model_path)
+    save_model_atomic(kept, run.model_path)
     last = _last_epoch(run)
     evaluation = _score(session, model)
     evaluation["model"] = "first"
@@ -654,6 +671,14 @@ def keep_model(session: Session, outcome: RunState):
     return None, None
 
 
+def _keepable(session: Session, model):
+    """The model as the run keeps it: in float32 when it trained in mixed precision, so the model file and its
+    exports compute the same on any processor (checkpoints keep the mixed model, to resume as it trained)."""
+    from core.distribute import float32_copy
+
+    return float32_copy(model) if session.placement and session.placement.mixed else model
+
+
 def _last_epoch(run: RunDirectory) -> dict:
     """The last row of the run's history (read once), or {} before the first epoch."""
     history = run.history()
@@ -689,7 +714,7 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     from core.calibration import calibrate_model, calibrate_stored
 
     run = session.run
-    save_model_atomic(model, run.model_path)
+    save_model_atomic(_keepable(session, model), run.model_path)
     run.update_status(kept=kept, stage=Stage.EVALUATING, message="Evaluating on the photos kept aside")
     evaluation = _score(session, model)
     evaluation["model"] = kept
@@ -724,17 +749,22 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
 
 
 def _train(run: RunDirectory, echo: Echo) -> RunState:
-    """prepare → build or resume → the phases → keep → evaluate."""
-    prepared = prepare(run, run.config().validate(), echo)
-    classifier = build_or_resume(run, prepared, echo)
-    session = start_session(run, prepared, classifier, echo)
-    outcome = run_phases(session)
-    model, kept = keep_model(session, outcome)
-    if model is None:
-        message = "Stopped before the first epoch finished: nothing was saved."
-        run.update_status(state=RunState.STOPPED, stage=Stage.DONE, finished=time.time(), message=message)
-        return RunState.STOPPED
-    return evaluate(session, model, kept, outcome)
+    """place → prepare → build or resume → the phases → keep → evaluate, all within the devices' strategy."""
+    from core.distribute import place
+
+    config = run.config().validate()
+    placement = place(config.devices, config.precision)  # before TensorFlow starts: it picks the devices
+    with placement.scope():
+        prepared = prepare(run, config, echo)
+        classifier = build_or_resume(run, prepared, echo)
+        session = start_session(run, prepared, classifier, echo, placement)
+        outcome = run_phases(session)
+        model, kept = keep_model(session, outcome)
+        if model is None:
+            message = "Stopped before the first epoch finished: nothing was saved."
+            run.update_status(state=RunState.STOPPED, stage=Stage.DONE, finished=time.time(), message=message)
+            return RunState.STOPPED
+        return evaluate(session, model, kept, outcome)
 
 
 def _class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
