@@ -325,8 +325,11 @@ def resume_run(run: RunDirectory) -> RunDirectory:
 
 
 def spawn_worker(run: RunDirectory) -> ProcessRecord:
-    """Start the run's worker process (`python -m core worker`), its output appended to `log.txt`."""
-    process = spawn_core(["worker", str(run.path)], log_path=run.log_path)
+    """Start the run's worker process (`python -m core worker`), its output appended to `log.txt`; with
+    STUDIO_RAY_ADDRESS set, the process that sends it to the Ray cluster instead (`core.cluster`)."""
+    from core.cluster import cluster_address
+
+    process = spawn_core(["cluster" if cluster_address() else "worker", str(run.path)], log_path=run.log_path)
     run.update_status(pid=process.pid, pid_started=process.started)
     return process
 

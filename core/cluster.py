@@ -1,0 +1,143 @@
+"""Runs sent to a Ray cluster instead of this machine's queue, when `STUDIO_RAY_ADDRESS` is set.
+
+A run's local process is then a small supervisor (`python -m core cluster RUN`, or `python -m core
+train` itself): it connects to the cluster, submits the run as one Ray task that asks for the run's
+GPUs (`--devices`: all is one GPU, N is N, cpu is none), relays a Stop pressed while the task waits
+for room, and waits for it. The task trains exactly as a local worker does, in a fresh worker
+process, writing the run directory, which must be on storage every node reaches: the dashboard
+follows it there as it follows a local run (live curves, Stop, failure messages).
+
+The supervisor is the process the run's status records, so the dashboard's existing rule holds: a
+run whose process ended while it was active reads as interrupted and can resume. A Ray worker that
+dies takes its supervisor's wait with it (`max_retries=0`), which then ends; Ray in turn cancels the
+tasks of a supervisor that dies.
+
+Ray is an optional extra (`requirements-cluster.txt`) imported only here, only in those processes:
+the dashboard reads an environment variable and nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from core.runs import RunDirectory
+from core.status import RunState, Stage
+
+RAY_ADDRESS_ENV = "STUDIO_RAY_ADDRESS"
+POLL_SECONDS = 0.5
+# Passed to the task's worker: where the studio keeps its data and caches, how TensorFlow logs and how the
+# processor is split. Never the cluster's address: the task trains where it is.
+PASSED_ENV_PREFIXES = ("STUDIO_", "KERAS_HOME", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cluster_address() -> str | None:
+    """The Ray cluster runs are sent to, or None to train on this machine."""
+    return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+
+
+def gpus_asked(devices: str) -> int:
+    """The GPUs a run's Ray task asks for: `all` is one (a task's GPUs are on one node), N is N, cpu is none."""
+    if devices == "cpu":
+        return 0
+    return 1 if devices == "all" else int(devices)
+
+
+def task_environment() -> dict[str, str]:
+    """The environment of the task's worker: the studio's code on its path, and the studio's settings."""
+    env = {key: value for key, value in os.environ.items() if key.startswith(PASSED_ENV_PREFIXES)}
+    env.pop(RAY_ADDRESS_ENV, None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def supervise(run: RunDirectory, echo=print) -> RunState:
+    """Send `run` to the cluster and wait for it; the state it ended in.
+
+    A run the cluster could not take fails with the reason in plain words. A run whose Ray worker died
+    is left as its task last wrote it, active, for the dashboard to read as interrupted once this
+    process ends (`RunDirectory.status`).
+    """
+    from core.processes import ProcessRecord
+
+    address = cluster_address()
+    process = ProcessRecord.of(os.getpid())
+    run.update_status(pid=process.pid, pid_started=process.started)
+    try:
+        import ray
+    except ImportError:
+        return _refuse(
+            run,
+            f"{RAY_ADDRESS_ENV} is set, so runs go to a Ray cluster, but Ray is not installed on this server. "
+            "Install it (pip install -r requirements-cluster.txt) or unset the variable to train here.",
+            echo,
+        )
+    try:
+        ray.init(
+            address=address,
+            namespace="fine-tune-studio",
+            runtime_env={"env_vars": task_environment()},
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
+    except Exception as error:  # Ray raises ConnectionError, ValueError or its own errors, by version
+        return _refuse(
+            run,
+            f"The Ray cluster at {address} could not be reached ({type(error).__name__}: {str(error)[:200]}). "
+            f"Check that it is running and that {RAY_ADDRESS_ENV} names its head (host:port).",
+            echo,
+        )
+    config = run.config()
+    gpus = gpus_asked(config.devices)
+    asks = f"{gpus} GPU{'s' if gpus != 1 else ''}" if gpus else "one processor core"
+    # One run per worker process (max_calls=1): each starts TensorFlow afresh, its devices chosen before it starts.
+    task = ray.remote(max_calls=1)(train_on_node).options(
+        num_cpus=1, num_gpus=gpus, max_retries=0, name=f"fine-tune-studio {run.id}"
+    )
+    try:
+        reference = task.remote(str(run.path))
+    except Exception as error:  # the cluster refused the task (resources it can never have, a lost connection)
+        return _refuse(
+            run, f"The Ray cluster at {address} did not take the run ({type(error).__name__}: {error}).", echo
+        )
+    echo(f"Sent to the Ray cluster at {address}, asking for {asks}.")
+    run.update_status(
+        state=RunState.QUEUED,
+        stage=Stage.WAITING,
+        message=f"Waiting for the cluster to free {asks}. It starts by itself.",
+    )
+    while not ray.wait([reference], timeout=POLL_SECONDS)[0]:
+        if run.stop_requested() and run.raw_status().state is RunState.QUEUED:
+            ray.cancel(reference, force=True)
+            run.update_status(
+                state=RunState.STOPPED,
+                stage=Stage.DONE,
+                finished=time.time(),
+                message="Stopped while waiting for the cluster.",
+            )
+            return RunState.STOPPED
+    try:
+        return RunState(ray.get(reference))
+    except ray.exceptions.RayError as error:
+        echo(f"The cluster's worker for this run ended unexpectedly: {type(error).__name__}: {str(error)[:500]}")
+        return RunState.INTERRUPTED
+
+
+def train_on_node(run_path: str) -> str:
+    """The Ray task: train the run here, as a local worker would, its log appended to the run's `log.txt`."""
+    from core.training import train_run
+
+    run = RunDirectory(run_path)
+    run.update_status(node={"host": socket.gethostname(), "pid": os.getpid()})
+    with open(run.log_path, "a", buffering=1) as log:
+        state = train_run(run, echo=lambda line: print(line, file=log, flush=True), record_process=False)
+    return state.value
+
+
+def _refuse(run: RunDirectory, message: str, echo) -> RunState:
+    echo(f"error: {message}")
+    run.update_status(state=RunState.FAILED, stage=Stage.DONE, finished=time.time(), message=message)
+    return RunState.FAILED

@@ -1,0 +1,122 @@
+"""Runs sent to a Ray cluster (core.cluster): a local Ray instance with two CPUs, started by this module.
+
+Each run goes through `core.runs.start_run`, as the dashboard's Start does, with STUDIO_RAY_ADDRESS
+set; Stop is `RunDirectory.request_stop`, as the dashboard's Stop button does; the tests read only
+the run directories, as the dashboard does.
+"""
+
+import os
+import signal
+import socket
+import sys
+
+import pytest
+
+from core.cluster import RAY_ADDRESS_ENV, gpus_asked, supervise, task_environment
+from core.runs import RunDirectory, resume_run, start_run
+from core.status import RunState
+from tests.conftest import REPO, tiny_config
+from tests.waiting import wait_until
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
+
+
+@pytest.fixture(scope="module")
+def cluster_address():
+    context = ray.init(
+        num_cpus=2,
+        num_gpus=0,
+        include_dashboard=False,
+        object_store_memory=80 * 1024 * 1024,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
+
+
+@pytest.fixture
+def on_cluster(cluster_address, monkeypatch):
+    monkeypatch.setenv(RAY_ADDRESS_ENV, cluster_address)
+    return cluster_address
+
+
+def log_of(run: RunDirectory) -> str:
+    return run.log_path.read_text() if run.log_path.exists() else "(no log)"
+
+
+def ended(run: RunDirectory, state: RunState, timeout: float = 300.0):
+    """Wait for `run` to end (or be interrupted) and check that it ended as `state`."""
+    wait_until(lambda: not run.status().state.active, timeout, lambda: f"{run.id} to end:\n{log_of(run)[-3000:]}")
+    status = run.status()
+    assert status.state is state, f"{run.id} is {status.state}: {status.message}\n{log_of(run)[-3000:]}"
+
+
+def test_a_run_asks_for_the_gpus_its_devices_setting_names():
+    assert [gpus_asked(devices) for devices in ("cpu", "all", "1", "4")] == [0, 1, 1, 4]
+
+
+def test_the_task_gets_the_studios_settings_but_not_the_clusters_address(monkeypatch):
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")
+    monkeypatch.setenv("STUDIO_CPU_DEVICES", "2")
+    env = task_environment()
+    assert RAY_ADDRESS_ENV not in env and env["STUDIO_CPU_DEVICES"] == "2"
+    assert env["STUDIO_RUNS"] == os.environ["STUDIO_RUNS"] and "KERAS_HOME" in env
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)  # the studio's code, for the task to import
+
+
+def test_without_ray_installed_the_run_fails_with_the_way_out(make_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    run = RunDirectory.create(tmp_path / "runs", tiny_config(str(make_dataset({"a": 3, "b": 3}))))
+    assert supervise(run, echo=lambda line: None) is RunState.FAILED
+    message = run.raw_status().message
+    assert "Ray is not installed on this server" in message and "requirements-cluster.txt" in message
+
+
+def test_two_runs_are_trained_by_the_cluster_and_followed_to_the_end(on_cluster, make_dataset):
+    data = str(make_dataset({"red": 8, "green": 8}))
+    runs = [start_run(tiny_config(data, head_epochs=3, finetune_epochs=1, devices="cpu", seed=seed)) for seed in (1, 2)]
+    for run in runs:
+        ended(run, RunState.SUCCEEDED)
+        status = run.status()
+        assert status.node["host"] == socket.gethostname() and status.node["pid"] != status.pid
+        assert [int(row["epoch"]) for row in run.history()] == [1, 2, 3, 4]
+        assert run.evaluation()["count"] > 0 and (run.path / "model.keras").is_file()
+        assert f"Sent to the Ray cluster at {on_cluster}, asking for one processor core." in log_of(run)
+        assert "phase 2 epoch 4/4" in log_of(run)  # the task's own lines, written on the node
+
+
+def test_stop_while_waiting_for_a_gpu_the_cluster_lacks(on_cluster, make_dataset):
+    run = start_run(tiny_config(str(make_dataset({"a": 4, "b": 4})), devices="1"))
+    wait_until(lambda: "Waiting for the cluster to free 1 GPU" in run.status().message, 60, "the wait for a GPU")
+    assert run.status().state is RunState.QUEUED
+    run.request_stop()
+    ended(run, RunState.STOPPED, 60)
+    assert run.status().message == "Stopped while waiting for the cluster."
+
+
+def test_stop_and_a_killed_worker_on_the_cluster(on_cluster, make_dataset):
+    data = str(make_dataset({"red": 8, "green": 8}))
+    config = tiny_config(data, head_epochs=150, finetune_epochs=0, devices="cpu")
+    stopped, killed = start_run(config.replace(seed=1)), start_run(config.replace(seed=2))
+    for run in (stopped, killed):
+        wait_until(
+            lambda run=run: run.raw_status().resume_point and len(run.history()) >= 2,
+            240,
+            lambda run=run: f"{run.id}'s first checkpoint: {run.status().message}\n{log_of(run)[-3000:]}",
+        )
+    stopped.request_stop()
+    os.kill(killed.raw_status().node["pid"], signal.SIGKILL)
+    ended(stopped, RunState.STOPPED, 120)
+    assert stopped.status().message.startswith("Stopped by request") and stopped.evaluation() is not None
+    assert len(stopped.history()) < 150
+    ended(killed, RunState.INTERRUPTED, 120)
+    assert killed.can_resume() and "ended unexpectedly" in killed.status().message
+    assert "The cluster's worker for this run ended unexpectedly" in log_of(killed)
+    done_before = killed.raw_status().resume_point.epochs_done
+    resume_run(killed)
+    ended(killed, RunState.SUCCEEDED, 300)
+    epochs = [int(row["epoch"]) for row in killed.history()]
+    assert epochs == list(range(1, 151)) and done_before >= 1
+    assert "Resuming after epoch" in log_of(killed)
