@@ -14,6 +14,7 @@ import streamlit as st
 from app_pages.shared import follow_run, next_step
 from core import charts
 from core.config import BEST_NEEDS_VALIDATION
+from core.distribute import placement_in_words
 from core.monitor import RunProgress, memorising
 from core.runs import RunDirectory, distinct_titles, list_runs, resume_run, runs_root
 from core.status import RunState
@@ -43,7 +44,9 @@ def live_run(run_id: str) -> None:
     st.markdown(f"### {run.title()}: {status.state.label}")
     show = {RunState.FAILED: st.error, RunState.INTERRUPTED: st.warning, RunState.SUCCEEDED: st.success}
     show.get(status.state, st.info)(status.message)
-    st.caption(status.feature_mode or " ")  # which training mode, and why
+    devices = placement_in_words(status.placement, status.node)
+    on = f" {'Training' if status.state.active else 'Trained'} on {devices}." if devices else ""
+    st.caption((status.feature_mode + on).strip() or " ")  # which training mode and devices, and why
     running = status.state is RunState.RUNNING
     st.progress(progress.fraction, text=progress.describe() if running else status.state.label)
     if status.state is RunState.INTERRUPTED and run.can_resume():

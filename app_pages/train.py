@@ -19,11 +19,13 @@ from app_pages.shared import (
 from app_pages.widgets import recipe_picker, setting_input
 from core import charts
 from core.backbones import BACKBONES
+from core.cluster import cluster_address
+from core.distribute import placement_in_words
 from core.estimate import planned_seconds, speeds_request
 from core.monitor import format_seconds
 from core.preflight import start_blockers
 from core.recipes import RECIPES
-from core.runs import run_title, start_run
+from core.runs import list_runs, run_title, start_run
 from core.sources import source_label
 
 DOUBLE_CLICK_SECONDS = 5.0
@@ -68,6 +70,20 @@ def find_learning_rate() -> None:
         st.rerun()
 
 
+def where_runs_train() -> str:
+    """Where this server sends runs, and the devices its last run trained on (read from that run)."""
+    address = cluster_address()
+    if address:
+        text = f"Runs are sent to the Ray cluster at {address} (STUDIO_RAY_ADDRESS), each asking for its GPUs."
+    else:
+        text = "Runs train on this server, one at a time (STUDIO_RAY_ADDRESS sends them to a Ray cluster)."
+    last = next((run for run in list_runs() if run.raw_status().placement), None)
+    if last:
+        status = last.raw_status()
+        text += f" The last run, {last.title()}, trained on {placement_in_words(status.placement, status.node)}."
+    return text
+
+
 with st.expander("Training settings", expanded=st.session_state.get("lr_find_for") is not None):
     one, two = st.columns(2)
     one.markdown("**Phase 1: new head, network frozen**")
@@ -90,6 +106,11 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         else:
             setting_input(right, two)
     setting_input("seed")
+with st.expander("Hardware (for administrators)"):
+    one, two = st.columns(2)
+    setting_input("devices", one)
+    setting_input("precision", two)
+    st.caption(where_runs_train())
 recipe_picker("train", recipe_slot)
 
 

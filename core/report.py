@@ -19,6 +19,7 @@ import plotly.offline
 from PIL import Image
 
 from core import charts
+from core.distribute import placement_in_words
 from core.evaluation import results_in_words
 from core.runs import RunDirectory
 
@@ -310,10 +311,13 @@ def _time_section(run: RunDirectory) -> str:
         else "a machine this run did not record"
     )
     total = f"{seconds / 60:.1f} minutes" if seconds is not None else "an unknown time"
+    devices = placement_in_words(status.placement, status.node)
     body = (
         f"<p>Training started {started} and took {total}"
         + (f" ({', '.join(parts)})" if parts else "")
-        + f", on {where}.</p>"
+        + f", on {where}."
+        + (f" Trained on {html.escape(devices)}." if devices else "")
+        + "</p>"
     )
     return _section("How long it took", body)
 

@@ -650,3 +650,33 @@ def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monke
         1,
         224,
     )
+
+
+def test_train_page_hardware_settings_reach_the_config_and_the_devices_are_shown(monkeypatch):
+    at = page("train").run()
+    assert at.selectbox(key="devices").value == "all" and at.selectbox(key="precision").value == "auto"
+    at.selectbox(key="devices").set_value("2").run()
+    at.selectbox(key="precision").set_value("float32").run()
+    assert at.session_state["draft"].devices == "2" and at.session_state["draft"].precision == "float32"
+    assert any(c.value.startswith("Runs train on this server, one at a time") for c in at.caption)
+    run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="mirrored", title="Two at once")
+    placement = {
+        "devices": ["GPU:0", "GPU:1"],
+        "replicas": 2,
+        "strategy": "MirroredStrategy",
+        "precision": "mixed_float16",
+        "precision_why": "auto",
+        "batch_per_device": 32,
+        "global_batch": 64,
+        "learning_rate_scale": 1.4142,
+    }
+    run.update_status(state=RunState.RUNNING, feature_mode="Fast mode.", placement=placement)
+    monkeypatch.setenv("STUDIO_RAY_ADDRESS", "head.lab:6379")
+    at = page("train").run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert any(
+        c.startswith("Fast mode. Training on 2 devices at once (GPU:0, GPU:1, MirroredStrategy)") for c in captions
+    )
+    where = next(c for c in captions if c.startswith("Runs are sent to the Ray cluster at head.lab:6379"))
+    assert "The last run, Two at once, trained on 2 devices at once" in where
