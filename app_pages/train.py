@@ -135,7 +135,8 @@ def time_needed(config, report) -> None:
         "evaluating": "checking",
     }
     steps = ", ".join(f"{parts[k]} {format_seconds(v)}" for k, v in planned.items() if v >= 0.5)
-    st.caption(f"Expected to take **about {format_seconds(sum(planned.values()))}** on this machine ({steps}).")
+    where = "on this server; the cluster's nodes may be faster" if cluster_address() else "on this machine"
+    st.caption(f"Expected to take **about {format_seconds(sum(planned.values()))}** {where} ({steps}).")
 
 
 def start_panel() -> None:

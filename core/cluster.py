@@ -39,11 +39,14 @@ def cluster_address() -> str | None:
     return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
 
 
-def gpus_asked(devices: str) -> int:
-    """The GPUs a run's Ray task asks for: `all` is one (a task's GPUs are on one node), N is N, cpu is none."""
+def gpus_asked(devices: str, cluster_gpus: int) -> int:
+    """The GPUs a run's Ray task asks for: `all` is one (a task's GPUs are on one node), or none on a cluster
+    without GPUs (a processor, as on a laptop); N is N; cpu is none."""
     if devices == "cpu":
         return 0
-    return 1 if devices == "all" else int(devices)
+    if devices == "all":
+        return 1 if cluster_gpus else 0
+    return int(devices)
 
 
 def task_environment() -> dict[str, str]:
@@ -91,12 +94,21 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
             echo,
         )
     config = run.config()
-    gpus = gpus_asked(config.devices)
+    cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
+    gpus = gpus_asked(config.devices, cluster_gpus)
     asks = f"{gpus} GPU{'s' if gpus != 1 else ''}" if gpus else "one processor core"
+    waiting = f"Waiting for the cluster to free {asks}. It starts by itself."
+    if gpus > cluster_gpus:
+        waiting = (
+            f"Waiting for the cluster to free {asks}: it has {cluster_gpus} now. The run starts when nodes with "
+            "enough GPUs join; Stop it, or choose fewer devices under Hardware on the Train page."
+        )
     # One run per worker process (max_calls=1): each starts TensorFlow afresh, its devices chosen before it starts.
     task = ray.remote(max_calls=1)(train_on_node).options(
         num_cpus=1, num_gpus=gpus, max_retries=0, name=f"fine-tune-studio {run.id}"
     )
+    # Written before the task exists: once it does, only the task writes the status (it may start at once).
+    run.update_status(state=RunState.QUEUED, stage=Stage.WAITING, message=waiting)
     try:
         reference = task.remote(str(run.path))
     except Exception as error:  # the cluster refused the task (resources it can never have, a lost connection)
@@ -104,11 +116,6 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
             run, f"The Ray cluster at {address} did not take the run ({type(error).__name__}: {error}).", echo
         )
     echo(f"Sent to the Ray cluster at {address}, asking for {asks}.")
-    run.update_status(
-        state=RunState.QUEUED,
-        stage=Stage.WAITING,
-        message=f"Waiting for the cluster to free {asks}. It starts by itself.",
-    )
     while not ray.wait([reference], timeout=POLL_SECONDS)[0]:
         if run.stop_requested() and run.raw_status().state is RunState.QUEUED:
             ray.cancel(reference, force=True)

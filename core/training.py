@@ -75,7 +75,8 @@ def run_guarded(
     _reserve_space(run)
     try:
         process = ProcessRecord.of(os.getpid())
-        recorded = {"pid": process.pid, "pid_started": process.started} if record_process else {}
+        # A run trained here after a cluster trained part of it is no longer on the cluster's node.
+        recorded = {"pid": process.pid, "pid_started": process.started, "node": {}} if record_process else {}
         run.update_status(
             state=RunState.RUNNING,
             stage=Stage.PREPARING,
@@ -349,7 +350,7 @@ class Session:
     last_saved: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     pooled: dict | None = None  # fast mode: phase 1's stored `pool` output of the original photos
-    placement: Placement | None = None  # the devices and precision (`core.distribute`)
+    placement: Placement | None = None  # the devices and precision (`core.distribute`); set by start_session
 
     @property
     def monitor(self) -> str:
@@ -446,7 +447,7 @@ def machine_facts() -> dict:
 def run_phases(session: Session) -> RunState:
     """Each planned phase in turn, from where a resumed run left off; STOPPED if Stop was pressed."""
     resume = session.classifier.resume
-    scale = session.placement.learning_rate_scale(session.config.optimizer) if session.placement else 1.0
+    scale = session.placement.learning_rate_scale(session.config.optimizer)
     plans = plan_phases(session.config, session.classifier.unfreeze, scale)
     for plan in plans:
         if resume and plan.phase < resume.phase:
@@ -676,7 +677,7 @@ def _keepable(session: Session, model):
     exports compute the same on any processor (checkpoints keep the mixed model, to resume as it trained)."""
     from core.distribute import float32_copy
 
-    return float32_copy(model) if session.placement and session.placement.mixed else model
+    return float32_copy(model) if session.placement.mixed else model
 
 
 def _last_epoch(run: RunDirectory) -> dict:

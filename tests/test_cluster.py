@@ -53,7 +53,8 @@ def ended(run: RunDirectory, state: RunState, timeout: float = 300.0):
 
 
 def test_a_run_asks_for_the_gpus_its_devices_setting_names():
-    assert [gpus_asked(devices) for devices in ("cpu", "all", "1", "4")] == [0, 1, 1, 4]
+    assert [gpus_asked(devices, 8) for devices in ("cpu", "all", "1", "4")] == [0, 1, 1, 4]
+    assert [gpus_asked(devices, 0) for devices in ("cpu", "all", "2")] == [0, 0, 2]  # all: a processor, as here
 
 
 def test_the_task_gets_the_studios_settings_but_not_the_clusters_address(monkeypatch):
@@ -76,7 +77,7 @@ def test_without_ray_installed_the_run_fails_with_the_way_out(make_dataset, tmp_
 
 def test_two_runs_are_trained_by_the_cluster_and_followed_to_the_end(on_cluster, make_dataset):
     data = str(make_dataset({"red": 8, "green": 8}))
-    runs = [start_run(tiny_config(data, head_epochs=3, finetune_epochs=1, devices="cpu", seed=seed)) for seed in (1, 2)]
+    runs = [start_run(tiny_config(data, head_epochs=3, finetune_epochs=1, seed=seed)) for seed in (1, 2)]  # all
     for run in runs:
         ended(run, RunState.SUCCEEDED)
         status = run.status()
@@ -89,7 +90,7 @@ def test_two_runs_are_trained_by_the_cluster_and_followed_to_the_end(on_cluster,
 
 def test_stop_while_waiting_for_a_gpu_the_cluster_lacks(on_cluster, make_dataset):
     run = start_run(tiny_config(str(make_dataset({"a": 4, "b": 4})), devices="1"))
-    wait_until(lambda: "Waiting for the cluster to free 1 GPU" in run.status().message, 60, "the wait for a GPU")
+    wait_until(lambda: "Waiting for the cluster to free 1 GPU: it has 0 now" in run.status().message, 60, "the wait")
     assert run.status().state is RunState.QUEUED
     run.request_stop()
     ended(run, RunState.STOPPED, 60)
