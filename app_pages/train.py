@@ -80,7 +80,7 @@ def where_runs_train() -> str:
     last = next((run for run in list_runs() if run.raw_status().placement), None)
     if last:
         status = last.raw_status()
-        text += f" The last run, {last.title()}, trained on {placement_in_words(status.placement, status.node)}."
+        text += f' The last run ("{last.title()}") trained on {placement_in_words(status.placement, status.node)}.'
     return text
 
 

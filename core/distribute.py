@@ -98,7 +98,7 @@ def placement_in_words(facts: dict, node: dict | None = None) -> str:
     return (
         f"{facts['replicas']} devices{where} at once ({devices}, {facts['strategy']}) in {precision}: "
         f"{facts['batch_per_device']} photos per device, {facts['global_batch']} per step, learning rates "
-        f"x{facts['learning_rate_scale']:g} for the larger batch"
+        f"×{facts['learning_rate_scale']:.3g} for the larger batch"
     )
 
 

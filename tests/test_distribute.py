@@ -55,7 +55,7 @@ def test_learning_rates_grow_with_the_replicas_by_the_optimizers_rule():
     assert facts["global_batch"] == 128 and facts["replicas"] == 4 and facts["learning_rate_scale"] == 2.0
     words = placement_in_words(facts)
     assert "4 devices at once (GPU:0, GPU:1, GPU:2, GPU:3" in words and "mixed float16" in words
-    assert "32 photos per device, 128 per step" in words and "x2" in words
+    assert "32 photos per device, 128 per step" in words and "learning rates ×2 for the larger batch" in words
     one = Placement(SimpleNamespace(num_replicas_in_sync=1), ("CPU:0",), "float32", "auto")
     assert one.learning_rate_scale("sgd") == 1.0
     assert placement_in_words(one.facts(32, 32, "sgd")) == "CPU:0 in float32, 32 photos per step"

@@ -679,4 +679,4 @@ def test_train_page_hardware_settings_reach_the_config_and_the_devices_are_shown
         c.startswith("Fast mode. Training on 2 devices at once (GPU:0, GPU:1, MirroredStrategy)") for c in captions
     )
     where = next(c for c in captions if c.startswith("Runs are sent to the Ray cluster at head.lab:6379"))
-    assert "The last run, Two at once, trained on 2 devices at once" in where
+    assert 'The last run ("Two at once") trained on 2 devices at once' in where and "rates ×1.41 for" in where

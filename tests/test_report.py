@@ -49,7 +49,15 @@ def test_the_report_holds_everything_and_asks_no_server_for_anything(two_runs):
         assert f"<figcaption>{name}</figcaption>" in page  # the sample grid, a row per class
     assert page.count("data:image/jpeg;base64,") >= 3 * 4 + 2  # samples, a mistake and its heatmap
     assert "where the model looked" in page
-    assert "2 CPU cores (test CPU), no GPU" in page
+    assert "2 CPU cores (test CPU), no GPU" in page and "Trained on" not in page  # a run that did not record it
+    facts = {"devices": ["GPU:0", "GPU:1"], "replicas": 2, "strategy": "MirroredStrategy", "precision": "mixed_float16"}
+    facts |= {"precision_why": "auto", "batch_per_device": 32, "global_batch": 64, "learning_rate_scale": 1.4142}
+    run.update_status(placement=facts, node={"host": "gpu-7", "pid": 12})
+    assert (
+        "Trained on 2 devices of the cluster's node gpu-7 at once (GPU:0, GPU:1, MirroredStrategy) in mixed float16: "
+        "32 photos per device, 64 per step, learning rates ×1.41 for the larger batch."
+        in html.unescape(build_report(run))
+    )
     assert "CLASSES = ['blue', 'green', 'red']" in html.unescape(page)
     assert "@media print" in page
 
