@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.errors import InputError
 
@@ -48,7 +48,6 @@ class Placement:
     devices: tuple[str, ...]
     precision: str
     why: str = ""
-    gpu_names: tuple[str, ...] = field(default=())
 
     @property
     def replicas(self) -> int:
@@ -153,7 +152,7 @@ def place(devices: str, precision: str) -> Placement:
                 f"This run asks for {wanted} devices, but this machine has no GPU that TensorFlow can use, only "
                 f"the processor{extra}. Choose 'all' or 'cpu' under Hardware on the Train page (--devices all)."
             )
-        chosen, names = logical[:wanted], ()
+        chosen, chosen_gpus = logical[:wanted], []
     else:
         wanted = len(gpus) if devices == "all" else int(devices)
         if wanted > len(gpus):
@@ -162,14 +161,11 @@ def place(devices: str, precision: str) -> Placement:
                 f"to {len(gpus)} under Hardware on the Train page (--devices all)."
             )
         _show_only(gpus[:wanted])
-        chosen = [d.name for d in tf.config.list_logical_devices("GPU")][:wanted]
-        names = tuple(_gpu_name(gpu) for gpu in gpus[:wanted])
+        chosen, chosen_gpus = [d.name for d in tf.config.list_logical_devices("GPU")][:wanted], gpus[:wanted]
     strategy = tf.distribute.MirroredStrategy(devices=chosen) if len(chosen) > 1 else tf.distribute.get_strategy()
-    mixed, why = _precision(precision, [gpu for gpu in gpus[:wanted]] if names else [])
+    mixed, why = _precision(precision, chosen_gpus)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    return Placement(
-        strategy, tuple(_short(name) for name in chosen), "mixed_float16" if mixed else "float32", why, names
-    )
+    return Placement(strategy, tuple(_short(name) for name in chosen), "mixed_float16" if mixed else "float32", why)
 
 
 def current_placement() -> Placement:
@@ -179,7 +175,7 @@ def current_placement() -> Placement:
 
     strategy = tf.distribute.get_strategy()
     if tf.distribute.has_strategy():
-        devices = [d for d in strategy.extended.worker_devices]
+        devices = list(strategy.extended.worker_devices)
     else:  # TensorFlow's default strategy places everything on the first GPU, else the processor
         devices = [(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[0].name]
     return Placement(strategy, tuple(_short(d) for d in devices), "float32", "float32, the default")
@@ -220,14 +216,6 @@ def _capability(gpu) -> tuple[int, int]:
     with contextlib.suppress(Exception):
         return tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0))
     return (0, 0)
-
-
-def _gpu_name(gpu) -> str:
-    import tensorflow as tf
-
-    with contextlib.suppress(Exception):
-        return tf.config.experimental.get_device_details(gpu).get("device_name") or gpu.name
-    return gpu.name
 
 
 def _short(name: str) -> str:

@@ -123,6 +123,7 @@ class FeaturePlan:
             augmentation=json.dumps(asdict(config.augmentation), sort_keys=True) if views > 1 else "",
             views=views,
             seed=config.seed if views > 1 else 0,
+            precision=self.parts.front.dtype_policy.name,  # mixed float16 computes them differently
         )
 
 
@@ -235,9 +236,13 @@ class FeatureKey:
     augmentation: str
     views: int
     seed: int
+    precision: str = "float32"  # the frozen layers' dtype policy
 
     def digest(self) -> str:
-        text = json.dumps({"version": FEATURE_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if fields["precision"] == "float32":
+            del fields["precision"]  # caches made before the precision was part of the key stay valid
+        text = json.dumps({"version": FEATURE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:24]
 
 

@@ -154,3 +154,17 @@ def test_two_replicas_reach_the_accuracy_of_one(mode, tmp_path):
         accuracy[replicas] = read(out, "evaluation.json")["accuracy"]
     # 153 test photos: one photo is 0.65 points, and seeds alone move this set by about 4 (docs/recipes.md).
     assert min(accuracy.values()) >= 0.78 and abs(accuracy[2] - accuracy[1]) <= 0.07, accuracy
+
+
+def test_features_stored_in_mixed_precision_are_kept_apart_and_older_caches_stay_valid():
+    import hashlib
+    from dataclasses import asdict, replace
+
+    from core.features import FEATURE_VERSION, FeatureKey
+
+    key = FeatureKey("photos", "mobilenet_v2_0.5", "weights", "pool:avg", "", 1, 0)
+    mixed = replace(key, precision="mixed_float16")
+    assert mixed.digest() != key.digest()
+    before = {name: value for name, value in asdict(key).items() if name != "precision"}  # the key's earlier form
+    text = json.dumps({"version": FEATURE_VERSION, **before}, sort_keys=True)
+    assert key.digest() == hashlib.sha1(text.encode()).hexdigest()[:24]
