@@ -268,7 +268,7 @@ def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isol
             expect(
                 main_area.get_by_text("Choose a network that is ready on this machine (MobileNetV2 (width 0.35)")
             ).to_be_visible()
-            expect(main_area.get_by_text("For administrators")).to_be_visible()
+            expect(main_area.get_by_text("For administrators", exact=True)).to_be_visible()
             _shot(page, "3-train-start-refused-weights")
 
             _go(page, "Model")

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from tests.dashboard_server import start_dashboard, stop_dashboard
-from tests.test_browser import CHROMIUM, _server_env, _set_epochs, _settle, _shot, _state, chromium_page
+from tests.test_browser import CHROMIUM, _server_env, _settle, _shot, _state, chromium_page
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
 pytestmark = [
@@ -38,8 +38,7 @@ def test_a_run_on_the_cluster_is_followed_to_the_end(dashboard_on_a_cluster):
         main = page.get_by_test_id("stMainBlockContainer")
         page.get_by_text("Hardware (for administrators)").click()
         expect(main.get_by_text(f"Runs are sent to the Ray cluster at {address}")).to_be_visible()
-        _set_epochs(page, 2, 1)
-        page.get_by_role("button", name="Start training").click()
+        page.get_by_role("button", name="Quick first model").click()
         expect(_state(main, "Finished")).to_be_visible(timeout=240_000)
         host = socket.gethostname()
         expect(main.get_by_text(f"Trained on CPU:0 of the cluster's node {host} in float32")).to_be_visible()

@@ -112,7 +112,7 @@ def test_mixed_precision_trains_and_says_so(make_dataset, tmp_path):
     data = make_dataset({"red": 8, "green": 8})
     out = tmp_path / "run"
     result = train(
-        out, "--data", str(data), *TINY, "--head-epochs", "1", "--finetune-epochs", "1", "--precision", "mixed"
+        out, "--data", str(data), *TINY, "--head-epochs", "2", "--finetune-epochs", "0", "--precision", "mixed"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     placement = read(out, "status.json")["placement"]
