@@ -22,7 +22,8 @@ from tests.conftest import REPO, SHARED, SHARED_V2_05, needs_shared
 
 
 def train(out, *args, cpu_devices: int | None = None, timeout=600):
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    # Its own cache: the frozen layers' output is computed on these devices, not reused from another run.
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", STUDIO_CACHE=f"{out}-cache")
     env.pop(CPU_DEVICES_ENV, None)
     if cpu_devices:
         env[CPU_DEVICES_ENV] = str(cpu_devices)
@@ -149,6 +150,8 @@ def test_two_replicas_reach_the_accuracy_of_one(mode, tmp_path):
             assert placement["devices"] == ["CPU:0", "CPU:1"] and placement["strategy"] == "MirroredStrategy"
             assert placement["learning_rate_scale"] == round(math.sqrt(2), 4)
             assert "Training on 2 devices at once (CPU:0, CPU:1, MirroredStrategy)" in result.stdout
+            if "--no-feature-cache" not in mode:  # fast mode: the features computed across both replicas
+                assert "Computed the frozen layers' output" in result.stdout
         losses = [float(row["loss"]) for row in csv.DictReader((out / "history.csv").open())]
         assert losses and all(math.isfinite(loss) for loss in losses)
         accuracy[replicas] = read(out, "evaluation.json")["accuracy"]
