@@ -34,9 +34,22 @@ PASSED_ENV_PREFIXES = ("STUDIO_", "KERAS_HOME", "TF_CPP_MIN_LOG_LEVEL", "TF_ENAB
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+NO_RAY = (
+    f"Runs go to a Ray cluster ({RAY_ADDRESS_ENV} is set), but Ray is not installed on this server.",
+    f"An administrator installs it (pip install -r requirements-cluster.txt) or unsets {RAY_ADDRESS_ENV} to train here.",
+)
+
+
 def cluster_address() -> str | None:
     """The Ray cluster runs are sent to, or None to train on this machine."""
     return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+
+
+def ray_missing() -> bool:
+    """Whether runs should go to a cluster but Ray cannot be imported here (found without importing it)."""
+    import importlib.util
+
+    return bool(cluster_address()) and importlib.util.find_spec("ray") is None
 
 
 def gpus_asked(devices: str, cluster_gpus: int) -> int:
@@ -72,12 +85,7 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
     try:
         import ray
     except ImportError:
-        return _refuse(
-            run,
-            f"{RAY_ADDRESS_ENV} is set, so runs go to a Ray cluster, but Ray is not installed on this server. "
-            "Install it (pip install -r requirements-cluster.txt) or unset the variable to train here.",
-            echo,
-        )
+        return _refuse(run, " ".join(NO_RAY), echo)
     try:
         ray.init(
             address=address,

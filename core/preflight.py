@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.backbones import BACKBONES, BackboneSpec
+from core.cluster import NO_RAY, RAY_ADDRESS_ENV, cluster_address, ray_missing
 from core.config import AUTO_SIZE, SETTINGS, RunConfig
 from core.datasets import DatasetReport
 from core.settings import ConfigError
@@ -67,6 +68,8 @@ def start_blockers(
         blockers.append(Blocker(str(error), f"Change it on the {PAGE_NAMES[page]} page.", page))
         return blockers
     blockers += weights_blockers(config, planned_image_size(config, report), downloads_possible)
+    if ray_missing():
+        blockers.append(Blocker(*NO_RAY, "train", details=f"{RAY_ADDRESS_ENV}={cluster_address()}"))
     return blockers
 
 

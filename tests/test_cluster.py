@@ -75,6 +75,19 @@ def test_without_ray_installed_the_run_fails_with_the_way_out(make_dataset, tmp_
     assert "Ray is not installed on this server" in message and "requirements-cluster.txt" in message
 
 
+def test_start_is_refused_before_a_run_when_ray_is_missing(monkeypatch):
+    from core.config import RunConfig
+    from core.preflight import start_blockers
+
+    assert start_blockers(RunConfig(weights="none"), None, None, True) == []
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")
+    assert start_blockers(RunConfig(weights="none"), None, None, True) == []  # Ray is installed here
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None if name == "ray" else object())
+    [blocker] = start_blockers(RunConfig(weights="none"), None, None, True)
+    assert blocker.problem.endswith("but Ray is not installed on this server.") and blocker.page == "train"
+    assert "requirements-cluster.txt" in blocker.fix and blocker.details == f"{RAY_ADDRESS_ENV}=head:6379"
+
+
 def test_two_runs_are_trained_by_the_cluster_and_followed_to_the_end(on_cluster, make_dataset):
     data = str(make_dataset({"red": 8, "green": 8}))
     runs = [start_run(tiny_config(data, head_epochs=3, finetune_epochs=1, seed=seed)) for seed in (1, 2)]  # all
