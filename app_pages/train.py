@@ -77,10 +77,10 @@ def where_runs_train() -> str:
         text = f"Runs are sent to the Ray cluster at {address} (STUDIO_RAY_ADDRESS), each asking for its GPUs."
     else:
         text = "Runs train on this server, one at a time (STUDIO_RAY_ADDRESS sends them to a Ray cluster)."
-    last = next((run for run in list_runs() if run.raw_status().placement), None)
+    last = next(((run, status) for run in list_runs() if (status := run.raw_status()).placement), None)
     if last:
-        status = last.raw_status()
-        text += f' The last run ("{last.title()}") trained on {placement_in_words(status.placement, status.node)}.'
+        run, status = last
+        text += f' The last run ("{run.title()}") trained on {placement_in_words(status.placement, status.node)}.'
     return text
 
 

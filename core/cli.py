@@ -458,8 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cluster":
             from core.cluster import supervise
             from core.runs import RunDirectory
+            from core.status import RunState
 
-            return 0 if supervise(RunDirectory(args.run_dir)).value in ("succeeded", "stopped") else 1
+            return 0 if supervise(RunDirectory(args.run_dir)) in (RunState.SUCCEEDED, RunState.STOPPED) else 1
         if args.command == "task":
             from core.tasks import TASK_NICENESS, run_task
 

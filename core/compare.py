@@ -135,9 +135,8 @@ def validation_curves(runs: list[RunDirectory]) -> dict[str, pd.DataFrame]:
 
 def comparison_text(runs: list[RunDirectory]) -> str:
     """The comparison as plain text for the CLI: facts, then the settings that differ, then each class."""
-    ids = {
-        title: key for key, title in distinct_titles(runs).items()
-    }  # columns by id: titles are too wide for a terminal
+    # Columns by id: titles are too wide for a terminal.
+    ids = {title: key for key, title in distinct_titles(runs).items()}
     facts = facts_frame(runs).rename(columns=ids)
     settings = settings_frame(runs).rename(columns=ids)
     differing = settings[settings["differs"]].drop(columns="differs")

@@ -159,12 +159,12 @@ class RunStatus:
                 f"Fine-tuning did not finish ({self.state.label.lower()}, see the Train page): these are the "
                 "first model's results, kept when phase 1 ended."
             )
-        return {
-            "final": "The final model was kept.",
-            "best": "Its most accurate epoch was kept.",
-            "first": "The first model (only its new head trained) was kept: fine-tuning did not do better on the "
-            "validation photos.",
-        }.get(self.kept or "", "")
+        if self.kept == "first":
+            return (
+                "The first model (only its new head trained) was kept: fine-tuning did not do better on the "
+                "validation photos."
+            )
+        return f"{KEPT_MODEL[self.kept].capitalize()} was kept." if self.kept in KEPT_MODEL else ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
