@@ -21,6 +21,12 @@ def shared_dir() -> Path:
 SHARED = shared_dir()
 SHARED_REASON = f"real data not found at {SHARED} (set STUDIO_SHARED to the shared/ folder)"
 needs_shared = pytest.mark.skipif(not (SHARED / "datasets").is_dir(), reason=SHARED_REASON)
+# Browser flows that train the default network through the pages need its ImageNet weights, which this
+# machine cannot download: they come from ../shared/weights (`_server_env` points the dashboard there).
+needs_shared_weights = pytest.mark.skipif(
+    not (SHARED / "weights").is_dir(),
+    reason=f"the default network's ImageNet weights are not at {SHARED / 'weights'} (set STUDIO_SHARED)",
+)
 SHARED_V2_05 = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
 
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from app_pages.shared import PAGES
-from tests.conftest import SHARED, wait_until
+from tests.conftest import SHARED, needs_shared_weights, wait_until
 from tests.dashboard_server import start_dashboard, stop_dashboard
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,6 +122,7 @@ def _go(page, name: str) -> None:
     _settle(page)
 
 
+@needs_shared_weights
 def test_main_flow_in_chromium(server):
     """Data, Model, Train, Evaluate on the demo, following the same run on every page and in every URL."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -235,6 +236,7 @@ def test_main_flow_in_chromium(server):
 NAN_MESSAGE = "The loss became NaN (not a number) in phase 1: training diverged. Try a learning rate 10 times lower."
 
 
+@needs_shared_weights
 def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isolated_workspace, make_dataset, tmp_path):
     """Missing weights offline, zero epochs, one usable class: Start waits, saying why and what to do."""
 
@@ -395,6 +397,7 @@ def test_uploading_a_zip_of_photos(server, make_dataset, tmp_path):
         browser.close()
 
 
+@needs_shared_weights
 def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_workspace):
     """The server is killed (SIGKILL) mid-run: the worker goes on, and a new server shows the same live run."""
     import signal

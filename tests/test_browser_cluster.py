@@ -4,6 +4,7 @@ import socket
 
 import pytest
 
+from tests.conftest import needs_shared_weights
 from tests.dashboard_server import start_dashboard, stop_dashboard
 from tests.test_browser import CHROMIUM, _server_env, _settle, _shot, _state, chromium_page
 
@@ -27,6 +28,7 @@ def dashboard_on_a_cluster(isolated_workspace):
     ray.shutdown()
 
 
+@needs_shared_weights
 def test_a_run_on_the_cluster_is_followed_to_the_end(dashboard_on_a_cluster):
     from playwright.sync_api import expect, sync_playwright
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.conftest import needs_shared_weights
 from tests.dashboard_server import start_dashboard, stop_dashboard
 from tests.test_browser import CHROMIUM, _go, _server_env, _set_epochs, _settle, _shot, _state, chromium_page
 
@@ -18,6 +19,7 @@ def dashboard(isolated_workspace):
     stop_dashboard(process)
 
 
+@needs_shared_weights
 def test_a_quick_model_then_a_first_model_to_try_while_fine_tuning_goes_on(dashboard):
     from playwright.sync_api import expect, sync_playwright
 
