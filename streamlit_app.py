@@ -10,9 +10,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.shared import PAGES, dashboard_password, sidebar
+from app_pages.shared import PAGE_ICON, PAGES, dashboard_password, remember_session, sidebar
+from core import access
 
-st.set_page_config(page_title="Fine-Tune Studio", page_icon=":material/model_training:", layout="wide")
+st.set_page_config(page_title="Fine-Tune Studio", page_icon=PAGE_ICON, layout="wide")
 
 
 def only(page: str, title: str) -> None:
@@ -25,12 +26,20 @@ def only(page: str, title: str) -> None:
     st.stop()
 
 
-# A read-only link (`?share=`) shows its one run, with or without a password set; without a
-# password the dashboard is open (a laptop on localhost), with one it first asks for it.
+# A read-only link (`?share=`) shows its one run and nothing else, whoever opens it. Everything
+# else is closed until the person is let in (`core.access`): signed in with the password (a
+# signed cookie keeps them in across reloads and tabs), or, with no password set, on the
+# computer the dashboard runs on.
 if "share" in st.query_params:
     only("app_pages/presentation.py", "Shared run")
-if dashboard_password() and not st.session_state.get("signed_in"):
-    only("app_pages/sign_in.py", "Sign in")
+password = dashboard_password()
+if password and not st.session_state.get("signed_in"):
+    remember_session(password)
+match access.door(st.context.ip_address, bool(password), bool(st.session_state.get("signed_in"))):
+    case access.Door.SIGN_IN:
+        only("app_pages/sign_in.py", "Sign in")
+    case access.Door.CLOSED:
+        only("app_pages/closed.py", "Fine-Tune Studio")
 # The navigation is drawn by `sidebar()`, whose links keep the followed run in the URL (`?run=`);
 # Streamlit's own would drop it on every page change.
 navigation = st.navigation(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import streamlit as st
 
-from core import sharing
+from core import access, sharing
 from core.projects import can_pack, pack_run, project_name
 from core.report import build_report, report_name
 from core.runs import RunDirectory
@@ -45,11 +45,14 @@ def keep_as_file(run: RunDirectory, key: str) -> None:
     )
 
 
-def app_address() -> str:
-    """The dashboard's address as the person's browser sees it (a link made here opens the same server)."""
-    parts = urlsplit(st.context.url or "http://localhost:8501")
-    base = (st.get_option("server.baseUrlPath") or "").strip("/")
-    return f"{parts.scheme}://{parts.netloc}/{base + '/' if base else ''}"
+def link_address() -> tuple[str, str]:
+    """The dashboard's address for someone else's browser, and a caveat to show beside a link ("" when none)."""
+    return access.link_base(
+        st.context.url,
+        st.get_option("server.address"),
+        int(st.get_option("server.port") or 8501),
+        st.get_option("server.baseUrlPath") or "",
+    )
 
 
 def share_panel(run: RunDirectory) -> None:
@@ -62,11 +65,12 @@ def share_panel(run: RunDirectory) -> None:
     note = left.text_input("Who is it for? (optional, shown only to you)", key=f"share_note_{run.id}", max_chars=200)
     if right.button("Make a read-only link", key=f"make_share_{run.id}", icon=":material/link:"):
         token = sharing.make_link(run.id, note)
-        st.session_state[f"share_made_{run.id}"] = f"{app_address()}?{urlencode({'share': token})}"
+        base, caveat = link_address()
+        st.session_state[f"share_made_{run.id}"] = (f"{base}?{urlencode({'share': token})}", caveat)
     made = st.session_state.get(f"share_made_{run.id}")
     if made:
-        st.code(made, language=None, wrap_lines=True)
-        st.caption("Copy the link with the button at its right, and send it.")
+        st.code(made[0], language=None, wrap_lines=True)
+        st.caption("Copy the link with the button at its right, and send it. " + made[1])
     links = [link for link in sharing.links_for(run.id) if link.active]
     for link in links:
         when = datetime.datetime.fromtimestamp(link.made).strftime("%d %b %H:%M")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import weights
+from core import access, weights
 from core.backbones import BACKBONES
 from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, scan_dataset
@@ -113,6 +113,21 @@ PAGES = [
 ]
 
 
+def _page_icon():
+    """The tab's icon, drawn here: an icon named by emoji or Material name is fetched from Google's servers."""
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((2, 2, 61, 61), radius=14, fill="#2563eb")
+    for left, top in ((14, 36), (28, 24), (42, 14)):  # three rising bars: a model getting better
+        draw.rounded_rectangle((left, top, left + 9, 50), radius=3, fill="white")
+    return icon
+
+
+PAGE_ICON = _page_icon()
+
+
 def dashboard_password() -> str | None:
     """The password that closes the dashboard: `STUDIO_PASSWORD`, else `password` in Streamlit's secrets."""
     try:
@@ -120,6 +135,29 @@ def dashboard_password() -> str | None:
     except Exception:  # noqa: BLE001 - no secrets file, or one that cannot be read: no password from there
         secret = None
     return configured_password(str(secret) if secret else None)
+
+
+def remember_session(password: str) -> None:
+    """Let in a browser whose session cookie is still good (signed here, not expired, not signed out)."""
+    token = st.context.cookies.get(access.SESSION_COOKIE)
+    if token and access.session_valid(token, password):
+        st.session_state.update(signed_in=True, session_token=token)
+
+
+def keep_cookie() -> None:
+    """Write (after signing in) or remove (after signing out) the browser's session cookie, once."""
+    if "cookie" in st.session_state:
+        secure = (st.context.url or "").startswith("https:")
+        st.html(access.cookie_script(st.session_state.pop("cookie"), secure), unsafe_allow_javascript=True)
+
+
+def sign_out() -> None:
+    password = dashboard_password()
+    if password:
+        access.end_session(st.session_state.get("session_token"), password)
+    for key in ("signed_in", "session_token", "draft", "run_id"):
+        st.session_state.pop(key, None)
+    st.session_state["cookie"] = None
 
 
 def _run_named(run_id: str | None) -> RunDirectory | None:
@@ -177,6 +215,9 @@ def sidebar() -> None:
         st.divider()
         st.markdown("### Your project")
         project_summary()
+        keep_cookie()
+        if dashboard_password():
+            st.button("Sign out", icon=":material/logout:", on_click=sign_out, key="sign_out")
 
 
 @st.fragment(run_every=1.0)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import access
 from tests.waiting import wait_until  # noqa: F401  (shared by the tests)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +44,8 @@ def isolated_workspace(tmp_path_factory, monkeypatch):
         monkeypatch.setenv(name, str(root / sub))
     monkeypatch.setenv("STUDIO_WEIGHTS_DIRS", "")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    monkeypatch.delenv("STUDIO_OWNER_ADDRESSES", raising=False)
+    monkeypatch.setattr("core.access.LIMITER", access.GuessLimiter())  # no test inherits another's wrong guesses
     return root
 
 

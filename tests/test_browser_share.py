@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from core import sharing
 from core.runs import runs_root
 from tests.conftest import REPO, make_photos
 from tests.dashboard_server import start_dashboard, stop_dashboard
@@ -172,17 +173,29 @@ def test_a_read_only_link_shows_one_run_and_can_be_turned_off(server_with_runs):
         _shot(visitor, "7-shared-run-turned-off")
 
 
-def test_a_password_closes_the_dashboard(isolated_workspace):
+def test_a_password_closes_the_dashboard_and_signing_in_lasts(trained, isolated_workspace):
+    """Signed in once, a reload and a new tab stay in; a read-only link stripped of `share` asks for the password;
+    Sign out ends it, reload included."""
     from playwright.sync_api import expect, sync_playwright
 
+    shutil.copytree(trained / "small-steps", runs_root() / "small-steps")
+    token = sharing.make_link("small-steps")
     env = dict(_server_env(), STUDIO_PASSWORD="correct horse")
     process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
     try:
-        with sync_playwright() as playwright, chromium_page(playwright, "sign-in") as page:
+        with sync_playwright() as playwright, chromium_page(playwright, "sign-in") as first:
+            page = first.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs
+            page.goto(f"{url}/?share={token}")
+            _settle(page)
+            expect(page.get_by_role("heading", name="small-steps")).to_be_visible()  # the link needs no password
+            for stripped in (f"{url}/", f"{url}/runs?run=small-steps", f"{url}/evaluate?shared={token}"):
+                page.goto(stripped)
+                _settle(page)
+                expect(page.get_by_text("This dashboard is private")).to_be_visible()
+                assert page.get_by_role("button", name="Delete").count() == 0
+                assert page.get_by_role("link", name="Train").count() == 0
             page.goto(f"{url}/train")
             _settle(page)
-            expect(page.get_by_text("This dashboard is private")).to_be_visible()
-            assert page.get_by_role("link", name="Train").count() == 0
             page.get_by_label("Password", exact=True).fill("correct hors")
             page.get_by_role("button", name="Sign in").click()
             expect(page.get_by_text("That password is not right")).to_be_visible()
@@ -190,5 +203,90 @@ def test_a_password_closes_the_dashboard(isolated_workspace):
             page.get_by_label("Password", exact=True).fill("correct horse")
             page.get_by_role("button", name="Sign in").click()
             expect(page.get_by_role("heading", name="3. Train")).to_be_visible()  # where the address pointed
+            wait_until(lambda: any(c["name"] == "studio_session" for c in page.context.cookies()), 30, "the cookie")
+            page.reload()
+            _settle(page)
+            expect(page.get_by_role("heading", name="3. Train")).to_be_visible()  # a reload keeps you in
+            other = page.context.new_page()
+            other.goto(f"{url}/runs")
+            _settle(other)
+            expect(other.get_by_role("button", name="Sign out")).to_be_visible()  # so does a new tab
+            _shot(other, "8-signed-in-new-tab")
+            stale = next(c for c in page.context.cookies() if c["name"] == "studio_session")
+            other.get_by_role("button", name="Sign out").click()
+            expect(other.get_by_text("This dashboard is private")).to_be_visible()
+            wait_until(lambda: not any(c["name"] == "studio_session" for c in other.context.cookies()), 30, "no cookie")
+            page.context.add_cookies([stale])  # a copied cookie of a signed-out session is refused too
+            page.reload()
+            _settle(page)
+            expect(page.get_by_text("This dashboard is private")).to_be_visible()
     finally:
         stop_dashboard(process)
+
+
+def test_another_computer_gets_a_link_s_run_and_nothing_more_without_a_password(trained, isolated_workspace):
+    """With no password, a visitor from another address (here: any address but a documentation-only one counts as
+    another computer) sees a read-only link's run; stripped of `share`, the closed door, with no request leaving the
+    server."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shutil.copytree(trained / "small-steps", runs_root() / "small-steps")
+    token = sharing.make_link("small-steps")
+    env = dict(_server_env(), STUDIO_OWNER_ADDRESSES="192.0.2.1")
+    process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
+    try:
+        with sync_playwright() as playwright, chromium_page(playwright, "closed") as page:
+            outside = []
+            local = re.compile(r"^(https?|wss?)://127\.0\.0\.1:\d+/|^(data|blob|about):")
+
+            def refuse_outside(route):
+                if local.match(route.request.url):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", refuse_outside)
+            page.goto(f"{url}/evaluate?share={token}")
+            _settle(page)
+            expect(page.get_by_role("heading", name="small-steps")).to_be_visible()
+            for stripped in (f"{url}/", f"{url}/train", f"{url}/runs?run=small-steps"):
+                page.goto(stripped)
+                _settle(page)
+                expect(page.get_by_text("This dashboard is open only on the computer it runs on")).to_be_visible()
+                assert page.get_by_test_id("stSidebar").count() == 0
+                assert page.get_by_text("big-steps").count() == 0 and page.get_by_role("button").count() == 0
+            _shot(page, "8-closed-to-other-computers")
+            assert outside == [], f"pages asked servers other than this one: {outside}"
+    finally:
+        stop_dashboard(process)
+
+
+def test_every_page_asks_this_server_only(server_with_runs):
+    """Each page of the dashboard loads, its tab icon included, with every request to another server refused."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright, chromium_page(playwright, "offline-pages") as page:
+        outside = []
+        local = re.compile(r"^(https?|wss?)://127\.0\.0\.1:\d+/|^(data|blob|about):")
+
+        def refuse_outside(route):
+            if local.match(route.request.url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", refuse_outside)
+        for path, heading in (
+            ("", "Fine-Tune Studio"),
+            ("data", "1. Data"),
+            ("model", "2. Model"),
+            ("train", "3. Train"),
+            ("evaluate", "4. Evaluate"),
+            ("runs", "Runs"),
+        ):
+            page.goto(f"{server_with_runs}/{path}?run=small-steps")
+            _settle(page)
+            expect(page.get_by_role("heading", name=heading).first).to_be_visible()
+        assert outside == [], f"pages asked servers other than this one: {outside}"

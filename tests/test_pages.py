@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import access
 from core.config import RunConfig
 from core.runs import RunDirectory, list_runs, runs_root
 from core.status import ResumePoint, RunState
@@ -207,7 +208,9 @@ def test_evaluate_page_shows_metrics_matrix_and_download(make_dataset):
     assert at.selectbox(key="eval_run").value == run.id
 
 
-@pytest.mark.parametrize("name", ["home", "data", "model", "train", "evaluate", "runs", "presentation", "sign_in"])
+@pytest.mark.parametrize(
+    "name", ["home", "data", "model", "train", "evaluate", "runs", "presentation", "sign_in", "closed"]
+)
 def test_every_page_renders_without_exception(name):
     assert not page(name).run().exception
 
@@ -591,6 +594,27 @@ def test_a_password_closes_the_dashboard_until_it_is_given(monkeypatch):
     at.button[0].click().run()
     assert not at.exception
     assert at.title[0].value == "Fine-Tune Studio" and "Your project" in [m.value for m in at.sidebar.markdown][0:1][0]
+
+
+def test_another_computer_gets_the_closed_door_without_a_password(monkeypatch, make_dataset):
+    finished_run(str(make_dataset({"red": 2, "green": 2})))
+    monkeypatch.setenv("STUDIO_OWNER_ADDRESSES", "192.0.2.1")  # this test's connection is not the owner's
+    at = _app().run()
+    assert not at.exception
+    assert "open only on the computer it runs on" in at.info[0].value
+    assert not at.sidebar.markdown and not at.button and not at.metric
+
+
+def test_sign_out_ends_the_session(monkeypatch):
+    monkeypatch.setenv("STUDIO_PASSWORD", "team secret")
+    at = _app().run()
+    at.text_input(key="password_given").input("team secret")
+    at.button[0].click().run()
+    token = at.session_state["session_token"]
+    assert access.session_valid(token, "team secret")
+    at.button(key="sign_out").click().run()
+    assert not at.exception and "private" in at.markdown[0].value
+    assert not access.session_valid(token, "team secret")
 
 
 def test_a_run_opened_from_a_file_without_its_photos_says_so_and_offers_no_export(make_dataset, tmp_path):
