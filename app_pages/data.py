@@ -8,7 +8,6 @@ import streamlit as st
 from app_pages.make_here import make_dataset_here
 from app_pages.shared import (
     current_config,
-    data_root,
     load_report,
     next_step,
     set_setting,
@@ -19,7 +18,7 @@ from app_pages.widgets import dataset_summary, setting_input
 from core.collect import made_root
 from core.config import BEST_NEEDS_VALIDATION
 from core.datasets import DatasetError, make_splits
-from core.files import safe_name
+from core.files import data_root, safe_name
 from core.overrides import decisions, summary, undo
 from core.sources import SAMPLES, data_home, source_label
 from core.uploads import store_upload

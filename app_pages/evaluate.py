@@ -10,6 +10,7 @@ from app_pages.shared import current_run, follow_run, say_missing_run
 from app_pages.take_away import take_away
 from core import charts
 from core.evaluation import results_in_words
+from core.markup import md_literal, md_notes
 from core.runs import RunDirectory, distinct_titles, list_runs, runs_root
 from core.status import RunState
 
@@ -42,7 +43,7 @@ def still_training(run_id: str) -> None:
     scored = [e for e in progress.epochs if e.get("val_accuracy") is not None]
     so_far = f" Validation accuracy so far: {scored[-1]['val_accuracy']:.0%}." if scored else ""
     st.info(
-        f"**{followed.title()}** is still training: {progress.describe()}.{so_far} Its results appear here when it ends."
+        f"**{md_literal(followed.title())}** is still training: {progress.describe()}.{so_far} Its results appear here when it ends."
     )
 
 
@@ -64,7 +65,7 @@ elif evaluation is None:
     if status.state.active:
         still_training(run.id)
     else:
-        st.warning(f"**{run.title()}** has no results: {status.message}")
+        st.warning(f"**{md_literal(run.title())}** has no results: {status.message}")
     others = [r for r in finished if r.id != run.id]
     if others and st.button(f"Show the last finished run instead: {others[0].title()}", key="show_finished"):
         follow_run(others[0])
@@ -73,7 +74,7 @@ elif evaluation is None:
 
 notes = run.about().notes
 if notes:
-    st.caption(notes)
+    st.caption(md_notes(notes))
 names = evaluation["class_names"]
 split = "test" if evaluation["split"] == "test" else f"{evaluation['split']} (there is no test split)"
 right = round(evaluation["accuracy"] * evaluation["count"])

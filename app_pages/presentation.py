@@ -12,6 +12,7 @@ from app_pages.share_views import report_download
 from core import charts, sharing
 from core.evaluation import results_in_words
 from core.files import safe_name
+from core.markup import md_literal, md_notes
 from core.report import accuracy_interval
 from core.runs import RunDirectory, runs_root
 
@@ -29,10 +30,10 @@ if evaluation is None:
     st.stop()
 
 st.caption("Shared with you from Fine-Tune Studio (read-only)")
-st.title(run.title())
+st.title(md_literal(run.title()))
 notes = run.about().notes
 if notes:
-    st.markdown(notes)
+    st.markdown(md_notes(notes))
 count = evaluation["count"]
 right = round(evaluation["accuracy"] * count)
 low, high = accuracy_interval(right, count)

@@ -7,6 +7,7 @@ from app_pages.share_views import keep_as_file
 from app_pages.shared import follow_run, next_step
 from core.compare import runs_frame
 from core.errors import InputError
+from core.markup import md_literal
 from core.projects import ProjectRefused, delete_run, imported_from, unpack_run
 from core.runs import RunDirectory, list_runs, runs_root
 
@@ -24,7 +25,7 @@ def open_project() -> None:
                 st.error(str(error))
                 return
             follow_run(run)
-            st.success(f"Opened **{run.title()}**. It is in the table below, with its results.")
+            st.success(f"Opened **{md_literal(run.title())}**. It is in the table below, with its results.")
 
 
 open_project()
@@ -68,7 +69,7 @@ st.caption(
 
 if len(picked) == 1:
     run = picked[0]
-    st.subheader(run.title())
+    st.subheader(md_literal(run.title()))
     left, middle = st.columns(2)
     with left:
         if st.button("Follow this run on every page", key="runs_follow"):

@@ -6,9 +6,7 @@ Pages read state, call core, render. Widgets made from the settings' declaration
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import streamlit as st
 
@@ -18,6 +16,7 @@ from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, scan_dataset
 from core.files import safe_name
 from core.images import IMAGE_EXTENSIONS, load_rgb
+from core.markup import md_literal
 from core.overrides import overrides_home
 from core.preflight import planned_image_size
 from core.runs import RunDirectory, list_runs, runs_root
@@ -25,11 +24,6 @@ from core.settings import with_value
 from core.sharing import configured_password
 from core.sources import resolve_source, source_label
 from core.tasks import read_result, start_task, task_running
-
-
-def data_root() -> Path:
-    """Server folders users may pick from: `STUDIO_DATA_ROOT`, default `./datasets`."""
-    return Path(os.environ.get("STUDIO_DATA_ROOT", "datasets")).resolve()
 
 
 def current_config() -> RunConfig:
@@ -231,7 +225,7 @@ def project_summary() -> None:
         st.caption("No training run yet.")
         return
     status = run.status()
-    st.markdown(f"**Run:** {run.title()}")
+    st.markdown(f"**Run:** {md_literal(run.title())}")
     st.markdown(f"**State:** {status.state.label}")
     if status.state.active and status.epochs_total:
         st.progress(min(status.epoch / status.epochs_total, 1.0))

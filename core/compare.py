@@ -11,8 +11,10 @@ from datetime import datetime
 import pandas as pd
 
 from core.config import SETTINGS
+from core.portable import SOURCE_KEYS
 from core.runs import RunDirectory, distinct_titles
 from core.settings import get_value
+from core.sources import source_label
 from core.status import KEPT_MODEL
 
 
@@ -79,7 +81,10 @@ def runs_frame(runs: list[RunDirectory]) -> pd.DataFrame:
 
 
 def settings_frame(runs: list[RunDirectory]) -> pd.DataFrame:
-    """Every setting (rows, by its label) of each run (columns, by title), and whether they differ."""
+    """Every setting (rows, by its label) of each run (columns, by title), and whether they differ.
+
+    Folders and files are named, not given as paths: the report, which a read-only link offers, shows this.
+    """
     names, values = distinct_titles(runs), {}
     for run in runs:
         config = run.config()
@@ -87,6 +92,8 @@ def settings_frame(runs: list[RunDirectory]) -> pd.DataFrame:
         for info in SETTINGS.values():
             value = get_value(config, info.name)
             show = info.declaration.show
+            if info.name in SOURCE_KEYS and value:  # a folder or file by its name, never this server's path
+                show = source_label
             column[info.declaration.label or info.name] = show(value) if show and value is not None else str(value)
         values[names[run.id]] = column
     frame = pd.DataFrame(values)

@@ -32,6 +32,7 @@ import numpy as np
 from core.backbones import BACKBONES
 from core.errors import InputError
 from core.files import atomic_path, data_home, write_atomic
+from core.markup import md_literal
 
 MAX_CHECK_PHOTOS = 400
 MAX_AGREEMENT_LOSS = 0.01  # a format may disagree with Keras on at most 1% of the photos
@@ -701,15 +702,16 @@ def model_card(run, fmt: ExportFormat, verification: Verification, class_names: 
     network = BACKBONES[run.config().backbone].label
     example = EXAMPLES[fmt.key].format(classes=json.dumps(class_names), size=size, main=fmt.main)
     lines = [
-        f"# {run.title()}: {fmt.title}",
+        f"# {md_literal(run.title())}: {fmt.title}",
         "",
         f"- **File:** `{fmt.main}`, checked with {fmt.runtime}.",
-        f"- **Classes, in output order:** {', '.join(f'{k}: {name}' for k, name in enumerate(class_names))}.",
+        f"- **Classes, in output order:** {', '.join(f'{k}: {md_literal(name)}' for k, name in enumerate(class_names))}.",
         f"- **Input:** RGB photos as float32 numbers from 0 to 255, shape [batch, height, width, 3], {takes}.",
         "- **Preprocessing:** inside the model (resizing and the network's own scaling); give it raw pixels.",
         "- **Output:** one probability per class, summing to 1.",
-        f"- **Trained on:** {photos} photos of {len(class_names)} classes ({', '.join(class_names)}), starting from "
-        f"{network} with {status.weights or 'pretrained weights'}, at {size} px.",
+        f"- **Trained on:** {photos} photos of {len(class_names)} classes "
+        f"({', '.join(md_literal(name) for name in class_names)}), starting from "
+        f"{network} with {md_literal(status.weights or 'pretrained weights')}, at {size} px.",
         f"- **This file's test accuracy:** {verification.accuracy:.1%} on {verification.photos} test photos "
         f"(the Keras model: {verification.keras_accuracy:.1%}; top class the same on {verification.agreement:.1%}).",
         f"- **Size:** {verification.size_bytes / 1e6:.1f} MB. **Time per photo** on the machine that made it: "

@@ -21,6 +21,11 @@ def data_home() -> Path:
     return Path(os.environ.get("STUDIO_DATA", "data")).absolute()
 
 
+def data_root() -> Path:
+    """Server folders people may pick their photos from: `STUDIO_DATA_ROOT`, default `./datasets`."""
+    return Path(os.environ.get("STUDIO_DATA_ROOT", "datasets")).resolve()
+
+
 def temporary_name(path: Path) -> Path:
     """A hidden name beside `path`, unique to this process, keeping the suffix (Keras and NumPy check it)."""
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from core.datasets import DatasetError, DatasetReport, scan_dataset, with_separate_splits
 from core.errors import first_line
 from core.files import data_home, safe_name
+from core.portable import source_elsewhere
 from core.uploads import extract_zip
 
 SAMPLES = {
@@ -38,6 +39,9 @@ def source_label(source: str) -> str:
     if source.startswith("sample:"):
         name = source.split(":", 1)[1]
         return SAMPLES[name]["title"].split(" (")[0] if name in SAMPLES else f"Sample {name}"
+    elsewhere = source_elsewhere(source)
+    if elsewhere is not None:
+        return Path(elsewhere).stem or "photos on another server"
     return Path(source).stem or source
 
 
@@ -56,6 +60,12 @@ def resolve_source(source: str) -> Path:
         return ensure_demo_dataset(data_home() / "demo")
     if source.startswith("sample:"):
         return download_sample(source.split(":", 1)[1])
+    elsewhere = source_elsewhere(source)
+    if elsewhere is not None:
+        raise DatasetError(
+            f"The photos this run used ({elsewhere or 'a folder'}) are not on this server: the run was opened from a "
+            "file. Choose photos on this server to train again."
+        )
     path = Path(source).expanduser()
     if not path.exists():
         raise DatasetError(f"{source} does not exist. Check the path.")
