@@ -4,16 +4,17 @@ each as the photo or as a Grad-CAM heatmap of what the model looked at (made by 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
 from app_pages.shared import PHOTO_TYPES, task_result, thumbnail
-from core.files import data_home, write_atomic
 from core.images import ImageRejected
 from core.overrides import decide, decision_for, summary, undo
 from core.runs import RunDirectory
+from core.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
 
 HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
 
@@ -59,33 +60,46 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
         st.caption("These photos are not on this server (the run was opened from a file, or they were moved).")
 
 
-def _saved(uploads) -> list[tuple[str, str]]:
-    """Uploaded or captured photos written once under the data folder, named by their content."""
-    folder = data_home() / "uploads" / "predict"
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = []
-    for upload in uploads[:12]:
-        data = upload.getvalue()
-        path = folder / f"{hashlib.sha1(data).hexdigest()[:16]}{Path(upload.name).suffix.lower() or '.jpg'}"
-        if not path.exists():
-            write_atomic(path, data)
-        saved.append((upload.name, str(path)))
-    return saved
-
-
-def try_photos(run: RunDirectory, names: list[str]) -> None:
+def try_photos(run: RunDirectory, names: list[str], quota_key: str | None = None) -> None:
     """Photos from files or the webcam, and the model's top classes for each (and, on request, where it looked);
-    a photo unlike all the classes is said to be."""
+    a photo unlike all the classes is said to be.
+
+    Each photo is checked before it is kept, kept only while its answer is shown, and counted against
+    `quota_key`'s hourly allowance (a read-only link's).
+    """
     source = st.segmented_control("Photos from", ["Files", "The webcam"], default="Files", key="try_source")
     if source == "The webcam":
         shot = st.camera_input("Take a photo", key="try_camera")
         uploads = [shot] if shot is not None else []
     else:
-        uploads = st.file_uploader("Photos", type=PHOTO_TYPES, accept_multiple_files=True, key="try_photos") or []
+        uploads = (
+            st.file_uploader(
+                f"Photos (up to {TRY_PER_PICK} at a time, {TRY_MAX_BYTES // 2**20} MB each)",
+                type=PHOTO_TYPES,
+                accept_multiple_files=True,
+                key="try_photos",
+                max_upload_size=TRY_MAX_BYTES // 2**20,
+            )
+            or []
+        )
     if not uploads:
         return
-    saved = _saved(uploads)
-    paths = [p for _, p in saved]
+    space = st.session_state.setdefault("try_space", secrets.token_hex(8))  # this tab's own folder
+    photos = keep_tried_photos([(upload.name, upload.getvalue()) for upload in uploads], space, quota_key)
+    try:
+        _answers(run, names, photos)
+    finally:
+        forget_tried_photos(photos)  # a tried photo stays only while its answer is shown
+
+
+def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> None:
+    for photo in photos:
+        if photo.refusal:
+            st.warning(f"{photo.name}: {photo.refusal}.")
+    kept = [photo for photo in photos if photo.path]
+    if not kept:
+        return
+    paths = [photo.path for photo in kept]
     result, error = task_result("predict", {"run_dir": str(run.path), "image_paths": paths}, "Asking the model")
     if error:
         st.error(f"The model could not make predictions: {error}")
@@ -95,12 +109,12 @@ def try_photos(run: RunDirectory, names: list[str]) -> None:
         overlays = _heatmaps(run, paths, [None] * len(paths)) or {}
         st.caption(HEAT_NOTE)
     columns = st.columns(4)
-    for k, ((name, path), prediction) in enumerate(zip(saved, result["predictions"], strict=True)):
+    for k, (photo, prediction) in enumerate(zip(kept, result["predictions"], strict=True)):
         with columns[k % 4]:
             if "error" in prediction:
-                st.error(f"{name}: {prediction['error']}")
+                st.error(f"{photo.name}: {prediction['error']}")
                 continue
-            st.image(_picture(overlays, path), caption=name, width=160)
+            st.image(_picture(overlays, photo.path), caption=photo.name, width=160)
             if prediction.get("unfamiliar"):
                 st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
             for label, probability in prediction["top"]:

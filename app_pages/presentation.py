@@ -56,4 +56,4 @@ st.dataframe(
 )
 
 st.subheader("Try it on a photo")
-try_photos(run, evaluation["class_names"])
+try_photos(run, evaluation["class_names"], quota_key=f"link:{link.link}")

@@ -141,8 +141,11 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
 
 def heatmap_path(run, photo: str, class_name: str | None) -> Path:
     """Where the overlay of `photo` for `class_name` (None: the class the model chose) is kept in the run."""
+    from core.uploads import tried_photos_home
+
     try:
-        stamp = Path(photo).stat().st_mtime_ns
+        # A tried photo is named by its content and written again at each view: its time says nothing.
+        stamp = 0 if tried_photos_home() in Path(photo).parents else Path(photo).stat().st_mtime_ns
     except OSError:
         stamp = 0
     try:

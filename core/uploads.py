@@ -3,25 +3,35 @@
 Names inside a zip are untrusted: entries that would land outside the target (`../`,
 absolute paths), links, password-protected and damaged archives, and archives that
 unpack to too many files or bytes (zip bombs) are refused before anything is written.
-Uploads are streamed to disk in chunks with their size checked again on the server.
+Uploads are streamed to disk in chunks with their size checked again on the server. Photos
+given to a model to try are checked before anything is written, counted against an hourly
+quota per read-only link, and removed once their answers are shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import shutil
 import stat
+import threading
+import time
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
 
 from core.datasets import DatasetError, inside
 from core.errors import first_line
-from core.files import atomic_path, safe_name
+from core.files import atomic_path, data_home, safe_name, write_atomic
 from core.images import is_junk
 
 ZIP_MAX_FILES = 100_000
@@ -178,3 +188,106 @@ def _copy_limited(source, sink, declared: int) -> int:
         if copied > declared:
             raise DatasetError("A file in the zip is larger than its header says: the zip is damaged or hostile.")
         sink.write(chunk)
+
+
+# --- Photos given to a model to try ---------------------------------------------------------------
+
+TRY_MAX_BYTES = 20 * 1024 * 1024  # a phone's photo is 2 to 12 MB
+TRY_PER_PICK = 12
+TRY_QUOTA_PHOTOS = 100  # each read-only link, per hour
+TRY_QUOTA_BYTES = 300 * 1024 * 1024
+TRY_KEEP_SECONDS = 3600  # a tried photo left behind (a closed tab) is removed after this
+
+
+@dataclass(frozen=True)
+class TriedPhoto:
+    """One photo given to try: where it is kept while its answer is shown, or why it was refused."""
+
+    name: str
+    path: str | None
+    refusal: str | None = None
+
+
+class UploadQuota:
+    """What one key (a read-only link) may send in an hour, counted in the server process."""
+
+    def __init__(self, photos: int = TRY_QUOTA_PHOTOS, size: int = TRY_QUOTA_BYTES, clock=time.monotonic):
+        self.photos, self.size, self.clock = photos, size, clock
+        self._lock = threading.Lock()
+        self._taken: dict[str, list[tuple[float, int]]] = {}
+
+    def take(self, key: str, size: int) -> bool:
+        """Count a photo of `size` bytes against `key`, or say False when the hour's allowance is spent."""
+        with self._lock:
+            now = self.clock()
+            taken = [(when, n) for when, n in self._taken.get(key, []) if when > now - 3600]
+            if len(taken) >= self.photos or sum(n for _, n in taken) + size > self.size:
+                self._taken[key] = taken
+                return False
+            self._taken[key] = [*taken, (now, size)]
+            return True
+
+
+QUOTA = UploadQuota()
+
+
+def tried_photos_home() -> Path:
+    return data_home() / "uploads" / "predict"
+
+
+def keep_tried_photos(
+    files: list[tuple[str, bytes]], space: str, quota_key: str | None = None, quota: UploadQuota | None = None
+) -> list[TriedPhoto]:
+    """Photos to try, each checked before a byte is written: size, the link's hourly quota, a readable photo.
+
+    Accepted ones are written under `space` (this tab's folder), named by their content; refused ones
+    are never written. The caller removes them with `forget_tried_photos` once their answers are shown.
+    """
+    quota = quota or QUOTA
+    folder = tried_photos_home() / safe_name(space, limit=40)
+    kept = []
+    for name, data in files[:TRY_PER_PICK]:
+        name = Path(name).name[:120] or "photo"
+        if len(data) > TRY_MAX_BYTES:
+            kept.append(TriedPhoto(name, None, f"larger than {TRY_MAX_BYTES // 2**20} MB, so it was not kept"))
+            continue
+        if quota_key is not None and not quota.take(quota_key, len(data)):
+            kept.append(
+                TriedPhoto(name, None, "this link has tried as many photos as it may in an hour; try again later")
+            )
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(data)) as image:
+                    image.verify()  # the header and structure, without decoding every pixel
+        except Image.DecompressionBombError:
+            kept.append(TriedPhoto(name, None, "too large to decode safely, so it was not kept"))
+            continue
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+            kept.append(TriedPhoto(name, None, "not a photo this tool can read, so it was not kept"))
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha1(data).hexdigest()[:16]}{Path(name).suffix.lower()[:6] or '.jpg'}"
+        if not path.exists():
+            write_atomic(path, data, durable=False)
+        kept.append(TriedPhoto(name, str(path)))
+    return kept
+
+
+def forget_tried_photos(photos: list[TriedPhoto]) -> None:
+    """Remove tried photos once their answers are shown, and any left behind for over an hour by anyone."""
+    for photo in photos:
+        if photo.path:
+            Path(photo.path).unlink(missing_ok=True)
+    home = tried_photos_home()
+    if not home.is_dir():
+        return
+    now = time.time()
+    for old in home.rglob("*"):
+        with contextlib.suppress(OSError):
+            if old.is_file() and now - old.stat().st_mtime > TRY_KEEP_SECONDS:
+                old.unlink()
+    for folder in home.iterdir():
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty

@@ -15,6 +15,7 @@ import pytest
 
 from core import sharing
 from core.runs import runs_root
+from core.uploads import tried_photos_home
 from tests.conftest import REPO, make_photos
 from tests.dashboard_server import start_dashboard, stop_dashboard
 from tests.test_browser import CHROMIUM, _server_env, _settle, _shot, chromium_page
@@ -155,6 +156,10 @@ def test_a_read_only_link_shows_one_run_and_can_be_turned_off(server_with_runs):
         assert visitor.get_by_test_id("stSidebar").count() == 0
         assert visitor.get_by_role("button", name="Start training").count() == 0
         _shot(visitor, "7-shared-run")
+        junk = {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": os.urandom(3 * 2**20)}
+        visitor.locator("input[type=file]").set_input_files([junk])
+        expect(visitor.get_by_text("big.jpg: not a photo this tool can read, so it was not kept.")).to_be_visible()
+        assert not [p for p in tried_photos_home().rglob("*") if p.is_file()]  # nothing of it kept
 
         token = link.split("share=", 1)[1]
         visitor.goto(f"{server_with_runs}/train?share={token}&run=big-steps")  # another page, another run
