@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.shared import PAGE_ICON, PAGES, dashboard_password, remember_session, sidebar
+from app_pages.shared import PAGE_ICON, PAGES, dashboard_password, remember_session, say_missing_run, sidebar
 from core import access
 
 st.set_page_config(page_title="Fine-Tune Studio", page_icon=PAGE_ICON, layout="wide")
@@ -47,4 +47,5 @@ navigation = st.navigation(
     position="hidden",
 )
 sidebar()
+say_missing_run()  # on every page: a link to a run that is not here is never silently replaced
 navigation.run()

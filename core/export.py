@@ -32,6 +32,7 @@ import numpy as np
 from core.backbones import BACKBONES
 from core.errors import InputError
 from core.files import atomic_path, data_home, write_atomic
+from core.inference import load_model
 from core.markup import md_literal
 
 MAX_CHECK_PHOTOS = 400
@@ -203,13 +204,11 @@ class ExportSource:
     first need) a SavedModel at the run's fixed size, which three converters start from."""
 
     def __init__(self, run):
-        import keras
-
         if not run.model_path.exists():
             raise ExportError(f"Run {run.id} has no model yet: it has to finish (or be stopped after an epoch) first.")
         quiet_tensorflow()
         self.run, self.size = run, run.image_size()
-        self.model = inference_model(keras.models.load_model(run.model_path, safe_mode=True, compile=False))
+        self.model = inference_model(load_model(run.model_path))
         self.pixels, self.labels, self.class_names = check_photos(run)
         self.reference = self.model.predict(self.pixels, batch_size=32, verbose=0)
         self._fixed: Path | None = None
@@ -557,9 +556,7 @@ WRITERS = {
 
 
 def _keras_runtime(path: Path, size: int):
-    import keras
-
-    model = keras.models.load_model(path, safe_mode=True, compile=False)
+    model = load_model(path)
     return lambda pixels: np.asarray(model.predict_on_batch(pixels))
 
 

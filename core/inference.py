@@ -7,14 +7,34 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import InputError, first_line
 from core.images import ImageRejected, load_rgb
 
 
+class ModelRefused(InputError):
+    """A model file that will not be loaded: it holds code (Keras safe mode refuses it), or is damaged."""
+
+
 def load_model(path: str | Path):
-    """Load a `.keras` model without running any code stored in it."""
+    """Load a `.keras` model without running any code stored in it.
+
+    Raises:
+        ModelRefused: in one sentence, when Keras's safe mode refuses it or it cannot be read.
+    """
     import keras
 
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # noqa: BLE001 - Keras raises many types for a refused or damaged file
+        refused = "safe_mode" in str(error) or "Lambda" in str(error)
+        raise ModelRefused(
+            f"The model {Path(path).name} was not loaded: "
+            + (
+                "it holds code (a Lambda layer), which is never run here. Train the model again in Fine-Tune Studio."
+                if refused
+                else f"it cannot be read ({first_line(error, 120)}). It may be damaged; train it again."
+            )
+        ) from None
 
 
 def read_photo(path: str | Path, image_size: int) -> np.ndarray:

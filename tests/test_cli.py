@@ -166,3 +166,23 @@ def test_resume_refuses_what_cannot_resume(tmp_path):
     run.update_status(state=RunState.SUCCEEDED)
     result = cli("resume", str(run.path), timeout=60)
     assert result.returncode == 2 and "cannot be resumed: it is succeeded" in result.stderr
+
+
+def test_predict_with_a_model_holding_code_exits_2_with_one_line(make_dataset, tmp_path):
+    """A run whose model.keras carries a Lambda layer (a model file from someone else): refused, in one line."""
+    import keras
+
+    from tests.conftest import recorded_run
+
+    photos = make_dataset({"red": 3, "green": 3})
+    run = recorded_run(tmp_path / "runs", "lambda-run", photos)
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(2, activation="softmax")(
+        keras.layers.Lambda(lambda x: x * 2)(keras.layers.GlobalAveragePooling2D()(inputs))
+    )
+    keras.Model(inputs, outputs).save(run.model_path)
+    result = cli("predict", str(run.path), str(next(photos.rglob("*.png"))), timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr  # TensorFlow's own start-up lines may come first
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: The model model.keras was not loaded: it holds code"), result.stderr

@@ -605,6 +605,18 @@ def test_another_computer_gets_the_closed_door_without_a_password(monkeypatch, m
     assert not at.sidebar.markdown and not at.button and not at.metric
 
 
+@pytest.mark.parametrize("path", ["home", "data", "model", "train", "evaluate", "runs"])
+def test_a_link_to_a_missing_run_says_so_on_every_page(make_dataset, path):
+    finished_run(str(make_dataset({"red": 2, "green": 2})))
+    at = _app().run()
+    if path != "home":
+        at.switch_page(f"app_pages/{path}.py")
+    at.query_params["run"] = "gone-run"  # the address someone opened
+    at.run()
+    assert not at.exception
+    assert [w.value for w in at.warning if "There is no run called “gone-run”" in w.value]
+
+
 def test_sign_out_ends_the_session(monkeypatch):
     monkeypatch.setenv("STUDIO_PASSWORD", "team secret")
     at = _app().run()
