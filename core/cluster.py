@@ -40,6 +40,43 @@ NO_RAY = (
 )
 
 
+# Ray's token authentication (Ray 2.52 and later): every connection to the cluster carries the token that
+# `ray get-auth-token --generate` wrote on the head; a cluster without it runs any job from anyone who
+# reaches its port, so runs are never sent to one.
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+TOKEN_HELP = (
+    "Copy the head's token file (~/.ray/auth_token on the head, made there by `ray get-auth-token --generate`) to "
+    "~/.ray/auth_token on this server, or name it in RAY_AUTH_TOKEN_PATH (docs/scaling.md)."
+)
+NO_TOKEN = "This server has no token for the Ray cluster at {address}, which needs one. " + TOKEN_HELP
+TOKEN_REFUSED = (
+    "The Ray cluster at {address} refused this server's token: it is not the token the head was started with. "
+    + TOKEN_HELP
+)
+
+
+def token_authentication() -> str | None:
+    """Turn Ray's token authentication on for this process and its tasks; why not, when it was turned off."""
+    mode = os.environ.get(AUTH_MODE_ENV, "").strip().lower()
+    if mode and mode != "token":
+        return (
+            f"Runs go to a Ray cluster only with Ray's token authentication, and {AUTH_MODE_ENV} is “{mode}” on this "
+            f"server. Start the cluster with a token (docs/scaling.md) and unset {AUTH_MODE_ENV}."
+        )
+    os.environ[AUTH_MODE_ENV] = "token"
+    return None
+
+
+def _answers(address: str, timeout: float = 3.0) -> bool:
+    """Whether something listens at `host:port`."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def cluster_address() -> str | None:
     """The Ray cluster runs are sent to, or None to train on this machine."""
     return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
@@ -82,6 +119,9 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
     address = cluster_address()
     process = ProcessRecord.of(os.getpid())
     run.update_status(pid=process.pid, pid_started=process.started)
+    refusal = token_authentication()  # before Ray is imported: it reads the mode once, then
+    if refusal:
+        return _refuse(run, refusal, echo)
     try:
         import ray
     except ImportError:
@@ -94,7 +134,11 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
             log_to_driver=False,
             logging_level="ERROR",
         )
+    except ray.exceptions.AuthenticationError:
+        return _refuse(run, NO_TOKEN.format(address=address), echo)
     except Exception as error:  # Ray raises ConnectionError, ValueError or its own errors, by version
+        if _answers(address):  # the head is there: with token authentication, a refusal reads as this
+            return _refuse(run, TOKEN_REFUSED.format(address=address), echo)
         return _refuse(
             run,
             f"The Ray cluster at {address} could not be reached ({type(error).__name__}: {str(error)[:200]}). "

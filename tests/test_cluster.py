@@ -5,11 +5,17 @@ set; Stop is `RunDirectory.request_stop`, as the dashboard's Stop button does; t
 the run directories, as the dashboard does.
 """
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+import psutil
 import pytest
 
 from core.cluster import RAY_ADDRESS_ENV, gpus_asked, supervise, task_environment
@@ -21,24 +27,65 @@ from tests.waiting import wait_until
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def cluster_address():
-    context = ray.init(
-        num_cpus=2,
-        num_gpus=0,
-        include_dashboard=False,
-        object_store_memory=80 * 1024 * 1024,
-        logging_level="ERROR",
-        log_to_driver=False,
+def ray_head(tmp_path_factory):
+    """A Ray head started as docs/scaling.md says: a token made with `ray get-auth-token --generate`, then
+    `ray start --head`, which turns token authentication on; in its own home and temporary folder."""
+    home = tmp_path_factory.mktemp("ray-home")
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's sockets live under it
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+    env |= {"HOME": str(home)}
+    command = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([command, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
+    port = _free_port()
+    started = subprocess.run(
+        [
+            command,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--object-store-memory=80000000",
+            f"--temp-dir={temp}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
-    yield context.address_info["gcs_address"]
-    ray.shutdown()
+    assert started.returncode == 0, started.stderr[-3000:]
+    assert "Token authentication is enabled" in started.stdout + started.stderr
+    yield f"127.0.0.1:{port}", home
+    for process in psutil.process_iter(["cmdline"]):  # this head's processes only (`ray stop` stops every Ray)
+        with contextlib.suppress(psutil.Error, TypeError):
+            if str(temp) in " ".join(process.info["cmdline"] or []):
+                process.kill()
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
-def on_cluster(cluster_address, monkeypatch):
-    monkeypatch.setenv(RAY_ADDRESS_ENV, cluster_address)
-    return cluster_address
+def cluster_address(ray_head):
+    return ray_head[0]
+
+
+@pytest.fixture
+def on_cluster(ray_head, monkeypatch):
+    """The dashboard's machine: the head's token where Ray keeps it, and STUDIO_RAY_ADDRESS; nothing more."""
+    address, home = ray_head
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(RAY_ADDRESS_ENV, address)
+    return address
 
 
 def log_of(run: RunDirectory) -> str:
@@ -134,3 +181,30 @@ def test_stop_and_a_killed_worker_on_the_cluster(on_cluster, make_dataset):
     epochs = [int(row["epoch"]) for row in killed.history()]
     assert epochs == list(range(1, 61)) and done_before >= 1
     assert "Resuming after epoch" in log_of(killed)
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (None, "This server has no token for the Ray cluster at"),
+        ("0123456789abcdef0123456789abcdef", "refused this server's token: it is not the token the head was started"),
+    ],
+)
+def test_a_missing_or_wrong_token_is_said_with_the_way_out(
+    on_cluster, make_dataset, tmp_path, monkeypatch, token, message
+):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token here
+    if token:
+        monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    run = start_run(tiny_config(str(make_dataset({"a": 3, "b": 3}))))  # the supervisor's own process, as Start does
+    ended(run, RunState.FAILED, 120)
+    said = run.raw_status().message
+    assert message in said and "~/.ray/auth_token" in said, said
+
+
+def test_runs_are_never_sent_to_a_cluster_with_token_authentication_off(make_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    run = RunDirectory.create(tmp_path / "runs", tiny_config(str(make_dataset({"a": 3, "b": 3}))))
+    assert supervise(run, echo=lambda line: None) is RunState.FAILED
+    assert "only with Ray's token authentication" in run.raw_status().message
