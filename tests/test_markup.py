@@ -55,3 +55,15 @@ def test_a_note_with_a_remote_image_is_shown_as_text(make_dataset, page_name):
     shown = [m.value for m in [*at.markdown, *at.caption] if "Results" in m.value]
     assert shown and "http://host/track.png" in shown[0]
     assert all("<img" not in _html(text) for text in shown)
+
+
+def test_the_report_of_a_run_with_a_hostile_name_notes_and_classes_is_inert(make_dataset, tmp_path):
+    from core.report import build_report
+
+    photos = make_dataset({"red": 4, "green": 4})
+    (photos / "red").rename(photos / "<img src=x onerror=alert(5)>")
+    run = recorded_run(runs_root(), "hostile-report", photos)
+    run.set_about(name=PAYLOAD, notes=PAYLOAD)
+    report = build_report(run)
+    assert "<script>alert(1)" not in report and "<img src=x onerror" not in report
+    assert "http://host/t.png" not in report.replace("![t](http://host/t.png)", "")  # the note's text, never an <img>
