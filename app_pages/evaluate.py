@@ -9,7 +9,7 @@ from app_pages.share_views import keep_as_file, report_download, share_panel
 from app_pages.shared import current_run, follow_run, say_missing_run
 from app_pages.take_away import take_away
 from core import charts
-from core.evaluation import results_in_words
+from core.evaluation import accuracy_headline, results_in_words
 from core.markup import md_literal, md_notes
 from core.runs import RunDirectory, distinct_titles, list_runs, runs_root
 from core.status import RunState
@@ -76,9 +76,8 @@ notes = run.about().notes
 if notes:
     st.caption(md_notes(notes))
 names = evaluation["class_names"]
-split = "test" if evaluation["split"] == "test" else f"{evaluation['split']} (there is no test split)"
 right = round(evaluation["accuracy"] * evaluation["count"])
-st.metric(f"Accuracy on {evaluation['count']} {split} photos it never trained on", f"{evaluation['accuracy']:.1%}")
+st.metric(accuracy_headline(evaluation), f"{evaluation['accuracy']:.1%}")
 st.caption(f"{right} of {evaluation['count']} right. {status.kept_in_words()}")
 if status.weights_kind == "none":
     st.warning("This model started from random weights, so its accuracy is much lower than a pretrained one's.")

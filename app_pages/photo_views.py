@@ -11,6 +11,7 @@ import streamlit as st
 from PIL import Image
 
 from app_pages.shared import PHOTO_TYPES, task_result, thumbnail
+from core.evaluation import mistake_caption
 from core.images import ImageRejected
 from core.overrides import decide, decision_for, summary, undo
 from core.runs import RunDirectory
@@ -49,9 +50,7 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
     for mistake in shown:
         try:
             images.append(_picture(overlays, mistake["path"]))
-            captions.append(
-                f"a {mistake['true']} taken for a {mistake['predicted']} ({mistake['confidence']:.0%} sure)"
-            )
+            captions.append(mistake_caption(mistake))
         except (OSError, ImageRejected):
             continue
     if images:

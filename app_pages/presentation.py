@@ -10,7 +10,7 @@ from app_pages.photo_views import try_photos
 from app_pages.run_views import progress_of
 from app_pages.share_views import report_download
 from core import charts, sharing
-from core.evaluation import results_in_words
+from core.evaluation import accuracy_headline, results_in_words
 from core.files import safe_name
 from core.markup import md_literal, md_notes
 from core.report import accuracy_interval
@@ -37,8 +37,7 @@ if notes:
 count = evaluation["count"]
 right = round(evaluation["accuracy"] * count)
 low, high = accuracy_interval(right, count)
-split = "test photos it never trained on" if evaluation["split"] == "test" else "validation photos"
-st.metric(f"Accuracy on {count} {split}", f"{evaluation['accuracy']:.1%}")
+st.metric(accuracy_headline(evaluation), f"{evaluation['accuracy']:.1%}")
 st.caption(f"{right} of {count} right. On photos like these, between {low:.0%} and {high:.0%} (95% confidence).")
 report_download(run, key="shared_report")
 

@@ -84,10 +84,10 @@ def first_model_line(status, here: bool = False) -> str:
         else f"{first['accuracy']:.0%} on {first['split']} photos"
     )
     where = "Try it or download it below." if here else "Try it or download it on the Evaluate page."
-    return (
-        f"A first model is ready: {score}. {where} Fine-tuning continues to improve it; the final model "
-        "replaces it unless the first does better on validation."
+    then = first.get("then") or (
+        "Fine-tuning continues to improve it; the final model replaces it unless the first does better on validation."
     )
+    return f"A first model is ready: {score}. {where} {then}"
 
 
 def about_editor(run: RunDirectory) -> None:

@@ -54,7 +54,9 @@ selection = st.dataframe(
     selection_mode="multi-row",
     column_config={
         "name": st.column_config.TextColumn("name", width="large"),
-        "accuracy": st.column_config.NumberColumn("test accuracy", format="%.1f%%"),
+        "accuracy": st.column_config.NumberColumn(
+            "accuracy", format="%.1f%%", help="On the test photos, or the validation photos where none were kept aside"
+        ),
         "minutes": st.column_config.NumberColumn("minutes", format="%.1f"),
         "started": st.column_config.DatetimeColumn("started", format="D MMM YYYY HH:mm"),
     },

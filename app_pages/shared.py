@@ -14,6 +14,7 @@ from core import access, weights
 from core.backbones import BACKBONES
 from core.config import AUTO_SIZE, RunConfig
 from core.datasets import DatasetError, DatasetReport, scan_dataset
+from core.evaluation import accuracy_label
 from core.files import safe_name
 from core.images import IMAGE_EXTENSIONS, load_rgb
 from core.markup import md_literal
@@ -230,7 +231,8 @@ def project_summary() -> None:
     if status.state.active and status.epochs_total:
         st.progress(min(status.epoch / status.epochs_total, 1.0))
     if status.accuracy is not None:
-        which = "First model's test accuracy" if status.state.active else "Test accuracy"
+        which = accuracy_label(status.accuracy_split)
+        which = f"First model's {which.lower()}" if status.state.active else which
         st.markdown(f"**{which}:** {status.accuracy:.1%}")
 
 

@@ -22,10 +22,11 @@ from core.backbones import BACKBONES
 from core.cluster import cluster_address
 from core.distribute import placement_in_words
 from core.estimate import planned_seconds, speeds_request
+from core.markup import md_literal
 from core.monitor import format_seconds
 from core.preflight import start_blockers
 from core.recipes import RECIPES
-from core.runs import list_runs, run_title, start_run
+from core.runs import RunDirectory, list_runs, run_title, start_run
 from core.sources import source_label
 
 DOUBLE_CLICK_SECONDS = 5.0
@@ -151,17 +152,36 @@ def start_panel() -> None:
         if blocker.details:
             with st.expander("For administrators"):
                 st.caption(blocker.details)
+    busy = _training_here()
+    if busy is not None:
+        st.info(
+            f"**“{md_literal(busy.title())}” is still training** (below). Starting now would train a second run "
+            "beside it, or after it; Stop it below first, or tick the box to start another one anyway.",
+            icon=":material/hourglass_top:",
+        )
+        another = st.checkbox(
+            f"Start another run while “{md_literal(busy.title())}” trains", key=f"start_another_{busy.id}"
+        )
+        blocked = bool(blockers) or not another
+    else:
+        blocked = bool(blockers)
     start, quick, what = st.columns([1, 1, 4], vertical_alignment="center")
-    if start.button("Start training", type="primary", key="start", disabled=bool(blockers)):
+    if start.button("Start training", type="primary", key="start", disabled=blocked):
         _start(config, report)
     if quick.button(
         "Quick first model",
         key="start_quick",
-        disabled=bool(blockers),
+        disabled=blocked,
         help=f"{RECIPES['quick'].what} Your photos and network stay as chosen.",
     ):
         _start(config.replace(**RECIPES["quick"].settings), report)  # the chosen network, the quick schedule
     what.caption("Quick first model: a model in seconds to try, trained on each photo's features computed once.")
+
+
+def _training_here() -> RunDirectory | None:
+    """The run this tab follows while it trains or waits: Start then asks before starting another."""
+    run = current_run()
+    return run if run is not None and run.status().state.active else None
 
 
 def _start(config, report) -> None:

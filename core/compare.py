@@ -69,6 +69,7 @@ def run_row(run: RunDirectory) -> dict:
             + (", fast mode" if config.feature_cache else "")
         ),
         "accuracy": status.accuracy,
+        "measured on": {"test": "test photos", "val": "validation photos"}.get(status.accuracy_split or "", ""),
         "minutes": (duration(run) or 0) / 60 or None,
         "started": datetime.fromtimestamp(status.created) if status.created else None,
     }
@@ -76,7 +77,19 @@ def run_row(run: RunDirectory) -> dict:
 
 def runs_frame(runs: list[RunDirectory]) -> pd.DataFrame:
     """The runs table: one row per run, newest first, with its id for the actions."""
-    columns = ["id", "name", "state", "accuracy", "network", "data", "settings", "recipe", "minutes", "started"]
+    columns = [
+        "id",
+        "name",
+        "state",
+        "accuracy",
+        "measured on",
+        "network",
+        "data",
+        "settings",
+        "recipe",
+        "minutes",
+        "started",
+    ]
     return pd.DataFrame([run_row(run) for run in runs], columns=[*columns, "notes"])
 
 

@@ -64,6 +64,31 @@ def evaluate_predictions(
     }
 
 
+def photos_of(count: int, split: str) -> str:
+    """ "1 test photo", "36 validation photos": the count with the right noun for the split."""
+    kind = {"test": "test", "val": "validation", "train": "training"}.get(split, split)
+    return f"{count} {kind} photo" + ("" if count == 1 else "s")
+
+
+def accuracy_headline(evaluation: dict) -> str:
+    """What a run's accuracy was measured on, true to its photos: test photos, or validation photos when none
+    were kept aside for a test (they then also chose the epoch, so they flatter it a little)."""
+    count, split = evaluation["count"], evaluation.get("split", "test")
+    if split == "test":
+        return f"Accuracy on {photos_of(count, split)} it never trained on"
+    return f"Accuracy on {photos_of(count, split)} (no photos were kept aside for a test)"
+
+
+def accuracy_label(split: str | None) -> str:
+    """The short name of a run's accuracy, for a sidebar or a table."""
+    return "Validation accuracy" if split == "val" else "Test accuracy"
+
+
+def mistake_caption(mistake: dict) -> str:
+    """ "ants, taken for bees (82% sure)": no article, which class folders named in the plural would get wrong."""
+    return f"{mistake['true']}, taken for {mistake['predicted']} ({mistake['confidence']:.0%} sure)"
+
+
 def results_in_words(evaluation: dict) -> list[dict]:
     """Each class's results as a person says them: how many of its photos it found, and how often it was
     right when it named the class."""

@@ -20,7 +20,7 @@ from PIL import Image
 
 from core import charts
 from core.distribute import placement_in_words
-from core.evaluation import results_in_words
+from core.evaluation import accuracy_headline, mistake_caption, results_in_words
 from core.runs import RunDirectory
 
 SAMPLES_PER_CLASS = 4
@@ -233,7 +233,7 @@ def _results_section(run: RunDirectory, evaluation: dict) -> str:
     count = evaluation["count"]
     right = round(evaluation["accuracy"] * count)
     low, high = accuracy_interval(right, count)
-    split = "test photos it never trained on" if evaluation["split"] == "test" else "validation photos"
+    split = accuracy_headline(evaluation).removeprefix(f"Accuracy on {count} ")
     status = run.status()
     stopped = (
         "This run was stopped before its end: these are the results of its most accurate epoch."
@@ -245,7 +245,7 @@ def _results_section(run: RunDirectory, evaluation: dict) -> str:
         f'<p class="headline"><strong>{evaluation["accuracy"]:.1%}</strong> accuracy: {right} of {count} '
         f"{split}.</p><p>With {count} photos, the accuracy on photos like these is between "
         f"<strong>{low:.1%}</strong> and <strong>{high:.1%}</strong> (95% confidence, Wilson interval). "
-        "More test photos narrow this range.</p>"
+        f"More {'test' if evaluation['split'] == 'test' else 'validation'} photos narrow this range.</p>"
     )
     rows = "".join(
         f"<tr><td>{html.escape(r['class'])}</td><td>{r['photos']}</td><td>{html.escape(r['found'])}</td>"
@@ -272,10 +272,7 @@ def _mistakes_section(run: RunDirectory, evaluation: dict) -> str:
         heat = heatmap_path(run, mistake["path"], None)
         heatmap = _photo(str(heat), 160) if heat.exists() else None
         with_heatmaps += heatmap is not None
-        caption = (
-            f"{html.escape(mistake['true'])}, taken for {html.escape(mistake['predicted'])} "
-            f"({mistake['confidence']:.0%} sure)"
-        )
+        caption = html.escape(mistake_caption(mistake))
         pictures = (photo or "<div class='missing'>photo not on this machine</div>") + (heatmap or "")
         tiles.append(f"<figure>{pictures}<figcaption>{caption}</figcaption></figure>")
     heat_note = (

@@ -395,7 +395,7 @@ def wait_for_slot(run: RunDirectory, poll_seconds: float = 0.5) -> TrainingSlot 
     while not slot.try_acquire():
         if run.stop_requested():
             return None
-        busy = [r.id for r in slot.running_now()]
+        busy = [f"“{r.title()}”" for r in slot.running_now()]
         position = len(slot.runs_ahead()) + 1
         message = (
             f"Waiting in the queue (position {position}): {busy[0] if busy else 'another run'} is training. "

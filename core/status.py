@@ -48,6 +48,28 @@ KEPT_MODEL = {
 }
 
 
+def keep_rule(keep: str, validation: int, needed: int) -> tuple[str, str]:
+    """The rule that will choose between the first model and what fine-tuning makes, as it will really apply:
+    the sentence said when the first model is ready, and the reason given if the first turns out better on test
+    (`keep`: the setting; `validation`: the run's validation photos; `needed`: how many picking an epoch needs)."""
+    if keep == "best" or (keep == "auto" and validation >= needed):
+        return (
+            f"Fine-tuning goes on; at the end, the model that does best on the {validation} validation photos is kept, "
+            "this one included.",
+            f"on the {validation} validation photos the kept one did at least as well",
+        )
+    if keep == "auto":
+        return (
+            f"Fine-tuning goes on, and the final model replaces this one: {validation} validation photos are too few "
+            f"to tell two good models apart ({needed} are needed), so the settled, fine-tuned one is kept.",
+            f"{validation} validation photos are too few to tell two good models apart, so the fine-tuned one was kept",
+        )
+    return (
+        "Fine-tuning goes on, and the final model replaces this one unless this one does better on validation.",
+        "the validation photos did not favour it",
+    )
+
+
 class Stage(StrEnum):
     """Where a running run is, in order."""
 
@@ -130,6 +152,7 @@ class RunStatus:
     # The head-trained model, kept as soon as phase 1 ends: its validation and test accuracy
     first_model: dict[str, Any] = field(default_factory=dict)
     accuracy: float | None = None
+    accuracy_split: str | None = None  # "test", or "val" when no photos were kept aside for a test
     suggestion: float | None = None  # the learning-rate finder's
 
     def updated_with(self, **changes: Any) -> RunStatus:
@@ -164,7 +187,22 @@ class RunStatus:
                 "The first model (only its new head trained) was kept: fine-tuning did not do better on the "
                 "validation photos."
             )
-        return f"{KEPT_MODEL[self.kept].capitalize()} was kept." if self.kept in KEPT_MODEL else ""
+        kept = f"{KEPT_MODEL[self.kept].capitalize()} was kept." if self.kept in KEPT_MODEL else ""
+        return " ".join(filter(None, [kept, self._first_did_better()]))
+
+    def _first_did_better(self) -> str:
+        """Said plainly when the first model scored higher on the same test photos than the model kept."""
+        first = self.first_model or {}
+        earlier, now, count = first.get("accuracy"), self.accuracy, first.get("count")
+        if not isinstance(earlier, float) or now is None or not count or earlier <= now or first.get("split") != "test":
+            return ""
+        photos = round((earlier - now) * count)
+        reason = first.get("reason") or "the validation photos did not favour it"
+        return (
+            f"The first model did better on these test photos ({earlier:.1%} against {now:.1%}: {photos} photo"
+            f"{'' if photos == 1 else 's'} of {count}), but test photos never choose the model, and {reason}. "
+            "A difference this small is often luck; more photos settle it."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -32,7 +32,7 @@ from core.freezing import UnfreezePlan
 from core.pipeline import LabelledImages
 from core.processes import ProcessRecord
 from core.runs import RunDirectory, run_title
-from core.status import KEPT_MODEL, ResumePoint, RunState, Stage
+from core.status import KEPT_MODEL, ResumePoint, RunState, Stage, keep_rule
 
 WORKER_NICENESS = 10
 LAST_CHECKPOINT_SECONDS = 30.0
@@ -482,7 +482,12 @@ def keep_first_model(session: Session) -> None:
         "count": evaluation["count"],
         "seconds": round(time.perf_counter() - started, 2),
     }
-    run.update_status(first_model=first, kept="first", accuracy=evaluation["accuracy"])
+    first["then"], first["reason"] = keep_rule(
+        session.config.keep, len(session.data["val"].images), BEST_NEEDS_VALIDATION
+    )
+    run.update_status(
+        first_model=first, kept="first", accuracy=evaluation["accuracy"], accuracy_split=evaluation["split"]
+    )
     on = f"{first['val_accuracy']:.0%} on validation photos" if first["val_accuracy"] is not None else "ready"
     session.echo(f"A first model is ready ({on}, {evaluation['accuracy']:.1%} on {evaluation['split']}).")
 
@@ -731,11 +736,15 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     else:
         calibration = calibrate_model(model, data["train"], data["val"], len(class_names), seed)
     write_atomic(run.calibration_path, json.dumps(calibration))
-    where = "test" if split == "test" else f"{split} (there is no test split)"
-    summary = f"{evaluation['accuracy']:.1%} accuracy on {evaluation['count']} {where} images."
+    from core.evaluation import photos_of
+
+    summary = f"{evaluation['accuracy']:.1%} accuracy on {photos_of(evaluation['count'], split)}."
     session.echo(summary)
     if outcome is RunState.STOPPED:
-        message = f"Stopped by request; the best checkpoint was kept. {summary}"
+        chosen = {"best": "the epoch that did best on the validation photos so far was kept"}.get(
+            kept, f"{KEPT_MODEL[kept]} was kept"
+        )
+        message = f"Stopped by request: {chosen}. {summary}"
     else:
         message = f"Finished: {KEPT_MODEL[kept]} was kept. {summary}"
     run.update_status(
@@ -744,6 +753,7 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
         finished=time.time(),
         message=message,
         accuracy=evaluation["accuracy"],
+        accuracy_split=split,
         resume_requested=False,
     )
     return outcome

@@ -161,6 +161,7 @@ def recorded_run(root: Path, run_id: str, data: Path, seed: int = 0, **changes):
         stage=Stage.DONE,
         message=f"Finished. {evaluation['accuracy']:.1%} accuracy on {len(test)} test images.",
         accuracy=evaluation["accuracy"],
+        accuracy_split=evaluation["split"],
         started=now - 90,
         finished=now,
         epoch=epochs,

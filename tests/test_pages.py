@@ -179,8 +179,20 @@ def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
     assert started and started[0].data == "demo"
     assert at.query_params["run"] in ("from-the-page", ["from-the-page"])
     assert any(m.value.startswith("### Circle, square, star and triangle · MobileNetV2 · ") for m in at.markdown)
-    at.button(key="start").click().run()  # a second click straight after starts nothing more
+    assert at.button(key="start").disabled  # the run it started is waiting: a second click starts nothing more
     assert len(started) == 1
+
+
+def test_start_waits_for_a_deliberate_choice_while_this_tab_s_run_trains(monkeypatch):
+    run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="busy", title="Shapes at noon")
+    run.update_status(state=RunState.RUNNING)
+    monkeypatch.setattr("core.weights.downloads_possible", lambda timeout=2.0: True)
+    at = page("train").run()
+    assert not at.exception
+    assert any("“Shapes at noon” is still training" in i.value for i in at.info)
+    assert at.button(key="start").disabled and at.button(key="start_quick").disabled
+    at.checkbox(key="start_another_busy").check().run()
+    assert not at.button(key="start").disabled and not at.button(key="start_quick").disabled
 
 
 def test_train_page_shows_a_failed_run_with_its_message(make_dataset):
