@@ -13,17 +13,32 @@ from core.report import build_report, report_name
 from core.runs import RunDirectory
 
 
+def say_download(key: str, words: str) -> None:
+    """Remember, for the next view of the page, what a download button just gave (`said_download` shows it)."""
+    st.session_state[f"gave_{key}"] = words
+
+
+def said_download(key: str, place=st) -> None:
+    """What the download button `key` gave, said on the page under it once it was clicked."""
+    words = st.session_state.get(f"gave_{key}")
+    if words:
+        place.caption(f":material/download_done: {words}")
+
+
 def report_download(run: RunDirectory, key: str = "download_report") -> None:
     """The report as one HTML file, made when clicked (it opens offline and prints cleanly)."""
+    name = report_name(run)
     st.download_button(
         "Download the report (HTML)",
         data=lambda: build_report(run),
-        file_name=report_name(run),
+        file_name=name,
         mime="text/html",
         icon=":material/description:",
         key=key,
-        on_click="ignore",
+        on_click=say_download,
+        args=(key, f"Downloaded {name}: one page that opens in any browser, offline, and prints cleanly."),
     )
+    said_download(key)
 
 
 def keep_as_file(run: RunDirectory, key: str) -> None:
@@ -39,10 +54,16 @@ def keep_as_file(run: RunDirectory, key: str) -> None:
         mime="application/zip",
         icon=":material/archive:",
         key=key,
-        on_click="ignore",
+        on_click=say_download,
+        args=(
+            key,
+            f"Downloaded {project_name(run)}: its settings, history, results and model (not the photos). Open it "
+            "on any Fine-Tune Studio server from the Runs page.",
+        ),
         help="Settings, history, results and the model, not the photos. Open it on any Fine-Tune Studio server "
         "from the Runs page.",
     )
+    said_download(key)
 
 
 def link_address() -> tuple[str, str]:

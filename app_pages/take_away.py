@@ -10,6 +10,7 @@ import time
 
 import streamlit as st
 
+from app_pages.share_views import said_download, say_download
 from core.export import FORMATS, existing, photos_missing, progress_path, tfjs_unavailable, tools_home, zip_path
 from core.files import safe_name
 from core.runs import RunDirectory, runs_root
@@ -83,8 +84,14 @@ def _formats(run_id: str) -> None:
                 file_name=f"{safe_name(run.title(), limit=60)}-{key}.zip",
                 mime="application/zip",
                 key=f"download_{key}",
-                on_click="ignore",
+                on_click=say_download,
+                args=(
+                    f"download_{key}",
+                    f"Downloaded {safe_name(run.title(), limit=60)}-{key}.zip: the model file, "
+                    "its MODEL_CARD.md and how it was checked.",
+                ),
             )
+            said_download(f"download_{key}", action)
             continue
         if verification is not None:
             state.error(f"**Failed its check, so it is not offered.** {_numbers(verification)}. {verification.message}")

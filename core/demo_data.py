@@ -4,8 +4,8 @@ It needs no download, so the tool works on a fresh offline machine, and it is re
 enough to show what a classifier gets wrong: each class is a shape (circle, square,
 triangle, star) in random colours, sizes, positions and rotations on textured backgrounds,
 and some pictures are hard the way real photos are hard: the shape is small, low in
-contrast, badly lit, blurred, partly hidden, or surrounded by clutter of other shapes, and
-fat stars look like circles. Same seed, same pixels, on every machine.
+contrast, badly lit, blurred, partly hidden, or surrounded by clutter of other shapes. Every
+star has five clear points. Same seed, same pixels, on every machine.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 DEMO_CLASSES = ("circle", "square", "triangle", "star")
-DEMO_VERSION = 2  # 2: hard pictures (clutter, occlusion, lighting, look-alikes)
+DEMO_VERSION = 3  # 2: hard pictures (clutter, occlusion, lighting, look-alikes); 3: stars with five clear points
 DEMO_IMAGES_PER_CLASS = 60
 DEMO_SIZE = 128
 # How often each difficulty appears (each picture draws each independently).
@@ -82,7 +82,9 @@ def _shape(draw: ImageDraw.ImageDraw, label: str, centre, radius: float, angle: 
         draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=fill, outline=outline, width=2)
         return
     corners = {"square": 4, "triangle": 3, "star": 10}[label]
-    inner = rng.uniform(0.45, 0.8)  # fat stars (0.8) are nearly decagons: a look-alike of the circle
+    inner = rng.uniform(
+        0.38, 0.5
+    )  # a five-pointed star's notches (0.38 is the regular star's; fatter reads as a pentagon)
     points = []
     for k in range(corners):
         r = radius * (inner if label == "star" and k % 2 else 1.0)

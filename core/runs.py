@@ -37,10 +37,11 @@ class About:
 
 
 def run_title(config: RunConfig, class_names: list[str], created: float) -> str:
-    """A name a person can read: "Ants vs bees · MobileNetV2 · 2 Dec 16:46".
+    """A name a person can read: "Ants vs bees · MobileNetV2 · quick · 2 Dec 16:46".
 
     The data part is the classes when there are up to four, else the dataset's name and its
-    number of classes; the network part is its family's name.
+    number of classes; the network part is its family's name; then the recipe, so two runs of the same
+    photos and network can be told apart.
     """
     from core.backbones import BACKBONES
     from core.sources import source_label
@@ -54,7 +55,25 @@ def run_title(config: RunConfig, class_names: list[str], created: float) -> str:
         data = source_label(config.data) + (f" ({len(names)} classes)" if names else "")
     network = BACKBONES[config.backbone].label.split(" (")[0] if config.backbone in BACKBONES else config.backbone
     when = datetime.fromtimestamp(created)
-    return f"{data[:1].upper()}{data[1:]} · {network} · {when.day} {when:%b %H:%M}"
+    return f"{data[:1].upper()}{data[1:]} · {network} · {recipe_name(config)} · {when.day} {when:%b %H:%M}"
+
+
+def recipe_name(config: RunConfig) -> str:
+    """The recipe a run's settings follow, in a word or two: "default", "quick", or "custom settings"."""
+    from core.recipes import RECIPES, matching_recipe
+
+    # The network is named beside it, and Quick keeps the network chosen: match the schedule, whatever the network.
+    key = next(
+        (
+            key
+            for key, recipe in RECIPES.items()
+            if matching_recipe(config.replace(backbone=recipe.config().backbone)) == key
+        ),
+        None,
+    )
+    if key is None:
+        return "custom settings"
+    return {"studio": "default", "quick": "quick"}.get(key, RECIPES[key].title.split(" (")[0])
 
 
 def runs_root() -> Path:

@@ -98,6 +98,7 @@ def test_compare_two_runs_and_open_a_run_kept_as_a_file(server_with_runs, tmp_pa
         _tick_rows(page, [1])  # one run: keep it as a file, then open that file as a new run
         kept = _download(page, main.get_by_role("button", name="Keep this run as a file"), tmp_path)
         assert kept.name == "big-steps.studio.zip"
+        expect(main.get_by_text("Downloaded big-steps.studio.zip: its settings, history")).to_be_visible()  # said
         main.get_by_text("Open a run kept as a file").click()
         main.locator(".st-key-project_file input[type=file]").set_input_files(str(kept))
         main.get_by_role("button", name="Open it").click()

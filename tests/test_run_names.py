@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from core.config import RunConfig
+from core.recipes import RECIPES
 from core.runs import RunDirectory, run_title, runs_root, start_run
 from tests.conftest import tiny_config
 
@@ -11,10 +12,13 @@ WHEN = datetime(2026, 12, 2, 16, 46).timestamp()
 
 def test_names_come_from_the_classes_the_network_and_the_time():
     config = RunConfig(data="/photos/hymenoptera_data")
-    assert run_title(config, ["ants", "bees"], WHEN) == "Ants vs bees · MobileNetV2 · 2 Dec 16:46"
+    assert run_title(config, ["ants", "bees"], WHEN) == "Ants vs bees · MobileNetV2 · default · 2 Dec 16:46"
+    quick = config.replace(**RECIPES["quick"].settings)
+    assert run_title(quick, ["ants", "bees"], WHEN) == "Ants vs bees · MobileNetV2 · quick · 2 Dec 16:46"
+    assert " · custom settings · " in run_title(config.replace(head_epochs=3), ["ants", "bees"], WHEN)
     assert run_title(config, ["cat", "dog", "bird"], WHEN).startswith("Cat, dog and bird · ")
     many = run_title(config.replace(backbone="efficientnet_b0"), [f"c{k}" for k in range(6)], WHEN)
-    assert many == "Hymenoptera_data (6 classes) · EfficientNetB0 · 2 Dec 16:46"
+    assert many == "Hymenoptera_data (6 classes) · EfficientNetB0 · default · 2 Dec 16:46"
     assert run_title(RunConfig(), [], WHEN).startswith("Built-in demo (shapes) · ")  # before the photos are read
 
 
