@@ -20,14 +20,15 @@ from core.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_p
 HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
 
 
-def _heatmaps(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, str] | None:
-    """The overlay for each photo (its path by photo), or None with the reason shown."""
+def _heatmaps(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, str | None] | None:
+    """The overlay for each photo (its path by photo; None where nothing pointed to the class, so the photo is
+    shown with that said instead of an empty picture), or None with the reason shown."""
     args = {"run_dir": str(run.path), "image_paths": paths, "class_names": classes}
     result, error = task_result("explain", args, "Working out where the model looked")
     if error:
         st.error(f"The heatmaps could not be made: {error}")
         return None
-    return {a["path"]: a["heatmap"] for a in result["explanations"] if "heatmap" in a}
+    return {a["path"]: a.get("heatmap") for a in result["explanations"] if "heatmap" in a or a.get("flat")}
 
 
 def _picture(overlays: dict[str, str], path: str, size: int = 160):
@@ -50,7 +51,8 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
     for mistake in shown:
         try:
             images.append(_picture(overlays, mistake["path"]))
-            captions.append(mistake_caption(mistake))
+            flat = view != "Photos" and mistake["path"] in overlays and overlays[mistake["path"]] is None
+            captions.append(mistake_caption(mistake) + (" · nothing in it pointed to that class" if flat else ""))
         except (OSError, ImageRejected):
             continue
     if images:

@@ -28,6 +28,7 @@ class Explanation:
     heatmap: np.ndarray  # float32 [size, size] in [0, 1]
     probabilities: np.ndarray  # float32 [classes]
     class_index: int  # the class the heatmap is for
+    flat: bool = False  # nothing in the photo pushed the model towards that class: a picture would show nothing
 
 
 def _parts(model):
@@ -72,7 +73,9 @@ def gradcam(model, pixels: np.ndarray, classes: list[int | None] | None = None) 
         peak = float(heat.max())
         heat = heat / peak if peak > 0 else heat
         resized = np.asarray(Image.fromarray(heat.astype(np.float32), "F").resize((size, size), Image.BILINEAR))
-        explanations.append(Explanation(np.clip(resized, 0, 1).astype(np.float32), p.astype(np.float32), c))
+        explanations.append(
+            Explanation(np.clip(resized, 0, 1).astype(np.float32), p.astype(np.float32), c, flat=not peak > 0)
+        )
     return explanations
 
 
@@ -159,7 +162,8 @@ def heatmap_path(run, photo: str, class_name: str | None) -> Path:
 def explain_photos(run, paths: list[str], class_names: list[str | None] | None = None) -> list[dict]:
     """Overlays for photos of a run (the dashboard's `explain` task), kept in `heatmaps/` so each is made once.
 
-    Each answer has `heatmap` (the PNG's path) and `top` (the model's top classes), or `error`.
+    Each answer has `heatmap` (the PNG's path) and `top` (the model's top classes), or `flat` (nothing in the
+    photo pointed to that class, so there is no picture to show), or `error`.
     """
     from core.export import inference_model, quiet_tensorflow
     from core.files import write_atomic
@@ -181,18 +185,15 @@ def explain_photos(run, paths: list[str], class_names: list[str | None] | None =
             model = inference_model(load_model(run.model_path))
         index = names.index(class_name) if class_name in names else None
         explanation = gradcam(model, photo[None].astype(np.float32), [index])[0]
+        order = np.argsort(explanation.probabilities)[::-1][:3]
+        top = [(names[i], float(explanation.probabilities[i])) for i in order]
+        if explanation.flat:  # said in words; an empty picture would look like a fault
+            answers.append({"path": path, "flat": True, "for_class": names[explanation.class_index], "top": top})
+            continue
         if not target.exists():
             buffer = io.BytesIO()
             Image.fromarray(overlay(photo, explanation.heatmap)).save(buffer, format="PNG")
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(target, buffer.getvalue())
-        order = np.argsort(explanation.probabilities)[::-1][:3]
-        answers.append(
-            {
-                "path": path,
-                "heatmap": str(target),
-                "for_class": names[explanation.class_index],
-                "top": [(names[i], float(explanation.probabilities[i])) for i in order],
-            }
-        )
+        answers.append({"path": path, "heatmap": str(target), "for_class": names[explanation.class_index], "top": top})
     return answers

@@ -122,13 +122,32 @@ def format_seconds(seconds: float | None) -> str:
 MEMORISING_EPOCHS = 3  # epochs of getting worse on validation before it is called memorising, not noise
 
 
+MEMORISING_GAP = 0.15  # right on this much more of the training photos than of the validation photos
+
+
+def _accuracy_gap(epoch: dict) -> str | None:
+    """Plain words when the last epoch was right on far more training photos than validation photos."""
+    seen, unseen = epoch.get("accuracy"), epoch.get("val_accuracy")
+    if not isinstance(seen, float) or not isinstance(unseen, float) or seen - unseen < MEMORISING_GAP:
+        return None
+    return (
+        f"The model is right on {seen:.0%} of its training photos but only {unseen:.0%} of the validation photos "
+        "it does not train on: it has partly memorised its photos rather than learnt what tells the classes apart. "
+        "More photos, or more varied ones, help most; the validation score is the one to believe."
+    )
+
+
 def memorising(epochs: list[dict], keeps_best: bool, running: bool) -> str | None:
     """Plain words when the model has started to memorise its photos, and what that means for the kept model.
 
-    Memorising: for MEMORISING_EPOCHS epochs in a row the validation loss rose or the validation
-    accuracy fell, while the loss on the training photos kept falling.
+    Memorising: the last epoch was right on MEMORISING_GAP more of its training photos than of the
+    validation photos, or for MEMORISING_EPOCHS epochs in a row the validation loss rose or the
+    validation accuracy fell while the loss on the training photos kept falling.
     """
     recent = [e for e in epochs if e.get("val_loss") is not None and e.get("loss") is not None]
+    gap = _accuracy_gap(recent[-1]) if recent else None
+    if gap is not None:
+        return gap
     if len(recent) <= MEMORISING_EPOCHS:
         return None
     window = recent[-MEMORISING_EPOCHS - 1 :]

@@ -112,3 +112,19 @@ def test_the_heatmap_peak_falls_on_the_small_object_that_decides_the_class(tmp_p
     area = (2 * size // 12 + 2 * margin) ** 2 / size**2  # the share of the photo a peak at random would hit
     print(f"heatmap peak on the object in {hits}/{len(test)} test photos (a random peak: about {area:.0%})")
     assert hits >= 0.6 * len(test), (hits, len(test))  # 17, 15 and 13 of 18 with seeds 7, 1 and 2
+
+
+def test_a_heatmap_with_nothing_to_show_is_called_flat_rather_than_painted():
+    """When nothing in the photo pushes the model towards the class asked for (here: a class whose weights are
+    zero), the map is all zeros: it is flagged, so the pages say so instead of showing an empty picture."""
+    from core.explain import gradcam
+
+    model = _classifier("mobilenet_0.25", 96, classes=2)
+    final = model.layers[-1]
+    kernel = np.zeros(final.kernel.shape, np.float32)
+    kernel[:, 0] = 1.0  # every feature the backbone gives counts towards class 0; none towards class 1
+    final.kernel.assign(kernel)
+    photo = np.random.default_rng(1).uniform(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    asked, blind = gradcam(model, photo, [0])[0], gradcam(model, photo, [1])[0]
+    assert blind.flat and float(blind.heatmap.max()) == 0.0
+    assert not asked.flat

@@ -81,6 +81,11 @@ def test_the_memorising_warning_says_what_it_means_for_the_kept_model():
     assert "most accurate epoch is what will be kept" in memorising(rising, keeps_best=True, running=True)
     steady = [{**e, "val_loss": 0.5} for e in rising]
     assert memorising(steady, keeps_best=False, running=True) is None
+    apart = [{**e, "accuracy": 0.98, "val_accuracy": 0.80} for e in steady]  # the demo run from the issue
+    assert "right on 98% of its training photos but only 80% of the validation photos" in memorising(
+        apart, keeps_best=False, running=False
+    )
+    assert memorising([{**e, "accuracy": 0.93, "val_accuracy": 0.85} for e in steady], False, False) is None
 
 
 def test_phase_starts_are_remembered_for_the_charts():
