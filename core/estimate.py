@@ -127,7 +127,10 @@ def seconds_left(
     correction = min(max(sum(done.values()) / estimated_done, 0.5), 3.0) if estimated_done > 1.0 else 1.0
     current = str(status.stage)
     spent = now - status.stage_started if status.stage_started else 0.0
-    left = _stage_left(planned.get(current, 0.0) * correction, spent, status, epochs)
+    plan_now = planned.get(current, 0.0)
+    if plan_now > 1.0 and spent > plan_now * correction:  # this stage is overrunning too: so will the rest
+        correction = min(max((sum(done.values()) + spent) / (estimated_done + plan_now), 0.5), 3.0)
+    left = _stage_left(plan_now * correction, spent, status, epochs)
     later = STAGES[STAGES.index(status.stage) + 1 :]
     return left + sum(planned.get(str(stage), 0.0) for stage in later) * correction
 
@@ -150,7 +153,7 @@ def _stage_left(planned: float, spent: float, status: RunStatus, epochs: list[di
             return max(status.phase_epochs - finished, 0) * per_epoch
     if status.stage_total and status.stage_done:
         return spent * (status.stage_total - status.stage_done) / status.stage_done
-    return max(planned - spent, 0.0)
+    return max(planned - spent, 0.15 * spent)  # past its plan: not "done", a little more of what it has taken
 
 
 def measure_speeds(config, image_size: int, sample_paths: list[str], classes: int, repeats: int = 3) -> StageSpeeds:

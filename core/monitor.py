@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from core.estimate import phase_pace, seconds_left
@@ -21,6 +22,8 @@ class RunProgress:
     images_per_second: float = 0.0
     seconds_left: float | None = None
     whole_run: bool = False  # seconds_left covers every stage still to come (else only the current phase)
+    revised: str = ""  # why the time left went up instead of down, said beside it
+    _shown: tuple[float, float, str] | None = None  # the time left last said, when, and in which stage
     fraction: float = 0.0
     batches: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
@@ -68,11 +71,31 @@ class RunProgress:
             return
         if status.estimate:  # every stage still to come, from measured speeds
             self.seconds_left, self.whole_run = seconds_left(status.estimate, status, self.epochs, now), True
+            self._steady(now if now is not None else time.time())
             return
         # No estimate (a run started from the CLI): only this phase's own pace can be known.
         per_epoch, finished = phase_pace(self.epochs, self.stage.phase, status.epochs_before_phase)
         if per_epoch is not None and status.phase_epochs:
             self.seconds_left = max(status.phase_epochs - finished, 0) * per_epoch
+
+    def _steady(self, now: float) -> None:
+        """Let the time left only count down, unless the run is clearly slower than measured; then say so.
+
+        Small rises (noise in a step's time) keep the countdown; a rise of over 10 s and a quarter is shown,
+        with the reason, until the stage ends.
+        """
+        if self.seconds_left is None:
+            return
+        if self._shown is not None and self._shown[2] == str(self.stage):
+            before, when, _ = self._shown
+            expected = max(before - (now - when), 0.0)
+            if self.seconds_left > expected + max(10.0, 0.25 * expected):
+                self.revised = "revised up: this run is going slower than this machine measured before it started"
+            elif self.seconds_left > expected:
+                self.seconds_left = expected  # noise: keep counting down
+        elif self._shown is not None:
+            self.revised = ""  # a new stage: its own estimate, corrected by how the finished stages went
+        self._shown = (self.seconds_left, now, str(self.stage))
 
     def describe(self) -> str:
         """One plain line for the progress bar."""
@@ -81,6 +104,8 @@ class RunProgress:
             left = "a few seconds left" if self.seconds_left < 5 else f"about {format_seconds(self.seconds_left)} left"
         if left and not self.whole_run:
             left += " in this phase"
+        if left and self.revised:
+            left += f" ({self.revised})"
         if self.stage is Stage.EVALUATING:
             return "Training done: checking the model on the photos it has never seen" + (f" · {left}" if left else "")
         if self.stage is Stage.FEATURES:

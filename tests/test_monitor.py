@@ -97,3 +97,27 @@ def test_phase_starts_are_remembered_for_the_charts():
 @pytest.mark.parametrize("seconds, text", [(None, "-"), (4.4, "4 s"), (61, "1 min 01 s"), (3720, "1 h 02 min")])
 def test_durations_in_words(seconds, text):
     assert format_seconds(seconds) == text
+
+
+def test_a_stage_that_overruns_its_estimate_never_says_done_and_slows_the_rest_too():
+    """The issue's demo: "a few seconds" (a stage past its plan), then "1 min 08 s" when the next began."""
+    plan = {"preparing": 5.0, "features": 5.0, "head": 10.0, "finetune": 40.0, "evaluating": 2.0}
+    progress = RunProgress()
+    progress.apply_status(running(Stage.PREPARING, estimate=plan, stage_started=1000.0), now=1030.0)
+    assert progress.seconds_left == pytest.approx(0.15 * 30 + (5 + 10 + 40 + 2) * 3.0)  # slowed by this stage's pace
+
+
+def test_the_time_left_counts_down_through_noise_and_says_why_when_it_goes_up():
+    plan = {"preparing": 5.0, "features": 5.0, "head": 100.0, "finetune": 0.0, "evaluating": 0.0}
+    done = {"preparing": 5.0, "features": 5.0}
+    progress = RunProgress()
+    status = running(Stage.HEAD, estimate=plan, stage_started=1000.0, stage_seconds=done)
+    progress.apply_status(status, now=1000.0)
+    assert progress.seconds_left == pytest.approx(100.0) and not progress.revised
+    plan_noisy = {**plan, "head": 115.0}  # a step a little slower than measured: still counts down
+    progress.apply_status(running(Stage.HEAD, estimate=plan_noisy, stage_started=1000.0, stage_seconds=done), 1010.0)
+    assert progress.seconds_left == pytest.approx(90.0) and "revised" not in progress.describe()
+    plan_slow = {**plan, "head": 250.0}  # clearly slower: the rise is shown, with its reason
+    progress.apply_status(running(Stage.HEAD, estimate=plan_slow, stage_started=1000.0, stage_seconds=done), 1020.0)
+    assert progress.seconds_left == pytest.approx(230.0)
+    assert "(revised up: this run is going slower than this machine measured before it started)" in progress.describe()
