@@ -77,7 +77,8 @@ def _formats(run_id: str) -> None:
             state.info(f"{doing} ({_seconds_since(task.with_suffix('.pid')):.0f} s)...")
             continue
         if verification is not None and verification.passed and zip_path(run, key).exists():
-            state.success(f"Checked with {fmt.runtime}. {_numbers(verification)}")
+            state.success(f"Checked the way its users will load it. {_numbers(verification)}")
+            state.caption(f"Details for specialists: loaded with {fmt.runtime}.")
             action.download_button(
                 "Download (.zip)",
                 data=zip_path(run, key).read_bytes,  # read when clicked, not on every refresh

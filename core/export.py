@@ -335,7 +335,9 @@ def _judge(fmt, reference, probabilities, labels, main: Path, latency: float, de
     else:
         passed = agreement >= 1 - MAX_AGREEMENT_LOSS - 1e-9
         why = f"it agrees with the Keras model on {agreement:.1%} of the photos"
-    message = f"Checked with {fmt.runtime}: {why}." + ("" if passed else " That is not close enough: not offered.")
+    message = f"Checked the way it will be loaded ({fmt.runtime}): {why}." + (
+        "" if passed else " That is not close enough: not offered."
+    )
     size = sum(p.stat().st_size for p in main.rglob("*") if p.is_file()) if main.is_dir() else main.stat().st_size
     return Verification(
         fmt.key,

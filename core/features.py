@@ -146,12 +146,15 @@ def plan_features(config, weights_path: str | None, model, base, mask: list[bool
     views = config.feature_views if config.augmentation.enabled else 1
     cut = find_cut(base, mask) if finetunes else ""
     if views > 1:
-        how = f"{views} versions of each training photo (the original and {views - 1} randomly augmented)"
+        how = f"{views} versions of each training photo (the original and {views - 1} randomly altered copies)"
     elif config.augmentation.enabled:
-        how = "the original photos only (1 view, so augmentation is not used)"
+        how = "the original photos only (no altered copies)"
     else:
         how = "each photo once (augmentation is off)"
-    description = f"Fast mode: the frozen layers run once, on {how}, and their output is reused in every epoch."
+    description = (
+        f"Fast mode: the pretrained network reads {how} once, and every epoch reuses what it saw, so training "
+        "takes seconds."
+    )
     if finetunes and not cut:
         description += " Phase 2 runs the whole network (this unfreeze choice leaves no clean cut)."
     parts = split_classifier(model, base, config.image_size, cut)

@@ -120,8 +120,6 @@ class RunProgress:
         parts = [f"Phase {self.stage.phase}", f"epoch {self.epoch} of {self.epochs_total}"]
         if self.steps:
             parts.append(f"batch {self.batch} of {self.steps}")
-        if self.images_per_second:
-            parts.append(f"{self.images_per_second:.0f} images/s")
         if left:
             parts.append(left)
         return " · ".join(parts)

@@ -244,7 +244,7 @@ def _results_section(run: RunDirectory, evaluation: dict) -> str:
     headline = (
         f'<p class="headline"><strong>{evaluation["accuracy"]:.1%}</strong> accuracy: {right} of {count} '
         f"{split}.</p><p>With {count} photos, the accuracy on photos like these is between "
-        f"<strong>{low:.1%}</strong> and <strong>{high:.1%}</strong> (95% confidence, Wilson interval). "
+        f"<strong>{low:.1%}</strong> and <strong>{high:.1%}</strong> (<abbr title='a 95% Wilson score interval'>95% confidence</abbr>). "
         f"More {'test' if evaluation['split'] == 'test' else 'validation'} photos narrow this range.</p>"
     )
     rows = "".join(

@@ -554,7 +554,7 @@ def _phase_inputs(session: Session, plan: PhasePlan):
         started = time.perf_counter()
 
         def progress(done: int, total: int) -> None:
-            message = f"Computing the frozen layers' output: {done:,} of {total:,} images"
+            message = f"The pretrained network is reading each photo once: {done:,} of {total:,} photos"
             run.update_status(stage=Stage.FEATURES, message=message, stage_done=done, stage_total=total)
 
         try:

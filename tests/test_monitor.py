@@ -27,7 +27,7 @@ def test_progress_line_is_plain_words_in_every_stage():
     progress.update([{"type": "epoch", "epoch": 1, "phase": 1, "seconds": 10.0, "loss": 0.5}])
     progress.apply_status(running(Stage.HEAD))
     line = progress.describe()
-    assert line == "Phase 1 · epoch 1 of 4 · batch 6 of 6 · 40 images/s · about 30 s left in this phase", line
+    assert line == "Phase 1 · epoch 1 of 4 · batch 6 of 6 · about 30 s left in this phase", line
     assert " ·  ·" not in line and "-" not in line
     progress.apply_status(running(Stage.EVALUATING))
     assert "never seen" in progress.describe()

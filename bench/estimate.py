@@ -1,0 +1,130 @@
+"""The time estimate against the real run: before Start, and the time left as the run goes.
+
+For each dataset and recipe, in a fresh workspace (cold caches), this does what the dashboard does:
+the `speeds` task measures this machine, `planned_seconds` turns that into the estimate shown
+before Start, `start_run` starts the worker with it, and the time left is read from the run
+directory every half second exactly as the Train page computes it (`RunProgress`). Prints, per
+run, the estimate against the actual time, each stage's estimate against its time, the time
+left's error at a quarter, half and three quarters of the run, and how often the time left
+went up (and said why).
+
+    .venv/bin/python bench/estimate.py                       # demo, hymenoptera, flowers5; default and Quick
+    .venv/bin/python bench/estimate.py --datasets demo --recipes quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench.recipes import materialise_split  # noqa: E402
+from bench.speed import DATASETS, WEIGHTS, environment, machine  # noqa: E402
+
+STAGES = ("preparing", "features", "head", "finetune", "evaluating")
+
+
+def one_run(dataset: str, recipe_key: str) -> dict:
+    from core.datasets import scan_dataset
+    from core.estimate import planned_seconds, speeds_request
+    from core.monitor import RunProgress
+    from core.recipes import RECIPES
+    from core.runs import start_run
+    from core.sources import resolve_source
+    from core.tasks import speeds_task
+
+    with tempfile.TemporaryDirectory() as folder:
+        workspace = Path(folder)
+        os.environ.update(environment(workspace, STUDIO_WEIGHTS_DIRS=str(WEIGHTS.parent)))
+        if dataset == "demo":
+            data = "demo"
+        else:
+            materialise_split(DATASETS[dataset], workspace / "split", 42)
+            data = str(workspace / "split")
+        recipe = RECIPES[recipe_key]
+        config = recipe.config().replace(data=data, **recipe.offline)
+        report = scan_dataset(resolve_source(data))
+        measured = time.perf_counter()
+        speeds = speeds_task(**speeds_request(config, report))
+        measuring = time.perf_counter() - measured
+        planned = planned_seconds(config, report, speeds)
+        run = start_run(config, estimate=planned)
+        started = time.time()
+        progress, offset, trace = RunProgress(), 0, []
+        while True:
+            events, offset = run.read_events(offset)
+            progress.update(events)
+            status = run.status()
+            if not status.state.active:
+                break
+            now = time.time()
+            progress.apply_status(status, now)
+            if progress.seconds_left is not None:
+                trace.append((now - started, progress.seconds_left, bool(progress.revised)))
+            time.sleep(0.5)
+        actual = time.time() - started
+        raw = run.raw_status()
+        errors = {}
+        for share in (0.25, 0.5, 0.75):
+            at = min(trace, key=lambda point, share=share: abs(point[0] - share * actual), default=None)
+            if at is not None:
+                errors[share] = at[1] - (actual - at[0])
+        rises = sum(1 for before, after in zip(trace, trace[1:], strict=False) if after[1] > before[1] + 1.0)
+        said = sum(
+            1 for before, after in zip(trace, trace[1:], strict=False) if after[1] > before[1] + 1.0 and after[2]
+        )
+        return {
+            "state": str(status.state),
+            "estimate": sum(planned.values()),
+            "actual": actual,
+            "measuring": measuring,
+            "planned": planned,
+            "stages": raw.stage_seconds,
+            "errors": errors,
+            "rises": rises,
+            "said": said,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="*", default=["demo", "hymenoptera", "flowers5"])
+    parser.add_argument("--recipes", nargs="*", default=["studio", "quick"])
+    args = parser.parse_args()
+    print(f"Machine: {machine()}")
+    rows = []
+    for dataset in args.datasets:
+        for recipe in args.recipes:
+            result = one_run(dataset, recipe)
+            rows.append((dataset, recipe, result))
+            stages = ", ".join(
+                f"{stage} {result['planned'].get(stage, 0):.0f}/{result['stages'].get(stage, 0):.0f}"
+                for stage in STAGES
+                if result["planned"].get(stage, 0) >= 0.5 or result["stages"].get(stage)
+            )
+            print(
+                f"{dataset:12} {recipe:7} {result['state']:9} estimate {result['estimate']:6.1f} s, actual "
+                f"{result['actual']:6.1f} s ({result['estimate'] / result['actual']:.2f}x); stages estimated/taken: "
+                f"{stages}; measuring took {result['measuring']:.1f} s",
+                flush=True,
+            )
+    print()
+    print("| set | recipe | estimate | actual | ratio | time left off by, at 25 / 50 / 75% | rises (said why) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for dataset, recipe, result in rows:
+        off = " / ".join(
+            f"{result['errors'][share]:+.0f} s" for share in (0.25, 0.5, 0.75) if share in result["errors"]
+        )
+        print(
+            f"| {dataset} | {recipe} | {result['estimate']:.0f} s | {result['actual']:.0f} s | "
+            f"{result['estimate'] / result['actual']:.2f} | {off} | {result['rises']} ({result['said']}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
