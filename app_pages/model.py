@@ -127,22 +127,26 @@ columns = {
     "learns": st.column_config.CheckboxColumn("learns in phase 2"),
     "is_batch_norm": st.column_config.CheckboxColumn("BatchNormalization (always frozen)"),
 }
-if plan.kind is UnfreezeKind.LAYERS and followable:
-    locked = ["index", "block", "name", "kind", "params", "is_batch_norm"]
-    edited = st.data_editor(
-        table, column_config=columns, disabled=locked, hide_index=True, key="unfreeze.layers", height=360
-    )
-    if edited["learns"].tolist() != table["learns"].tolist():  # a layer was ticked or unticked
-        table = edited
-        plan = UnfreezePlan(
-            UnfreezeKind.LAYERS, layers=tuple(table[table["learns"] & ~table["is_batch_norm"]]["index"])
+with st.expander(
+    "Details for specialists: every layer of the network, and which learn in phase 2",
+    expanded=plan.kind is UnfreezeKind.LAYERS,  # choosing layers one by one happens in the table
+):
+    if plan.kind is UnfreezeKind.LAYERS and followable:
+        locked = ["index", "block", "name", "kind", "params", "is_batch_norm"]
+        edited = st.data_editor(
+            table, column_config=columns, disabled=locked, hide_index=True, key="unfreeze.layers", height=360
         )
-else:
-    st.dataframe(table, hide_index=True, key="layer_table", height=360, column_config=columns)
-st.caption(
-    "BatchNormalization layers always stay frozen: updating their statistics on a small dataset "
-    "ruins what the network learned on ImageNet."
-)
+        if edited["learns"].tolist() != table["learns"].tolist():  # a layer was ticked or unticked
+            table = edited
+            plan = UnfreezePlan(
+                UnfreezeKind.LAYERS, layers=tuple(table[table["learns"] & ~table["is_batch_norm"]]["index"])
+            )
+    else:
+        st.dataframe(table, hide_index=True, key="layer_table", height=360, column_config=columns)
+    st.caption(
+        "BatchNormalization layers always stay frozen: updating their statistics on a small dataset "
+        "ruins what the network learned on ImageNet."
+    )
 set_setting("unfreeze", plan)
 recipe_picker("model", recipe_slot)
 

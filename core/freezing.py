@@ -140,7 +140,7 @@ class UnfreezePlan:
             UnfreezeKind.ALL: "the whole network",
             UnfreezeKind.TOP: f"the last {plan.count} layers",
             UnfreezeKind.FROM: f"every layer after the first {plan.count}",
-            UnfreezeKind.BLOCK: f"block {plan.block} to the end",
+            UnfreezeKind.BLOCK: f"the top of the network, from its part “{plan.block}” on",
             UnfreezeKind.LAYERS: f"{len(plan.layers)} chosen layers",
         }[plan.kind]
         return f"{words} (recommended)" if self.kind is UnfreezeKind.AUTO else words
