@@ -337,17 +337,17 @@ new MutationObserver(() => {
 """
 
 
-@pytest.mark.parametrize(
-    "path, title",
-    [
-        ("", "Fine-Tune Studio"),
-        ("data", "1. Data"),
-        ("model", "2. Model"),
-        ("train", "3. Train"),
-        ("evaluate", "4. Evaluate"),
-        ("runs", "Runs"),
-    ],
-)
+PAGE_TITLES = [
+    ("", "Fine-Tune Studio"),
+    ("data", "1. Data"),
+    ("model", "2. Model"),
+    ("train", "3. Train"),
+    ("evaluate", "4. Evaluate"),
+    ("runs", "Runs"),
+]  # each page's address and heading
+
+
+@pytest.mark.parametrize("path, title", PAGE_TITLES)
 def test_the_first_request_to_a_fresh_server_shows_the_app_from_its_first_paint(isolated_workspace, path, title):
     """No raw file list, even for a moment: Streamlit's legacy `pages/` folder mode is out of the way."""
     from playwright.sync_api import expect, sync_playwright

@@ -4,6 +4,7 @@ Two tiny runs are trained once for the file (random weights, 32 px) and copied i
 workspace. Screenshots go to `test-artifacts/`.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from core.runs import runs_root
 from core.uploads import tried_photos_home
 from tests.conftest import REPO, make_photos
 from tests.dashboard_server import start_dashboard, stop_dashboard
-from tests.test_browser import CHROMIUM, _server_env, _settle, _shot, chromium_page
+from tests.test_browser import CHROMIUM, PAGE_TITLES, _server_env, _settle, _shot, chromium_page
 from tests.test_cli import TINY
 from tests.waiting import wait_until
 
@@ -49,6 +50,34 @@ def server_with_runs(trained, isolated_workspace):
     process, url, _ = start_dashboard(_server_env(), isolated_workspace / "server.log")
     yield url
     stop_dashboard(process)
+
+
+@contextlib.contextmanager
+def _sharing_server(trained: Path, workspace: Path, **env):
+    """A dashboard holding one run, "small-steps", and a read-only link to it: its address and the link's token."""
+    shutil.copytree(trained / "small-steps", runs_root() / "small-steps")
+    token = sharing.make_link("small-steps")
+    process, url, _ = start_dashboard(dict(_server_env(), **env), workspace / "server.log")
+    try:
+        yield url, token
+    finally:
+        stop_dashboard(process)
+
+
+def _refuse_outside(page) -> list[str]:
+    """Refuse every request `page` makes to a server other than this one; the list of those it made."""
+    outside = []
+    local = re.compile(r"^(https?|wss?)://127\.0\.0\.1:\d+/|^(data|blob|about):")
+
+    def refuse(route):
+        if local.match(route.request.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", refuse)
+    return outside
 
 
 def _tick_rows(page, rows: list[int]) -> None:
@@ -184,50 +213,47 @@ def test_a_password_closes_the_dashboard_and_signing_in_lasts(trained, isolated_
     Sign out ends it, reload included."""
     from playwright.sync_api import expect, sync_playwright
 
-    shutil.copytree(trained / "small-steps", runs_root() / "small-steps")
-    token = sharing.make_link("small-steps")
-    env = dict(_server_env(), STUDIO_PASSWORD="correct horse")
-    process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
-    try:
-        with sync_playwright() as playwright, chromium_page(playwright, "sign-in") as first:
-            page = first.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs
-            page.goto(f"{url}/?share={token}")
-            _settle(page)
-            expect(page.get_by_role("heading", name="small-steps")).to_be_visible()  # the link needs no password
-            for stripped in (f"{url}/", f"{url}/runs?run=small-steps", f"{url}/evaluate?shared={token}"):
-                page.goto(stripped)
-                _settle(page)
-                expect(page.get_by_text("This dashboard is private")).to_be_visible()
-                assert page.get_by_role("button", name="Delete").count() == 0
-                assert page.get_by_role("link", name="Train").count() == 0
-            page.goto(f"{url}/train")
-            _settle(page)
-            page.get_by_label("Password", exact=True).fill("correct hors")
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_text("That password is not right")).to_be_visible()
-            _shot(page, "8-sign-in-refused")
-            page.get_by_label("Password", exact=True).fill("correct horse")
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_role("heading", name="3. Train")).to_be_visible()  # where the address pointed
-            wait_until(lambda: any(c["name"] == "studio_session" for c in page.context.cookies()), 30, "the cookie")
-            page.reload()
-            _settle(page)
-            expect(page.get_by_role("heading", name="3. Train")).to_be_visible()  # a reload keeps you in
-            other = page.context.new_page()
-            other.goto(f"{url}/runs")
-            _settle(other)
-            expect(other.get_by_role("button", name="Sign out")).to_be_visible()  # so does a new tab
-            _shot(other, "8-signed-in-new-tab")
-            stale = next(c for c in page.context.cookies() if c["name"] == "studio_session")
-            other.get_by_role("button", name="Sign out").click()
-            expect(other.get_by_text("This dashboard is private")).to_be_visible()
-            wait_until(lambda: not any(c["name"] == "studio_session" for c in other.context.cookies()), 30, "no cookie")
-            page.context.add_cookies([stale])  # a copied cookie of a signed-out session is refused too
-            page.reload()
+    with (
+        _sharing_server(trained, isolated_workspace, STUDIO_PASSWORD="correct horse") as (url, token),
+        sync_playwright() as playwright,
+        chromium_page(playwright, "sign-in") as first,
+    ):
+        page = first.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # tabs
+        page.goto(f"{url}/?share={token}")
+        _settle(page)
+        expect(page.get_by_role("heading", name="small-steps")).to_be_visible()  # the link needs no password
+        for stripped in (f"{url}/", f"{url}/runs?run=small-steps", f"{url}/evaluate?shared={token}"):
+            page.goto(stripped)
             _settle(page)
             expect(page.get_by_text("This dashboard is private")).to_be_visible()
-    finally:
-        stop_dashboard(process)
+            assert page.get_by_role("button", name="Delete").count() == 0
+            assert page.get_by_role("link", name="Train").count() == 0
+        page.goto(f"{url}/train")
+        _settle(page)
+        page.get_by_label("Password", exact=True).fill("correct hors")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("That password is not right")).to_be_visible()
+        _shot(page, "8-sign-in-refused")
+        page.get_by_label("Password", exact=True).fill("correct horse")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="3. Train")).to_be_visible()  # where the address pointed
+        wait_until(lambda: any(c["name"] == "studio_session" for c in page.context.cookies()), 30, "the cookie")
+        page.reload()
+        _settle(page)
+        expect(page.get_by_role("heading", name="3. Train")).to_be_visible()  # a reload keeps you in
+        other = page.context.new_page()
+        other.goto(f"{url}/runs")
+        _settle(other)
+        expect(other.get_by_role("button", name="Sign out")).to_be_visible()  # so does a new tab
+        _shot(other, "8-signed-in-new-tab")
+        stale = next(c for c in page.context.cookies() if c["name"] == "studio_session")
+        other.get_by_role("button", name="Sign out").click()
+        expect(other.get_by_text("This dashboard is private")).to_be_visible()
+        wait_until(lambda: not any(c["name"] == "studio_session" for c in other.context.cookies()), 30, "no cookie")
+        page.context.add_cookies([stale])  # a copied cookie of a signed-out session is refused too
+        page.reload()
+        _settle(page)
+        expect(page.get_by_text("This dashboard is private")).to_be_visible()
 
 
 def test_another_computer_gets_a_link_s_run_and_nothing_more_without_a_password(trained, isolated_workspace):
@@ -236,36 +262,23 @@ def test_another_computer_gets_a_link_s_run_and_nothing_more_without_a_password(
     server."""
     from playwright.sync_api import expect, sync_playwright
 
-    shutil.copytree(trained / "small-steps", runs_root() / "small-steps")
-    token = sharing.make_link("small-steps")
-    env = dict(_server_env(), STUDIO_OWNER_ADDRESSES="192.0.2.1")
-    process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
-    try:
-        with sync_playwright() as playwright, chromium_page(playwright, "closed") as page:
-            outside = []
-            local = re.compile(r"^(https?|wss?)://127\.0\.0\.1:\d+/|^(data|blob|about):")
-
-            def refuse_outside(route):
-                if local.match(route.request.url):
-                    route.continue_()
-                else:
-                    outside.append(route.request.url)
-                    route.abort()
-
-            page.route("**/*", refuse_outside)
-            page.goto(f"{url}/evaluate?share={token}")
+    with (
+        _sharing_server(trained, isolated_workspace, STUDIO_OWNER_ADDRESSES="192.0.2.1") as (url, token),
+        sync_playwright() as playwright,
+        chromium_page(playwright, "closed") as page,
+    ):
+        outside = _refuse_outside(page)
+        page.goto(f"{url}/evaluate?share={token}")
+        _settle(page)
+        expect(page.get_by_role("heading", name="small-steps")).to_be_visible()
+        for stripped in (f"{url}/", f"{url}/train", f"{url}/runs?run=small-steps"):
+            page.goto(stripped)
             _settle(page)
-            expect(page.get_by_role("heading", name="small-steps")).to_be_visible()
-            for stripped in (f"{url}/", f"{url}/train", f"{url}/runs?run=small-steps"):
-                page.goto(stripped)
-                _settle(page)
-                expect(page.get_by_text("This dashboard is open only on the computer it runs on")).to_be_visible()
-                assert page.get_by_test_id("stSidebar").count() == 0
-                assert page.get_by_text("big-steps").count() == 0 and page.get_by_role("button").count() == 0
-            _shot(page, "8-closed-to-other-computers")
-            assert outside == [], f"pages asked servers other than this one: {outside}"
-    finally:
-        stop_dashboard(process)
+            expect(page.get_by_text("This dashboard is open only on the computer it runs on")).to_be_visible()
+            assert page.get_by_test_id("stSidebar").count() == 0
+            assert page.get_by_text("big-steps").count() == 0 and page.get_by_role("button").count() == 0
+        _shot(page, "8-closed-to-other-computers")
+        assert outside == [], f"pages asked servers other than this one: {outside}"
 
 
 def test_every_page_asks_this_server_only(server_with_runs):
@@ -273,25 +286,8 @@ def test_every_page_asks_this_server_only(server_with_runs):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright, chromium_page(playwright, "offline-pages") as page:
-        outside = []
-        local = re.compile(r"^(https?|wss?)://127\.0\.0\.1:\d+/|^(data|blob|about):")
-
-        def refuse_outside(route):
-            if local.match(route.request.url):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", refuse_outside)
-        for path, heading in (
-            ("", "Fine-Tune Studio"),
-            ("data", "1. Data"),
-            ("model", "2. Model"),
-            ("train", "3. Train"),
-            ("evaluate", "4. Evaluate"),
-            ("runs", "Runs"),
-        ):
+        outside = _refuse_outside(page)
+        for path, heading in PAGE_TITLES:
             page.goto(f"{server_with_runs}/{path}?run=small-steps")
             _settle(page)
             expect(page.get_by_role("heading", name=heading).first).to_be_visible()

@@ -24,7 +24,9 @@ def test_anything_else_is_refused_with_the_forms_listed(text):
 def test_auto_becomes_the_backbones_recommendation_and_says_so():
     plan = UnfreezePlan()
     assert plan.resolve(SPEC) == UnfreezePlan(UnfreezeKind.BLOCK, block=SPEC.recommended_unfreeze)
-    assert plan.describe(SPEC) == f"the top of the network, from its part “{SPEC.recommended_unfreeze}” on (recommended)"
+    assert (
+        plan.describe(SPEC) == f"the top of the network, from its part “{SPEC.recommended_unfreeze}” on (recommended)"
+    )
     assert UnfreezePlan.parse("none").trains_nothing and UnfreezePlan(UnfreezeKind.LAYERS).trains_nothing
 
 
