@@ -201,8 +201,22 @@ def run_params() -> dict | None:
     return {"run": run_id} if run_id else None
 
 
+# A sign that the page is working, on every page: Streamlit fades what a click is about to redraw
+# (`data-stale`), with nothing else to see for seconds. Shown after a second, so the sidebar's
+# and the live panel's own refreshes every second never flash it.
+WORKING_SIGN = """<style>
+body:has([data-stale="true"])::after {
+  content: "Working…"; position: fixed; top: 14px; left: 50%; transform: translateX(-50%); z-index: 999999;
+  background: #2563eb; color: #fff; padding: 6px 16px; border-radius: 999px; font: 600 14px sans-serif;
+  box-shadow: 0 2px 8px rgba(0,0,0,.2); opacity: 0; animation: studio-working 0s linear 1s forwards;
+}
+@keyframes studio-working { to { opacity: 1; } }
+</style>"""
+
+
 def sidebar() -> None:
     """The pages (each link keeps the followed run), and where the project stands."""
+    st.html(WORKING_SIGN)
     with st.sidebar:
         current_run()
         for page, title, icon in PAGES:

@@ -172,7 +172,7 @@ def start_panel() -> None:
         "Quick first model",
         key="start_quick",
         disabled=blocked,
-        help=f"{RECIPES['quick'].what} Your photos and network stay as chosen.",
+        help=f"{RECIPES['quick'].in_words} Your photos and network stay as chosen.",
     ):
         _start(config.replace(**RECIPES["quick"].settings), report)  # the chosen network, the quick schedule
     what.caption("Quick first model: a model in seconds to try, trained on each photo's features computed once.")

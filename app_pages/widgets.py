@@ -125,7 +125,9 @@ def recipe_picker(where: str, slot) -> None:
             st.rerun()
         if chosen:
             applied = "" if key == in_use else " Press **Use this recipe** to apply it."
-            st.caption(f"**{chosen.what}** {chosen.source}{applied}")
+            st.caption(f"**{chosen.in_words}**{applied}")
+            with st.expander("Details for specialists"):
+                st.caption(f"{chosen.what} {chosen.source}")
         else:
             st.caption("The settings no longer match a recipe: they are your own. Choose a recipe to start from one.")
 

@@ -24,10 +24,15 @@ class Recipe:
     key: str
     title: str
     source: str  # where it comes from
-    what: str  # what it does, in a sentence
+    what: str  # what it does, in a sentence, with the numbers a specialist wants
     settings: dict[str, Any]
     # The same recipe on a backbone whose weights ship with the project (for the benchmark offline).
     offline: dict[str, Any] = field(default_factory=dict)
+    plain: str = ""  # what it does in words anyone uses (else: a published recipe, to compare with)
+
+    @property
+    def in_words(self) -> str:
+        return self.plain or f"A published recipe ({self.title}), to compare your results with."
 
     def config(self, base: RunConfig | None = None) -> RunConfig:
         """`base` (or the defaults) with this recipe's settings."""
@@ -56,6 +61,11 @@ RECIPES: dict[str, Recipe] = {
     "studio": Recipe(
         key="studio",
         title="Fine-Tune Studio default",
+        plain=(
+            "A network that already knows photos learns your classes in two steps: first a new last layer, then "
+            "the top of the network as well, on slightly altered copies of your photos. The most accurate model "
+            "this tool makes; minutes on a laptop."
+        ),
         source="This tool's default, chosen by measurement on the shared datasets (docs/recipes.md).",
         what=(
             "MobileNetV2 0.5 at 224 px for photos at least that large (160 px for smaller ones), average "
@@ -71,6 +81,10 @@ RECIPES: dict[str, Recipe] = {
     "quick": Recipe(
         key="quick",
         title="Quick first model (seconds, for demos and first looks)",
+        plain=(
+            "Only a new last layer learns, from what the network that already knows photos sees in each of "
+            "yours: a model in seconds, a few points less accurate than the default."
+        ),
         source="Computes each photo's features once and trains only a new head on them, as Teachable Machine does.",
         what=(
             "MobileNetV2 0.5 at 224 px, one pass of the pretrained network over each photo, then the new head "

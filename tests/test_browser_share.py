@@ -292,3 +292,7 @@ def test_every_page_asks_this_server_only(server_with_runs):
             _settle(page)
             expect(page.get_by_role("heading", name=heading).first).to_be_visible()
         assert outside == [], f"pages asked servers other than this one: {outside}"
+        sign = "() => { const s = getComputedStyle(document.body, '::after'); return [s.content, s.opacity]; }"
+        assert page.evaluate(sign)[0] == "none"  # nothing redrawing: no sign
+        page.evaluate("document.querySelector('[data-testid=stElementContainer]').setAttribute('data-stale', 'true')")
+        wait_until(lambda: page.evaluate(sign) == ['"Working…"', "1"], 10, "the working sign, a second into a redraw")
