@@ -86,7 +86,8 @@ def try_photos(run: RunDirectory, names: list[str], quota_key: str | None = None
     if not uploads:
         return
     space = st.session_state.setdefault("try_space", secrets.token_hex(8))  # this tab's own folder
-    photos = keep_tried_photos([(upload.name, upload.getvalue()) for upload in uploads], space, quota_key)
+    named = [("Photo from the webcam" if source == "The webcam" else upload.name, upload) for upload in uploads]
+    photos = keep_tried_photos([(name, upload.getvalue()) for name, upload in named], space, quota_key)
     try:
         _answers(run, names, photos)
     finally:
