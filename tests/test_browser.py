@@ -298,12 +298,19 @@ def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isol
             expect(main_area.get_by_text("Pictures of circles, squares")).to_be_visible()
             _go(page, "Train")
             _set_epochs(page, 1, 0)
-            expect(start).to_be_enabled()
+            try:
+                expect(start).to_be_enabled()
+            except AssertionError:
+                _shot(page, "FAILED-start-disabled")  # what the page said instead
+                raise
             start.dblclick()
             wait_until(lambda: _run_in_url(page), 30, "the run in the address bar")
             _settle(page)
-            start.click()  # and once more, straight after
-            _settle(page)
+            # Straight after, Start waits for a deliberate choice, saying why, instead of queueing a duplicate.
+            expect(main_area.get_by_text("is still training", exact=False).first).to_be_visible()
+            expect(start).to_be_disabled()
+            expect(main_area.get_by_text("Start another run while")).to_be_visible()
+            _shot(page, "3-train-start-while-training")
             assert len(list_runs()) == 1, [r.id for r in list_runs()]
 
             failed = RunDirectory.create(runs_root(), RunConfig(), title="A run that failed")

@@ -48,6 +48,6 @@ def test_a_model_file_with_code_in_it_is_refused_and_the_code_never_runs(tmp_pat
     path = tmp_path / "hostile.keras"
     keras.Model(inputs, outputs).save(path)
     marker.unlink(missing_ok=True)  # building the model ran the lambda once, here, on purpose
-    with pytest.raises(ValueError, match="[Ss]afe"):
+    with pytest.raises(ValueError, match="holds code"):
         load_model(path)
     assert not marker.exists()
