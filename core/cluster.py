@@ -119,7 +119,7 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
     address = cluster_address()
     process = ProcessRecord.of(os.getpid())
     run.update_status(pid=process.pid, pid_started=process.started)
-    refusal = token_authentication()  # before Ray is imported: it reads the mode once, then
+    refusal = token_authentication()  # before Ray is imported: it reads the mode once, at import
     if refusal:
         return _refuse(run, refusal, echo)
     try:
