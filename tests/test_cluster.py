@@ -115,6 +115,7 @@ def test_the_task_gets_the_studios_settings_but_not_the_clusters_address(monkeyp
 
 def test_without_ray_installed_the_run_fails_with_the_way_out(make_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # supervise sets it in this process: undone after the test
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     run = RunDirectory.create(tmp_path / "runs", tiny_config(str(make_dataset({"a": 3, "b": 3}))))
     assert supervise(run, echo=lambda line: None) is RunState.FAILED
