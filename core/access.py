@@ -13,7 +13,6 @@ Streamlit.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import collections
 import enum
@@ -32,7 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.files import data_home, write_atomic
-from core.sharing import password_matches, server_secret
+from core.sharing import _decode, _encode, password_matches, server_secret
 
 SESSION_COOKIE = "studio_session"
 SESSION_HOURS = 12
@@ -82,14 +81,6 @@ CLOSED_MESSAGE = (
 
 
 # --- Sessions: a signed cookie ----------------------------------------------------------------
-
-
-def _encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _session_key(password: str) -> bytes:
