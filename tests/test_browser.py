@@ -48,6 +48,38 @@ def _settle(page, seconds: float = 60.0) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=seconds * 1000)
 
 
+# Counts the script runs the page has finished, so that a test can wait for the rerun its own action starts:
+# straight after a click the app still says "notRunning", and `_settle` alone would pass before the server
+# has seen the change, letting the next click race it.
+COUNT_RERUNS = """
+window.__studioRuns = 0;
+new MutationObserver((records) => {
+  for (const record of records) if (record.oldValue === "running") window.__studioRuns += 1;
+}).observe(document,
+           {subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ["data-test-script-state"]});
+"""
+
+
+def _rerun(page, action, seconds: float = 60.0) -> None:
+    """Do `action`, which changes a widget, and wait until the script run that it starts has finished."""
+    before = page.evaluate("window.__studioRuns")
+    action()
+    page.wait_for_function(f"window.__studioRuns > {before}", timeout=seconds * 1000)
+    _settle(page, seconds)
+
+
+def _choose(page, box: str, option: str) -> None:
+    """Pick `option` in the select box labelled `box`, waiting for the app to take it."""
+    page.get_by_test_id("stSelectbox").filter(has_text=box).click()
+    _rerun(page, lambda: page.get_by_role("option", name=option).click())
+
+
+def _new_page(browser, **options):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, **options)
+    page.add_init_script(COUNT_RERUNS)
+    return page
+
+
 def _status(run_id: str) -> dict:
     from core.runs import runs_root
 
@@ -62,9 +94,9 @@ def _set_epochs(page, head: int, finetune: int) -> None:
     page.get_by_text("Training settings").click()
     for label, value in (("Head epochs", head), ("Fine-tune epochs", finetune)):
         field = page.get_by_label(label, exact=True)
-        field.fill(str(value))
-        field.press("Enter")
-        _settle(page)
+        if field.input_value() != str(value):
+            field.fill(str(value))
+            _rerun(page, lambda field=field: field.press("Enter"))
 
 
 def _shot(page, name: str) -> None:
@@ -79,7 +111,7 @@ CAMERA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"
 def chromium_page(playwright, name: str, camera: bool = False):
     """A new page in a new Chromium; if the test fails, a screenshot of the page as it was (`FAILED-NAME.png`)."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS + (CAMERA if camera else []))
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, permissions=["camera"] if camera else [])
+    page = _new_page(browser, permissions=["camera"] if camera else [])
     try:
         yield page
     except BaseException:
@@ -256,13 +288,11 @@ def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isol
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = _new_page(browser)
             main_area = page.get_by_test_id("stMainBlockContainer")
             page.goto(f"{url}/model")
             _settle(page)
-            page.get_by_test_id("stSelectbox").filter(has_text="Pretrained network").click()
-            page.get_by_role("option", name="EfficientNetB0").click()
-            _settle(page)
+            _choose(page, "Pretrained network", "EfficientNetB0")
             _go(page, "Train")
             start = page.get_by_role("button", name="Start training")
             expect(start).to_be_disabled()
@@ -274,9 +304,7 @@ def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isol
             _shot(page, "3-train-start-refused-weights")
 
             _go(page, "Model")
-            page.get_by_test_id("stSelectbox").filter(has_text="Pretrained network").click()
-            page.get_by_role("option", name="MobileNetV2 (width 0.5)").click()
-            _settle(page)
+            _choose(page, "Pretrained network", "MobileNetV2 (width 0.5)")
             _go(page, "Train")
             _set_epochs(page, 0, 0)
             expect(start).to_be_disabled()
@@ -363,7 +391,7 @@ def test_the_first_request_to_a_fresh_server_shows_the_app_from_its_first_paint(
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = _new_page(browser)
             page.add_init_script(RECORD_EVERY_PAINT)
             page.goto(f"{url}/{path}")
             expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=60_000)
@@ -391,7 +419,7 @@ def test_uploading_a_zip_of_photos(server, make_dataset, tmp_path):
         zf.writestr("my photos/red/notes.txt", "not a photo")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = _new_page(browser)
         page.goto(f"{server}/data")
         expect(page.get_by_role("heading", name="1. Data")).to_be_visible(timeout=60_000)
         page.get_by_text("Upload a zip").click()
@@ -419,7 +447,7 @@ def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_worksp
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = _new_page(browser)
             page.goto(f"{url}/train")
             _settle(page)
             _set_epochs(page, 12, 2)
