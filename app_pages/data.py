@@ -21,6 +21,7 @@ from core.datasets import DatasetError, make_splits
 from core.files import data_root, safe_name
 from core.overrides import decisions, summary, undo
 from core.sources import SAMPLES, data_home, source_label
+from core.tasks import Task
 from core.uploads import store_upload
 
 st.title("1. Data")
@@ -99,7 +100,7 @@ def choose_source(kind: str) -> None:
         name = st.selectbox("Sample set", list(SAMPLES), format_func=lambda n: SAMPLES[n]["title"], key="sample_name")
         st.caption("Downloaded once through Keras, then kept on this machine.")
         if st.button("Use this sample", key="use_sample"):
-            result, error = task_result("sample", {"name": name}, "Downloading the sample set")
+            result, error = task_result(Task.SAMPLE, {"name": name}, "Downloading the sample set")
             if error:
                 st.error(error)
                 st.stop()
@@ -164,7 +165,7 @@ if augmentation.enabled and examples:
         "seed": st.session_state.get("aug_seed", 0),
     }
     with preview:
-        result, error = task_result("augment", arguments, "Drawing augmented versions")
+        result, error = task_result(Task.AUGMENT, arguments, "Drawing augmented versions")
     preview.image([thumbnail(p) for p in examples], width=110, caption=["original"] * len(examples))
     if error:
         preview.warning(f"The augmentation preview could not be drawn: {error}")

@@ -18,6 +18,7 @@ from app_pages.widgets import recipe_picker, setting_input, unfreeze_input, weig
 from core.backbones import BACKBONES
 from core.config import AUTO_SIZE, SETTINGS
 from core.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
+from core.tasks import Task
 from core.weights import find_local_imagenet
 
 st.title("2. Model")
@@ -103,7 +104,7 @@ network_args = {
     "head_units": list(config.head_units),
     "classes": len(report.class_names) if report and len(report.class_names) >= 2 else 2,
 }
-network, error = task_result("network", network_args, "Reading the network's layers")
+network, error = task_result(Task.NETWORK, network_args, "Reading the network's layers")
 if error:
     st.error(f"The network's layers could not be read: {error}")
     st.stop()

@@ -15,6 +15,7 @@ from core.evaluation import mistake_caption
 from core.images import ImageRejected
 from core.overrides import decide, decision_for, summary, undo
 from core.runs import RunDirectory
+from core.tasks import Task
 from core.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
 
 HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
@@ -24,7 +25,7 @@ def _heatmaps(run: RunDirectory, paths: list[str], classes: list[str | None]) ->
     """The overlay for each photo (its path by photo; None where nothing pointed to the class, so the photo is
     shown with that said instead of an empty picture), or None with the reason shown."""
     args = {"run_dir": str(run.path), "image_paths": paths, "class_names": classes}
-    result, error = task_result("explain", args, "Working out where the model looked")
+    result, error = task_result(Task.EXPLAIN, args, "Working out where the model looked")
     if error:
         st.error(f"The heatmaps could not be made: {error}")
         return None
@@ -102,7 +103,7 @@ def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> N
     if not kept:
         return
     paths = [photo.path for photo in kept]
-    result, error = task_result("predict", {"run_dir": str(run.path), "image_paths": paths}, "Asking the model")
+    result, error = task_result(Task.PREDICT, {"run_dir": str(run.path), "image_paths": paths}, "Asking the model")
     if error:
         st.error(f"The model could not make predictions: {error}")
         return
@@ -146,7 +147,7 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
     )
     if not st.toggle("Review photos", key="review_on"):
         return
-    result, error = task_result("review", {"run_dir": str(run.path)}, "Finding the photos the model finds hardest")
+    result, error = task_result(Task.REVIEW, {"run_dir": str(run.path)}, "Finding the photos the model finds hardest")
     if error:
         st.error(f"The photos to review could not be found: {error}")
         return

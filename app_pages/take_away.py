@@ -14,11 +14,11 @@ from app_pages.share_views import said_download, say_download
 from core.export import FORMATS, existing, photos_missing, progress_path, tfjs_unavailable, tools_home, zip_path
 from core.files import safe_name
 from core.runs import RunDirectory, runs_root
-from core.tasks import read_result, result_path, start_task, task_running
+from core.tasks import Task, read_result, result_path, start_task, task_running
 
 
 def _task(run: RunDirectory, key: str):
-    return result_path("export", {"run_dir": str(run.path), "format": key})
+    return result_path(Task.EXPORT, {"run_dir": str(run.path), "format": key})
 
 
 def _numbers(v) -> str:
@@ -109,5 +109,5 @@ def _formats(run_id: str) -> None:
             state.caption("Not made yet.")
         if action.button("Try again" if error else "Make it", key=f"make_{key}"):
             task.unlink(missing_ok=True)
-            start_task("export", {"run_dir": str(run.path), "format": key})
+            start_task(Task.EXPORT, {"run_dir": str(run.path), "format": key})
             st.rerun()  # the list refreshes itself while the export is made

@@ -19,15 +19,16 @@ from app_pages.shared import (
 from app_pages.widgets import recipe_picker, setting_input
 from core import charts
 from core.backbones import BACKBONES
-from core.cluster import cluster_address
 from core.distribute import placement_in_words
 from core.estimate import planned_seconds, speeds_request
 from core.markup import md_literal
 from core.monitor import format_seconds
 from core.preflight import start_blockers
+from core.processes import cluster_address
 from core.recipes import RECIPES
 from core.runs import RunDirectory, list_runs, run_title, start_run
 from core.sources import source_label
+from core.tasks import Task
 
 DOUBLE_CLICK_SECONDS = 5.0
 
@@ -56,7 +57,7 @@ def find_learning_rate() -> None:
     if not st.session_state.get("lr_find_for"):
         return
     message = "Trying learning rates on the new head; the photos are prepared as for training"
-    result, error = task_result("lr_find", {"config": st.session_state["lr_find_for"]}, message)
+    result, error = task_result(Task.LR_FIND, {"config": st.session_state["lr_find_for"]}, message)
     if error:
         st.error(f"No learning rate could be suggested: {error}")
         st.session_state.pop("lr_find_for")
@@ -117,7 +118,7 @@ recipe_picker("train", recipe_slot)
 
 def planned_time(config, report) -> dict | None:
     """Seconds each stage should take on this machine, from its measured speeds; None until they are measured."""
-    speeds = task_if_done("speeds", speeds_request(config, report))
+    speeds = task_if_done(Task.SPEEDS, speeds_request(config, report))
     return planned_seconds(config, report, speeds) if speeds else None
 
 

@@ -18,6 +18,7 @@ from core.config import SETTINGS
 from core.errors import InputError
 from core.freezing import UnfreezeKind, UnfreezePlan
 from core.settings import SettingInfo, get_value, parse_text
+from core.tasks import Task
 
 
 def setting_input(name: str, container=None, *, label: str | None = None, disabled: bool = False) -> Any:
@@ -191,7 +192,7 @@ def weights_upload(spec, image_size: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     incoming = folder / f".incoming-{spec.weights_filename(image_size)}"
     incoming.write_bytes(upload.getvalue())
-    result, error = task_result("check_weights", {"backbone": spec.key, "path": str(incoming)}, "Checking the file")
+    result, error = task_result(Task.CHECK_WEIGHTS, {"backbone": spec.key, "path": str(incoming)}, "Checking the file")
     if error:
         incoming.unlink(missing_ok=True)
         st.error(error)

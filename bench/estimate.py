@@ -31,9 +31,9 @@ STAGES = ("preparing", "features", "head", "finetune", "evaluating")
 
 def measured_speeds(request: dict) -> dict:
     """The `speeds` task, in its own fresh process as the dashboard runs it (its start-up time is part of it)."""
-    from core.tasks import read_result, start_task, task_running
+    from core.tasks import Task, read_result, start_task, task_running
 
-    path = start_task("speeds", request)
+    path = start_task(Task.SPEEDS, request)
     while not path.exists() and task_running(path):
         time.sleep(0.2)
     result = read_result(path)

@@ -138,11 +138,20 @@ def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
         "resume", help="continue an interrupted run (its process was killed) from its last finished epoch"
     )
     resume.add_argument("run_dir", help="the run directory (the --out of `train`)")
-    worker = commands.add_parser("worker", help=argparse.SUPPRESS)
-    worker.add_argument("run_dir")
-    cluster = commands.add_parser("cluster", help=argparse.SUPPRESS)
-    cluster.add_argument("run_dir")
-    task = commands.add_parser("task", help=argparse.SUPPRESS)
+    return parser
+
+
+# The processes the dashboard and the CLI start for themselves (`core.processes.spawn_core`), kept out of the
+# user's `--help`: `python -m core worker RUN_DIR`, `cluster RUN_DIR`, `task NAME ARGS_JSON OUT`.
+INTERNAL_COMMANDS = ("worker", "cluster", "task")
+
+
+def internal_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="Fine-Tune Studio's own processes (not for people).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("worker").add_argument("run_dir")
+    commands.add_parser("cluster").add_argument("run_dir")
+    task = commands.add_parser("task")
     task.add_argument("name")
     task.add_argument("arguments", help="the task's arguments as JSON")
     task.add_argument("out", help="file to write the JSON result to")
@@ -447,26 +456,30 @@ def _recipe_defaults(argv: list[str] | None) -> RunConfig | None:
     return RECIPES[known.recipe].config() if known.recipe in RECIPES else None
 
 
+def _internal(args: argparse.Namespace) -> int:
+    if args.command == "worker":
+        from core.training import run_worker
+
+        return run_worker(args.run_dir)
+    if args.command == "cluster":
+        from core.cluster import supervise
+        from core.runs import RunDirectory
+        from core.status import RunState
+
+        return 0 if supervise(RunDirectory(args.run_dir)) in (RunState.SUCCEEDED, RunState.STOPPED) else 1
+    from core.task_bodies import TASK_NICENESS, run_task
+
+    os.nice(TASK_NICENESS)
+    return run_task(args.name, json.loads(args.arguments), args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        given = sys.argv[1:] if argv is None else argv
+        if given and given[0] in INTERNAL_COMMANDS:
+            return _internal(internal_parser().parse_args(given))
         args = build_parser(_recipe_defaults(argv)).parse_args(argv)
-        if args.command == "worker":
-            from core.training import run_worker
-
-            return run_worker(args.run_dir)
-        if args.command == "cluster":
-            from core.cluster import supervise
-            from core.runs import RunDirectory
-            from core.status import RunState
-
-            return 0 if supervise(RunDirectory(args.run_dir)) in (RunState.SUCCEEDED, RunState.STOPPED) else 1
-        if args.command == "task":
-            from core.tasks import TASK_NICENESS, run_task
-
-            # Below the web server (which must answer clicks) and above training (which can wait).
-            os.nice(TASK_NICENESS)
-            return run_task(args.name, json.loads(args.arguments), args.out)
         commands = {
             "train": command_train,
             "scan": command_scan,

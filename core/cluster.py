@@ -23,21 +23,15 @@ import socket
 import time
 from pathlib import Path
 
+from core.processes import NO_RAY, RAY_ADDRESS_ENV, cluster_address
 from core.runs import RunDirectory
 from core.status import RunState, Stage
 
-RAY_ADDRESS_ENV = "STUDIO_RAY_ADDRESS"
 POLL_SECONDS = 0.5
 # Passed to the task's worker: where the studio keeps its data and caches, how TensorFlow logs and how the
 # processor is split. Never the cluster's address: the task trains where it is.
 PASSED_ENV_PREFIXES = ("STUDIO_", "KERAS_HOME", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-NO_RAY = (
-    f"Runs go to a Ray cluster ({RAY_ADDRESS_ENV} is set), but Ray is not installed on this server.",
-    f"An administrator installs it (pip install -r requirements-cluster.txt) or unsets {RAY_ADDRESS_ENV} to train here.",
-)
 
 
 # Ray's token authentication (Ray 2.52 and later): every connection to the cluster carries the token that
@@ -75,18 +69,6 @@ def _answers(address: str, timeout: float = 3.0) -> bool:
             return True
     except (OSError, ValueError):
         return False
-
-
-def cluster_address() -> str | None:
-    """The Ray cluster runs are sent to, or None to train on this machine."""
-    return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
-
-
-def ray_missing() -> bool:
-    """Whether runs should go to a cluster but Ray cannot be imported here (found without importing it)."""
-    import importlib.util
-
-    return bool(cluster_address()) and importlib.util.find_spec("ray") is None
 
 
 def gpus_asked(devices: str, cluster_gpus: int) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core import overrides
 from core.errors import InputError
-from core.images import ImageRejected, inspect_image, is_junk
+from core.images import ImageRejected, SkippedFile, inspect_image, is_junk
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {
@@ -48,12 +48,6 @@ class ImageItem:
     width: int
     height: int
     copy_of: str = ""  # the path of an identical file found earlier (same bytes), if any
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    path: str
-    reason: str
 
 
 @dataclass

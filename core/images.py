@@ -28,6 +28,14 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file a scan left out, and why, in words."""
+
+    path: str
+    reason: str
+
+
 class ImageRejected(ValueError):
     """A file that will not be used, with the reason in words a person understands."""
 

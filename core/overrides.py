@@ -97,7 +97,7 @@ def summary(root: str | Path) -> str:
 def apply(report):
     """`report` (a DatasetReport) with the decisions applied: moved photos relabelled (to a class the dataset
     has), left-out photos listed as skipped with the reason. The report records what it used."""
-    from core.datasets import SkippedFile
+    from core.images import SkippedFile
 
     chosen = decisions(report.root)
     if not chosen:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.backbones import BACKBONES, BackboneSpec
-from core.cluster import NO_RAY, RAY_ADDRESS_ENV, cluster_address, ray_missing
 from core.config import AUTO_SIZE, SETTINGS, RunConfig
 from core.datasets import DatasetReport
+from core.processes import NO_RAY, RAY_ADDRESS_ENV, cluster_address, ray_missing
 from core.settings import ConfigError
 from core.weights import find_local_imagenet, keras_models_dir
 

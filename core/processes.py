@@ -18,6 +18,13 @@ import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Where a run's process trains: here, or on the Ray cluster at this address (`core.cluster`).
+RAY_ADDRESS_ENV = "STUDIO_RAY_ADDRESS"
+NO_RAY = (
+    f"Runs go to a Ray cluster ({RAY_ADDRESS_ENV} is set), but Ray is not installed on this server.",
+    f"An administrator installs it (pip install -r requirements-cluster.txt) or unsets {RAY_ADDRESS_ENV} to train here.",
+)
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -75,3 +82,15 @@ def spawn_core(arguments: list[str], log_path: Path | None = None) -> ProcessRec
             output.close()
     threading.Thread(target=process.wait, daemon=True).start()
     return ProcessRecord.of(process.pid)
+
+
+def cluster_address() -> str | None:
+    """The Ray cluster runs are sent to, or None to train on this machine."""
+    return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+
+
+def ray_missing() -> bool:
+    """Whether runs should go to a cluster but Ray cannot be imported here (found without importing it)."""
+    import importlib.util
+
+    return bool(cluster_address()) and importlib.util.find_spec("ray") is None

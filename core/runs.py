@@ -24,7 +24,7 @@ from typing import Any
 
 from core.config import RunConfig
 from core.files import safe_name, write_atomic
-from core.processes import ProcessRecord, process_alive, spawn_core
+from core.processes import ProcessRecord, cluster_address, process_alive, spawn_core
 from core.status import ResumePoint, RunState, RunStatus, Stage
 
 
@@ -346,8 +346,6 @@ def resume_run(run: RunDirectory) -> RunDirectory:
 def spawn_worker(run: RunDirectory) -> ProcessRecord:
     """Start the run's worker process (`python -m core worker`), its output appended to `log.txt`; with
     STUDIO_RAY_ADDRESS set, the process that sends it to the Ray cluster instead (`core.cluster`)."""
-    from core.cluster import cluster_address
-
     process = spawn_core(["cluster" if cluster_address() else "worker", str(run.path)], log_path=run.log_path)
     run.update_status(pid=process.pid, pid_started=process.started)
     return process

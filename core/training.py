@@ -213,11 +213,11 @@ def adopt_estimate(run: RunDirectory, config: RunConfig, report) -> None:
     """A run started before its speeds were measured takes the estimate as soon as they are (the
     dashboard's `speeds` task caches them), so its time left covers every stage."""
     from core.estimate import planned_seconds, speeds_request
-    from core.tasks import read_result, result_path
+    from core.tasks import Task, read_result, result_path
 
     if run.raw_status().estimate or report is None:
         return
-    speeds = read_result(result_path("speeds", speeds_request(config, report)))
+    speeds = read_result(result_path(Task.SPEEDS, speeds_request(config, report)))
     if speeds and "error" not in speeds:
         run.update_status(estimate=planned_seconds(config, report, speeds))
 

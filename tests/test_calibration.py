@@ -41,7 +41,7 @@ def test_without_validation_photos_the_training_photos_set_the_limit():
 def test_the_demo_model_says_an_ant_is_none_of_its_shapes(tmp_path):
     """The issue's example: an ant photo given to the shapes model came back "triangle 92%"."""
     from core.runs import RunDirectory
-    from core.tasks import predict_task
+    from core.task_bodies import predict_task
     from core.training import train_run
     from tests.conftest import tiny_config
 

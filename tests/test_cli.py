@@ -186,3 +186,36 @@ def test_predict_with_a_model_holding_code_exits_2_with_one_line(make_dataset, t
     assert "Traceback" not in result.stderr  # TensorFlow's own start-up lines may come first
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: The model model.keras was not loaded: it holds code"), result.stderr
+
+
+def test_help_lists_the_commands_people_use_and_not_the_internal_ones(capsys):
+    """`worker`, `cluster` and `task` are the studio's own processes: callable, never offered in `--help`."""
+    from core.cli import INTERNAL_COMMANDS, build_parser, internal_parser
+
+    text = build_parser().format_help()
+    for command in ("train", "scan", "export", "predict", "report", "runs", "pack", "unpack", "resume"):
+        assert command in text
+    for command in INTERNAL_COMMANDS:
+        assert command not in text, command
+    assert "SUPPRESS" not in text
+    assert internal_parser().parse_args(["task", "speeds", "{}", "out.json"]).name == "speeds"
+    assert internal_parser().parse_args(["worker", "runs/x"]).run_dir == "runs/x"
+
+
+def test_the_package_metadata_names_what_exists():
+    """`pip install -e .` installs the CLI as `fine-tune-studio`: its entry point, packages and files exist."""
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    module, function = project["project"]["scripts"]["fine-tune-studio"].split(":")
+    assert callable(getattr(importlib.import_module(module), function))
+    setuptools = project["tool"]["setuptools"]
+    for package in setuptools["packages"]:
+        assert list((REPO / package).glob("*.py")), package
+    for name in setuptools["py-modules"]:
+        assert (REPO / f"{name}.py").is_file(), name
+    dynamic = setuptools["dynamic"]
+    for path in [*dynamic["dependencies"]["file"], *dynamic["optional-dependencies"]["cluster"]["file"]]:
+        assert (REPO / path).is_file(), path
+    assert (REPO / "LICENSE").read_text().lstrip().startswith("Apache License")

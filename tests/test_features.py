@@ -156,7 +156,7 @@ def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_p
 
 
 def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset, weights_file):
-    from core.tasks import lr_find_task
+    from core.task_bodies import lr_find_task
 
     data = str(make_dataset({"red": 10, "green": 10}))
     result = lr_find_task(tiny_config(data, backbone=SPEC.key, weights=weights_file).to_dict())

@@ -4,7 +4,8 @@ import json
 import subprocess
 import sys
 
-from core.tasks import read_result, result_path, run_task, start_task, task_running
+from core.task_bodies import run_task
+from core.tasks import read_result, result_path, start_task, task_running
 from tests.conftest import REPO, wait_until
 
 NETWORK = {"backbone": "mobilenet_v2_0.35", "image_size": 32, "pooling": "avg", "head_units": [], "classes": 3}
