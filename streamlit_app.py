@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.shared import PAGE_ICON, PAGES, dashboard_password, remember_session, say_missing_run, sidebar
-from core import access
+from core.sharing import access
 
 st.set_page_config(page_title="Fine-Tune Studio", page_icon=PAGE_ICON, layout="wide")
 
@@ -27,7 +27,7 @@ def only(page: str, title: str) -> None:
 
 
 # A read-only link (`?share=`) shows its one run and nothing else, whoever opens it. Everything
-# else is closed until the person is let in (`core.access`): signed in with the password (a
+# else is closed until the person is let in (`core.sharing.access`): signed in with the password (a
 # signed cookie keeps them in across reloads and tabs), or, with no password set, on the
 # computer the dashboard runs on.
 if "share" in st.query_params:

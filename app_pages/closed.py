@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.access import CLOSED_MESSAGE
+from core.sharing.access import CLOSED_MESSAGE
 
 st.title("Fine-Tune Studio")
 st.info(CLOSED_MESSAGE, icon=":material/lock:")

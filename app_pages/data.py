@@ -15,14 +15,14 @@ from app_pages.shared import (
     thumbnail,
 )
 from app_pages.widgets import dataset_summary, setting_input
-from core.collect import made_root
-from core.config import BEST_NEEDS_VALIDATION
-from core.datasets import DatasetError, make_splits
-from core.files import data_root, safe_name
-from core.overrides import decisions, summary, undo
-from core.sources import SAMPLES, data_home, source_label
-from core.tasks import Task
-from core.uploads import store_upload
+from core.base.files import data_root, safe_name
+from core.base.tasks import Task
+from core.data.collect import made_root
+from core.data.datasets import DatasetError, make_splits
+from core.data.overrides import decisions, summary, undo
+from core.data.sources import SAMPLES, data_home, source_label
+from core.data.uploads import store_upload
+from core.network.config import BEST_NEEDS_VALIDATION
 
 st.title("1. Data")
 

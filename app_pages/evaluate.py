@@ -8,11 +8,11 @@ from app_pages.run_views import first_model_line, progress_of
 from app_pages.share_views import keep_as_file, report_download, share_panel
 from app_pages.shared import current_run, follow_run, say_missing_run
 from app_pages.take_away import take_away
-from core import charts
-from core.evaluation import accuracy_headline, results_in_words
-from core.markup import md_literal, md_notes
-from core.runs import RunDirectory, distinct_titles, list_runs, runs_root
-from core.status import RunState
+from core.base.markup import md_literal, md_notes
+from core.results import charts
+from core.runs.directory import RunDirectory, distinct_titles, list_runs, runs_root
+from core.runs.status import RunState
+from core.training.evaluation import accuracy_headline, results_in_words
 
 st.title("4. Evaluate")
 run = current_run()

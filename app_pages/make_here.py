@@ -1,5 +1,5 @@
 """Make a dataset in the browser (Teachable Machine's flow): name the classes, then add photos to
-each with the webcam or from files. The photos are kept on the server (`core.collect`)."""
+each with the webcam or from files. The photos are kept on the server (`core.data.collect`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.shared import PHOTO_TYPES, current_config, set_setting
-from core.collect import add_class, add_photo, classes_of, made_folder, made_root
-from core.errors import InputError
+from core.base.errors import InputError
+from core.data.collect import add_class, add_photo, classes_of, made_folder, made_root
 
 
 def _add(folder: Path, name: str, files) -> bool:

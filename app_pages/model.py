@@ -15,11 +15,11 @@ from app_pages.shared import (
     weights_downloadable,
 )
 from app_pages.widgets import recipe_picker, setting_input, unfreeze_input, weights_upload
-from core.backbones import BACKBONES
-from core.config import AUTO_SIZE, SETTINGS
-from core.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
-from core.tasks import Task
-from core.weights import find_local_imagenet
+from core.base.tasks import Task
+from core.network.backbones import BACKBONES
+from core.network.config import AUTO_SIZE, SETTINGS
+from core.network.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
+from core.network.weights import find_local_imagenet
 
 st.title("2. Model")
 recipe_slot = st.container()

@@ -11,12 +11,12 @@ import streamlit as st
 from PIL import Image
 
 from app_pages.shared import PHOTO_TYPES, task_result, thumbnail
-from core.evaluation import mistake_caption
-from core.images import ImageRejected
-from core.overrides import decide, decision_for, summary, undo
-from core.runs import RunDirectory
-from core.tasks import Task
-from core.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
+from core.base.tasks import Task
+from core.data.images import ImageRejected
+from core.data.overrides import decide, decision_for, summary, undo
+from core.data.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
+from core.runs.directory import RunDirectory
+from core.training.evaluation import mistake_caption
 
 HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
 

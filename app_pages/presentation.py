@@ -1,6 +1,6 @@
 """A shared run, read-only: its results, curves, the report and trying it on a photo, and nothing else.
 
-Opened through a signed link (`?share=TOKEN`, `core.sharing`); the token is checked on every
+Opened through a signed link (`?share=TOKEN`, `core.sharing.links`); the token is checked on every
 rerun, so a link turned off stops working at the person's next click.
 """
 
@@ -9,12 +9,13 @@ import streamlit as st
 from app_pages.photo_views import try_photos
 from app_pages.run_views import progress_of
 from app_pages.share_views import report_download
-from core import charts, sharing
-from core.evaluation import accuracy_headline, results_in_words
-from core.files import safe_name
-from core.markup import md_literal, md_notes
-from core.report import accuracy_interval
-from core.runs import RunDirectory, runs_root
+from core.base.files import safe_name
+from core.base.markup import md_literal, md_notes
+from core.results import charts
+from core.results.report import accuracy_interval
+from core.runs.directory import RunDirectory, runs_root
+from core.sharing import links as sharing
+from core.training.evaluation import accuracy_headline, results_in_words
 
 try:
     link = sharing.open_link(st.query_params.get("share", ""))

@@ -12,12 +12,12 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.shared import follow_run, next_step
-from core import charts
-from core.config import BEST_NEEDS_VALIDATION
-from core.distribute import placement_in_words
-from core.monitor import RunProgress, memorising
-from core.runs import RunDirectory, distinct_titles, list_runs, resume_run, runs_root
-from core.status import RunState
+from core.network.config import BEST_NEEDS_VALIDATION
+from core.network.distribute import placement_in_words
+from core.results import charts
+from core.runs.directory import RunDirectory, distinct_titles, list_runs, resume_run, runs_root
+from core.runs.status import RunState
+from core.training.monitor import RunProgress, memorising
 
 
 def progress_of(run: RunDirectory) -> tuple[RunProgress, object]:
@@ -137,7 +137,7 @@ def runs_table() -> None:
 
 def compare_runs(runs: list[RunDirectory]) -> None:
     """Two or more runs side by side: curves overlaid, results, time and size, settings that differ, classes."""
-    from core import compare
+    from core.results import compare
 
     st.subheader(f"Comparing {len(runs)} runs")
     curves = compare.validation_curves(runs)

@@ -5,11 +5,11 @@ import streamlit as st
 from app_pages.run_views import about_editor, compare_runs
 from app_pages.share_views import keep_as_file
 from app_pages.shared import follow_run, next_step
-from core.compare import runs_frame
-from core.errors import InputError
-from core.markup import md_literal
-from core.projects import ProjectRefused, delete_run, imported_from, unpack_run
-from core.runs import RunDirectory, list_runs, runs_root
+from core.base.errors import InputError
+from core.base.markup import md_literal
+from core.results.compare import runs_frame
+from core.runs.directory import RunDirectory, list_runs, runs_root
+from core.sharing.projects import ProjectRefused, delete_run, imported_from, unpack_run
 
 st.title("Runs")
 

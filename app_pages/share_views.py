@@ -7,10 +7,11 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from core import access, sharing
-from core.projects import can_pack, pack_run, project_name
-from core.report import build_report, report_name
-from core.runs import RunDirectory
+from core.results.report import build_report, report_name
+from core.runs.directory import RunDirectory
+from core.sharing import access
+from core.sharing import links as sharing
+from core.sharing.projects import can_pack, pack_run, project_name
 
 
 def say_download(key: str, words: str) -> None:

@@ -10,21 +10,22 @@ import time
 
 import streamlit as st
 
-from core import access, weights
-from core.backbones import BACKBONES
-from core.config import AUTO_SIZE, RunConfig
-from core.datasets import DatasetError, DatasetReport, scan_dataset
-from core.evaluation import accuracy_label
-from core.files import safe_name
-from core.images import IMAGE_EXTENSIONS, load_rgb
-from core.markup import md_literal
-from core.overrides import overrides_home
-from core.preflight import planned_image_size
-from core.runs import RunDirectory, list_runs, runs_root
-from core.settings import with_value
-from core.sharing import configured_password
-from core.sources import resolve_source, source_label
-from core.tasks import read_result, start_task, task_running
+from core.base.files import safe_name
+from core.base.markup import md_literal
+from core.base.settings import with_value
+from core.base.tasks import read_result, start_task, task_running
+from core.data.datasets import DatasetError, DatasetReport, scan_dataset
+from core.data.images import IMAGE_EXTENSIONS, load_rgb
+from core.data.overrides import overrides_home
+from core.data.sources import resolve_source, source_label
+from core.network import weights
+from core.network.backbones import BACKBONES
+from core.network.config import AUTO_SIZE, RunConfig
+from core.runs.directory import RunDirectory, list_runs, runs_root
+from core.sharing import access
+from core.sharing.links import configured_password
+from core.training.evaluation import accuracy_label
+from core.training.preflight import planned_image_size
 
 
 def current_config() -> RunConfig:
@@ -85,7 +86,7 @@ def image_size_plan(config: RunConfig) -> tuple[int, str]:
 
 
 def weights_downloadable() -> bool:
-    """Whether this server can download ImageNet weights (`core.weights` asks at most every two minutes)."""
+    """Whether this server can download ImageNet weights (`core.network.weights` asks at most every two minutes)."""
     return weights.downloads_possible()
 
 

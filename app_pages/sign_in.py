@@ -1,6 +1,6 @@
 """Sign in: the dashboard is closed with a password (`STUDIO_PASSWORD` or Streamlit's secrets).
 
-A right password keeps this browser signed in for `core.access.SESSION_HOURS` (a signed cookie),
+A right password keeps this browser signed in for `core.sharing.access.SESSION_HOURS` (a signed cookie),
 so a reload, a new tab or a pasted link does not ask again; guesses are limited server-wide.
 """
 
@@ -9,7 +9,7 @@ import time
 import streamlit as st
 
 from app_pages.shared import dashboard_password, keep_cookie
-from core import access
+from core.sharing import access
 
 keep_cookie()  # after "Sign out", the browser forgets its cookie here
 _, middle, _ = st.columns([1, 2, 1])  # a narrow form, not one stretched across a wide screen

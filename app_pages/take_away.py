@@ -11,10 +11,12 @@ import time
 import streamlit as st
 
 from app_pages.share_views import said_download, say_download
-from core.export import FORMATS, existing, photos_missing, progress_path, tfjs_unavailable, tools_home, zip_path
-from core.files import safe_name
-from core.runs import RunDirectory, runs_root
-from core.tasks import Task, read_result, result_path, start_task, task_running
+from core.base.files import safe_name
+from core.base.tasks import Task, read_result, result_path, start_task, task_running
+from core.results.export import existing, photos_missing, progress_path, zip_path
+from core.results.formats import FORMATS
+from core.results.tfjs_tools import tfjs_unavailable, tools_home
+from core.runs.directory import RunDirectory, runs_root
 
 
 def _task(run: RunDirectory, key: str):

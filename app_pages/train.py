@@ -17,18 +17,18 @@ from app_pages.shared import (
     weights_downloadable,
 )
 from app_pages.widgets import recipe_picker, setting_input
-from core import charts
-from core.backbones import BACKBONES
-from core.distribute import placement_in_words
-from core.estimate import planned_seconds, speeds_request
-from core.markup import md_literal
-from core.monitor import format_seconds
-from core.preflight import start_blockers
-from core.processes import cluster_address
-from core.recipes import RECIPES
-from core.runs import RunDirectory, list_runs, run_title, start_run
-from core.sources import source_label
-from core.tasks import Task
+from core.base.markup import md_literal
+from core.base.processes import cluster_address
+from core.base.tasks import Task
+from core.data.sources import source_label
+from core.network.backbones import BACKBONES
+from core.network.distribute import placement_in_words
+from core.network.recipes import RECIPES
+from core.results import charts
+from core.runs.directory import RunDirectory, list_runs, run_title, start_run
+from core.training.estimate import planned_seconds, speeds_request
+from core.training.monitor import format_seconds
+from core.training.preflight import start_blockers
 
 DOUBLE_CLICK_SECONDS = 5.0
 

@@ -1,4 +1,4 @@
-"""Widgets made from the settings' declarations (`core/config.py`), and the recipe picker.
+"""Widgets made from the settings' declarations (`core/network/config.py`), and the recipe picker.
 
 `setting_input("head_epochs")` draws the right widget for a setting (a toggle, a choice,
 a number, a slider or a text box) with its label, help and bounds as declared, starting
@@ -14,11 +14,11 @@ from typing import Any
 import streamlit as st
 
 from app_pages.shared import current_config, set_config, set_setting, task_result
-from core.config import SETTINGS
-from core.errors import InputError
-from core.freezing import UnfreezeKind, UnfreezePlan
-from core.settings import SettingInfo, get_value, parse_text
-from core.tasks import Task
+from core.base.errors import InputError
+from core.base.settings import SettingInfo, get_value, parse_text
+from core.base.tasks import Task
+from core.network.config import SETTINGS
+from core.network.freezing import UnfreezeKind, UnfreezePlan
 
 
 def setting_input(name: str, container=None, *, label: str | None = None, disabled: bool = False) -> Any:
@@ -100,7 +100,7 @@ def recipe_picker(where: str, slot) -> None:
     Drawn into `slot` (a container near the top of the page) after the page's own settings
     widgets have run, so it shows whether the settings as they are now match a recipe.
     """
-    from core.recipes import RECIPE_FIELDS, RECIPES, matching_recipe
+    from core.network.recipes import RECIPE_FIELDS, RECIPES, matching_recipe
 
     config = current_config()
     in_use = matching_recipe(config)
@@ -174,9 +174,9 @@ def unfreeze_input(spec, rows: list[dict]) -> UnfreezePlan:
 
 def weights_upload(spec, image_size: int) -> None:
     """Missing ImageNet weights on an offline machine: the ready networks, and a place to upload the file."""
-    from core.files import atomic_path
-    from core.preflight import missing_weights_details, ready_networks
-    from core.weights import uploaded_weights_dir
+    from core.base.files import atomic_path
+    from core.network.weights import uploaded_weights_dir
+    from core.training.preflight import missing_weights_details, ready_networks
 
     ready = ", ".join(s.label for s in ready_networks(image_size)) or "none"
     st.warning(

@@ -28,10 +28,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
     args = parser.parse_args()
-    from core.config import RunConfig
-    from core.datasets import scan_dataset
-    from core.estimate import planned_seconds, speeds_request
-    from core.sources import resolve_source
+    from core.data.datasets import scan_dataset
+    from core.data.sources import resolve_source
+    from core.network.config import RunConfig
+    from core.training.estimate import planned_seconds, speeds_request
 
     print(machine())
     with tempfile.TemporaryDirectory() as workspace:

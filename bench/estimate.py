@@ -31,7 +31,7 @@ STAGES = ("preparing", "features", "head", "finetune", "evaluating")
 
 def measured_speeds(request: dict) -> dict:
     """The `speeds` task, in its own fresh process as the dashboard runs it (its start-up time is part of it)."""
-    from core.tasks import Task, read_result, start_task, task_running
+    from core.base.tasks import Task, read_result, start_task, task_running
 
     path = start_task(Task.SPEEDS, request)
     while not path.exists() and task_running(path):
@@ -43,12 +43,12 @@ def measured_speeds(request: dict) -> dict:
 
 
 def one_run(dataset: str, recipe_key: str) -> dict:
-    from core.datasets import scan_dataset
-    from core.estimate import planned_seconds, speeds_request
-    from core.monitor import RunProgress
-    from core.recipes import RECIPES
-    from core.runs import start_run
-    from core.sources import resolve_source
+    from core.data.datasets import scan_dataset
+    from core.data.sources import resolve_source
+    from core.network.recipes import RECIPES
+    from core.runs.directory import start_run
+    from core.training.estimate import planned_seconds, speeds_request
+    from core.training.monitor import RunProgress
 
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)

@@ -64,9 +64,9 @@ def worker(which: str) -> None:
                     )
             else:
                 sys.path.insert(0, str(REPO))
-                from core.backbones import get_backbone
-                from core.config import AugmentationConfig
-                from core.model import build_classifier, compile_for_phase
+                from core.network.backbones import get_backbone
+                from core.network.config import AugmentationConfig
+                from core.network.model import build_classifier, compile_for_phase
 
                 images = rng.integers(0, 255, (256, 32, 32, 3)).astype(np.uint8)
                 labels = rng.integers(0, 2, 256)

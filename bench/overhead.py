@@ -33,10 +33,10 @@ def epoch_seconds(model, dataset, epochs: int, callbacks: list) -> float:
 
 def run_callbacks(folder: Path, model, steps: int, batch_size: int) -> list:
     """The event stream and the per-epoch status, as a run writes them (checkpoints are timed apart)."""
-    from core.callbacks import EventStream
-    from core.config import RunConfig
-    from core.runs import RunDirectory
-    from core.training import BATCH_EVENT_SECONDS
+    from core.network.config import RunConfig
+    from core.runs.directory import RunDirectory
+    from core.training.callbacks import EventStream
+    from core.training.phases import BATCH_EVENT_SECONDS
 
     run = RunDirectory.create(folder, RunConfig(), run_id=f"r{time.time_ns()}")
     stream = EventStream(
@@ -52,7 +52,7 @@ def run_callbacks(folder: Path, model, steps: int, batch_size: int) -> list:
 
 
 def save_seconds(model, folder: Path) -> float:
-    from core.files import save_model_atomic
+    from core.base.files import save_model_atomic
 
     started = time.perf_counter()
     for k in range(3):
@@ -64,7 +64,7 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from core.backbones import BACKBONES
+    from core.network.backbones import BACKBONES
 
     rng = np.random.default_rng(0)
     cases = []

@@ -33,7 +33,7 @@ from bench.speed import DATASETS, WEIGHTS, environment, machine, materialise_spl
 
 
 def run_recipe(key: str, data: Path, out: Path, env: dict, seed: int, flags: list[str] = ()) -> dict:
-    from core.recipes import get_recipe
+    from core.network.recipes import get_recipe
 
     recipe = get_recipe(key)
     command = [sys.executable, "-m", "core", "train", "--recipe", key, "--data", str(data), "--weights", str(WEIGHTS)]
@@ -79,7 +79,7 @@ def sample_per_class(source: Path, target: Path, count: int, seed: int = 0) -> P
 
 def run_once(key: str, source: Path, seed: int, variants: dict[str, list[str]]) -> dict:
     """One run of recipe (or variant) `key` on the seed-42 split of `source`, in a fresh workspace (cold caches)."""
-    from core.recipes import RECIPES
+    from core.network.recipes import RECIPES
 
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)
@@ -94,7 +94,7 @@ def run_once(key: str, source: Path, seed: int, variants: dict[str, list[str]]) 
 
 
 def main() -> None:
-    from core.recipes import RECIPES
+    from core.network.recipes import RECIPES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     names = [*RECIPES, PLAIN]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import access
+from core.sharing import access
 from tests.waiting import wait_until  # noqa: F401  (shared by the tests)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +45,9 @@ def isolated_workspace(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("STUDIO_WEIGHTS_DIRS", "")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     monkeypatch.delenv("STUDIO_OWNER_ADDRESSES", raising=False)
-    monkeypatch.setattr("core.access.LIMITER", access.GuessLimiter())  # no test inherits another's wrong guesses
+    monkeypatch.setattr(
+        "core.sharing.access.LIMITER", access.GuessLimiter()
+    )  # no test inherits another's wrong guesses
     return root
 
 
@@ -91,7 +93,7 @@ def tiny_config(data: str, **changes):
     MobileNet (v1) at width 0.25 is a real `keras.applications` network whose training step
     Keras builds in about half the time of MobileNetV2's (no residual blocks).
     """
-    from core.config import AugmentationConfig, RunConfig
+    from core.network.config import AugmentationConfig, RunConfig
 
     values = dict(
         data=data,
@@ -117,11 +119,10 @@ def recorded_run(root: Path, run_id: str, data: Path, seed: int = 0, **changes):
     import json
     import time
 
-    from core.callbacks import HISTORY_COLUMNS
-    from core.datasets import scan_dataset
-    from core.evaluation import evaluate_predictions
-    from core.runs import RunDirectory
-    from core.status import RunState, Stage
+    from core.data.datasets import scan_dataset
+    from core.runs.directory import HISTORY_COLUMNS, RunDirectory
+    from core.runs.status import RunState, Stage
+    from core.training.evaluation import evaluate_predictions
 
     rng = np.random.default_rng(seed)
     config = tiny_config(str(data), **changes)

@@ -1,11 +1,11 @@
-"""Who gets in (`core.access`): the door, signed sessions, guesses limited server-wide, link addresses."""
+"""Who gets in (`core.sharing.access`): the door, signed sessions, guesses limited server-wide, link addresses."""
 
 import threading
 import time
 
 import pytest
 
-from core import access
+from core.sharing import access
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from core.backbones import BACKBONES, get_backbone
-from core.freezing import UnfreezePlan
-from core.model import preprocessing_layers
+from core.network.backbones import BACKBONES, get_backbone
+from core.network.freezing import UnfreezePlan
+from core.network.model import preprocessing_layers
 
 REQUIRED = {
     "vgg16",

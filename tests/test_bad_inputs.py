@@ -9,9 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from core.config import RunConfig
-from core.datasets import scan_dataset
-from core.images import ImageRejected, inspect_image, load_rgb
+from core.data.datasets import scan_dataset
+from core.data.images import ImageRejected, inspect_image, load_rgb
+from core.network.config import RunConfig
 from tests.bad_inputs import ACCEPTED, HOSTILE_ZIPS, JUNK, REJECTED, messy_dataset, write_bad_files, write_odd_photos
 from tests.test_cli import TINY, cli
 

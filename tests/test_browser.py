@@ -81,7 +81,7 @@ def _new_page(browser, **options):
 
 
 def _status(run_id: str) -> dict:
-    from core.runs import runs_root
+    from core.runs.directory import runs_root
 
     try:
         return json.loads((runs_root() / run_id / "status.json").read_text())
@@ -274,9 +274,9 @@ def test_start_is_refused_with_the_reason_and_a_double_click_starts_one_run(isol
 
     from playwright.sync_api import expect, sync_playwright
 
-    from core.config import RunConfig
-    from core.runs import RunDirectory, list_runs, runs_root
-    from core.status import RunState, Stage
+    from core.network.config import RunConfig
+    from core.runs.directory import RunDirectory, list_runs, runs_root
+    from core.runs.status import RunState, Stage
 
     photos = make_dataset({"red": 6})
     junk = tmp_path / "one class.zip"
@@ -440,7 +440,7 @@ def test_a_run_survives_a_server_restart_and_the_page_reattaches(isolated_worksp
     import psutil
     from playwright.sync_api import expect, sync_playwright
 
-    from core.runs import runs_root
+    from core.runs.directory import runs_root
 
     env = _server_env()
     process, url, _ = start_dashboard(env, isolated_workspace / "server.log")
@@ -482,7 +482,7 @@ def test_a_dataset_made_with_the_webcam(server, isolated_workspace):
     """Teachable Machine's flow: name the classes, take photos of each, and the counts follow."""
     from playwright.sync_api import expect, sync_playwright
 
-    from core.collect import classes_of, made_folder
+    from core.data.collect import classes_of, made_folder
 
     expect.set_options(timeout=60_000)
     with sync_playwright() as playwright, chromium_page(playwright, "webcam", camera=True) as page:

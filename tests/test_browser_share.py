@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from core import sharing
-from core.runs import runs_root
-from core.uploads import tried_photos_home
+from core.data.uploads import tried_photos_home
+from core.runs.directory import runs_root
+from core.sharing import links as sharing
 from tests.conftest import REPO, make_photos
 from tests.dashboard_server import start_dashboard, stop_dashboard
 from tests.test_browser import CHROMIUM, PAGE_TITLES, _server_env, _settle, _shot, chromium_page

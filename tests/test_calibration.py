@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.calibration import calibrate, class_centres, distances, unfamiliar
+from core.training.calibration import calibrate, class_centres, distances, unfamiliar
 from tests.conftest import SHARED, SHARED_V2_05, needs_shared
 
 
@@ -40,9 +40,9 @@ def test_without_validation_photos_the_training_photos_set_the_limit():
 @needs_shared
 def test_the_demo_model_says_an_ant_is_none_of_its_shapes(tmp_path):
     """The issue's example: an ant photo given to the shapes model came back "triangle 92%"."""
-    from core.runs import RunDirectory
-    from core.task_bodies import predict_task
-    from core.training import train_run
+    from core.commands.task_bodies import predict_task
+    from core.runs.directory import RunDirectory
+    from core.training.worker import train_run
     from tests.conftest import tiny_config
 
     config = tiny_config(

@@ -7,7 +7,7 @@ import math
 import keras
 import pytest
 
-from core.callbacks import EventStream, StopOnRequest
+from core.training.callbacks import EventStream, StopOnRequest
 
 
 class _FakeModel:
@@ -111,7 +111,7 @@ class _WeightsModel:
 
 
 def test_best_checkpoint_saves_the_full_model_of_the_most_accurate_epoch(tmp_path):
-    from core.callbacks import BestCheckpoint
+    from core.training.callbacks import BestCheckpoint
 
     full = _WeightsModel()
     checkpoint = BestCheckpoint(
@@ -124,7 +124,7 @@ def test_best_checkpoint_saves_the_full_model_of_the_most_accurate_epoch(tmp_pat
 
 
 def test_best_checkpoint_spaces_out_saves_and_writes_the_pending_best_at_the_end(tmp_path):
-    from core.callbacks import BestCheckpoint
+    from core.training.callbacks import BestCheckpoint
 
     full = _WeightsModel()
     checkpoint = BestCheckpoint(

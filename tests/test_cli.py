@@ -158,8 +158,8 @@ def test_real_hymenoptera_reaches_88_percent(tmp_path):
 def test_resume_refuses_what_cannot_resume(tmp_path):
     result = cli("resume", str(tmp_path), timeout=60)
     assert result.returncode == 2 and "not a run directory" in result.stderr
-    from core.runs import RunDirectory
-    from core.status import RunState
+    from core.runs.directory import RunDirectory
+    from core.runs.status import RunState
     from tests.conftest import tiny_config
 
     run = RunDirectory.create(tmp_path / "runs", tiny_config("demo"), run_id="done")
@@ -190,7 +190,7 @@ def test_predict_with_a_model_holding_code_exits_2_with_one_line(make_dataset, t
 
 def test_help_lists_the_commands_people_use_and_not_the_internal_ones(capsys):
     """`worker`, `cluster` and `task` are the studio's own processes: callable, never offered in `--help`."""
-    from core.cli import INTERNAL_COMMANDS, build_parser, internal_parser
+    from core.commands.parser import INTERNAL_COMMANDS, build_parser, internal_parser
 
     text = build_parser().format_help()
     for command in ("train", "scan", "export", "predict", "report", "runs", "pack", "unpack", "resume"):
@@ -211,8 +211,13 @@ def test_the_package_metadata_names_what_exists():
     module, function = project["project"]["scripts"]["fine-tune-studio"].split(":")
     assert callable(getattr(importlib.import_module(module), function))
     setuptools = project["tool"]["setuptools"]
-    for package in setuptools["packages"]:
-        assert list((REPO / package).glob("*.py")), package
+    from core import LAYERS
+
+    assert setuptools["packages"]["find"]["include"] == ["core", "core.*", "app_pages"]
+    for package in LAYERS:
+        assert (REPO / "core" / package / "__init__.py").is_file(), package
+    for package, patterns in setuptools["package-data"].items():
+        assert all(list((REPO / package.replace(".", "/")).glob(p)) for p in patterns), package
     for name in setuptools["py-modules"]:
         assert (REPO / f"{name}.py").is_file(), name
     dynamic = setuptools["dynamic"]

@@ -1,6 +1,6 @@
-"""Runs sent to a Ray cluster (core.cluster): a local Ray instance with two CPUs, started by this module.
+"""Runs sent to a Ray cluster (core.training.cluster): a local Ray instance with two CPUs, started by this module.
 
-Each run goes through `core.runs.start_run`, as the dashboard's Start does, with STUDIO_RAY_ADDRESS
+Each run goes through `core.runs.directory.start_run`, as the dashboard's Start does, with STUDIO_RAY_ADDRESS
 set; Stop is `RunDirectory.request_stop`, as the dashboard's Stop button does; the tests read only
 the run directories, as the dashboard does.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.cluster import RAY_ADDRESS_ENV, gpus_asked, supervise, task_environment
-from core.runs import RunDirectory, resume_run, start_run
-from core.status import RunState
+from core.runs.directory import RunDirectory, resume_run, start_run
+from core.runs.status import RunState
+from core.training.cluster import RAY_ADDRESS_ENV, gpus_asked, supervise, task_environment
 from tests.conftest import REPO, tiny_config
 from tests.waiting import wait_until
 
@@ -124,8 +124,8 @@ def test_without_ray_installed_the_run_fails_with_the_way_out(make_dataset, tmp_
 
 
 def test_start_is_refused_before_a_run_when_ray_is_missing(monkeypatch):
-    from core.config import RunConfig
-    from core.preflight import start_blockers
+    from core.network.config import RunConfig
+    from core.training.preflight import start_blockers
 
     assert start_blockers(RunConfig(weights="none"), None, None, True) == []
     monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")

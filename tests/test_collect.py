@@ -5,8 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from core.collect import add_class, add_photo, classes_of, made_folder
-from core.errors import InputError
+from core.base.errors import InputError
+from core.data.collect import add_class, add_photo, classes_of, made_folder
 
 
 def _jpeg(colour) -> bytes:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import SETTINGS, AugmentationConfig, ConfigError, RunConfig
-from core.freezing import UnfreezePlan
+from core.network.config import SETTINGS, AugmentationConfig, ConfigError, RunConfig
+from core.network.freezing import UnfreezePlan
 
 REPO = Path(__file__).resolve().parent.parent
 

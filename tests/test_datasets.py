@@ -6,10 +6,10 @@ import zipfile
 
 import pytest
 
-from core.datasets import DatasetError, make_splits, scan_dataset
-from core.demo_data import DEMO_CLASSES, ensure_demo_dataset
-from core.sources import resolve_source
-from core.uploads import extract_zip
+from core.data.datasets import DatasetError, make_splits, scan_dataset
+from core.data.demo_data import DEMO_CLASSES, ensure_demo_dataset
+from core.data.sources import resolve_source
+from core.data.uploads import extract_zip
 from tests.conftest import write_image
 
 

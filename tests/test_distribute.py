@@ -1,4 +1,4 @@
-"""Training on several devices at once (tf.distribute) and in mixed precision (core.distribute).
+"""Training on several devices at once (tf.distribute) and in mixed precision (core.network.distribute).
 
 The processor is split into logical devices with STUDIO_CPU_DEVICES, which must happen before
 TensorFlow starts: every run here is a CLI process, as a person would start it.
@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core.config import RunConfig
-from core.distribute import CPU_DEVICES_ENV, Placement, placement_in_words
-from core.settings import ConfigError
+from core.base.settings import ConfigError
+from core.network.config import RunConfig
+from core.network.distribute import CPU_DEVICES_ENV, Placement, placement_in_words
 from tests.conftest import REPO, SHARED, SHARED_V2_05, needs_shared
 
 
@@ -69,10 +69,10 @@ def test_learning_rates_grow_with_the_replicas_by_the_optimizers_rule():
 def test_a_mixed_precision_model_is_kept_in_float32_with_the_same_weights():
     import keras
 
-    from core.backbones import get_backbone
-    from core.config import AugmentationConfig
-    from core.distribute import float32_copy
-    from core.model import build_classifier
+    from core.network.backbones import get_backbone
+    from core.network.config import AugmentationConfig
+    from core.network.distribute import float32_copy
+    from core.network.model import build_classifier
 
     spec = get_backbone("mobilenet_v2_0.35")
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -163,7 +163,7 @@ def test_features_stored_in_mixed_precision_are_kept_apart_and_older_caches_stay
     import hashlib
     from dataclasses import asdict, replace
 
-    from core.features import FEATURE_VERSION, FeatureKey
+    from core.training.features import FEATURE_VERSION, FeatureKey
 
     key = FeatureKey("photos", "mobilenet_v2_0.5", "weights", "pool:avg", "", 1, 0)
     mixed = replace(key, precision="mixed_float16")

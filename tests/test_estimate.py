@@ -2,9 +2,9 @@
 
 import pytest
 
-from core.config import RunConfig
-from core.estimate import StageSpeeds, estimate
-from core.status import RunState, RunStatus, Stage
+from core.network.config import RunConfig
+from core.runs.status import RunState, RunStatus, Stage
+from core.training.estimate import StageSpeeds, estimate
 
 SPEEDS = StageSpeeds(
     startup=4.0,
@@ -39,7 +39,7 @@ def test_the_estimate_multiplies_each_measured_speed_by_the_work_of_its_stage():
 
 def test_each_stage_change_records_how_long_the_stage_took(monkeypatch):
     clock = iter([100.0, 103.5, 110.0, 130.0])
-    monkeypatch.setattr("core.status.time.time", lambda: next(clock))
+    monkeypatch.setattr("core.runs.status.time.time", lambda: next(clock))
     status = RunStatus(state=RunState.RUNNING).updated_with(stage=Stage.PREPARING)
     status = status.updated_with(stage=Stage.FEATURES)
     status = status.updated_with(stage=Stage.HEAD, epoch=1)  # other changes ride along

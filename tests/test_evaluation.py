@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from core.evaluation import evaluate_predictions
+from core.training.evaluation import evaluate_predictions
 
 
 def test_known_predictions_give_known_metrics():

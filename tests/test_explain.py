@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core.backbones import BACKBONES
+from core.network.backbones import BACKBONES
 from tests.conftest import SHARED, needs_shared, tiny_config
 
 
 def _classifier(key: str, size: int, classes: int = 3):
-    from core.config import AugmentationConfig
-    from core.model import build_classifier
+    from core.network.config import AugmentationConfig
+    from core.network.model import build_classifier
 
     spec = BACKBONES[key]
     return build_classifier(spec.build(size), spec, classes, size, AugmentationConfig(), pretrained=False)
@@ -26,7 +26,7 @@ def test_every_backbone_in_the_registry_can_be_explained(key):
     """The backbone is nested inside the classifier, where the naive two-output model is "Graph disconnected"."""
     import keras
 
-    from core.explain import gradcam
+    from core.results.explain import gradcam
 
     size = max(BACKBONES[key].min_size, 32)
     model = _classifier(key, size)
@@ -40,7 +40,7 @@ def test_every_backbone_in_the_registry_can_be_explained(key):
 
 
 def test_the_overlay_is_cold_where_the_model_did_not_look_and_warm_where_it_did():
-    from core.explain import overlay
+    from core.results.explain import overlay
 
     photo = np.full((40, 40, 3), 100, np.uint8)
     heat = np.zeros((40, 40), np.float32)
@@ -77,9 +77,9 @@ def _object_photos(root, count: int, size: int, rng) -> list[tuple[str, tuple[in
 @pytest.mark.real
 @needs_shared
 def test_the_heatmap_peak_falls_on_the_small_object_that_decides_the_class(tmp_path, capsys):
-    from core.cli import main
-    from core.runs import RunDirectory
-    from core.training import train_run
+    from core.commands.cli import main
+    from core.runs.directory import RunDirectory
+    from core.training.worker import train_run
 
     rng = np.random.default_rng(7)
     size = 224
@@ -117,7 +117,7 @@ def test_the_heatmap_peak_falls_on_the_small_object_that_decides_the_class(tmp_p
 def test_a_heatmap_with_nothing_to_show_is_called_flat_rather_than_painted():
     """When nothing in the photo pushes the model towards the class asked for (here: a class whose weights are
     zero), the map is all zeros: it is flagged, so the pages say so instead of showing an empty picture."""
-    from core.explain import gradcam
+    from core.results.explain import gradcam
 
     model = _classifier("mobilenet_0.25", 96, classes=2)
     final = model.layers[-1]

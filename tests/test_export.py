@@ -16,7 +16,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.export import FORMATS, existing, export_folder, export_many, export_run, tfjs_unavailable, zip_path
+from core.results.export import existing, export_folder, export_many, export_run, zip_path
+from core.results.formats import FORMATS
+from core.results.tfjs_tools import tfjs_unavailable
 from tests.conftest import SHARED, needs_shared, tiny_config
 
 WEIGHTS = SHARED / "weights"
@@ -47,8 +49,8 @@ def shared_tools(tmp_path_factory):
 
 
 def trained_run(tmp_path, make_dataset, backbone: str, weights, finetune: int = 0, size: int = 32):
-    from core.runs import RunDirectory
-    from core.training import train_run
+    from core.runs.directory import RunDirectory
+    from core.training.worker import train_run
 
     pretrained = weights != "none"
     per_class, side, epochs = (16, 64, 20) if pretrained else (14, 48, 12)
@@ -110,9 +112,9 @@ def small_run(tmp_path_factory):
     for label, colour in (("red", (220, 30, 30)), ("green", (30, 200, 40))):
         for k in range(10):
             write_image(root / "photos" / label / f"{label}_{k:02d}.png", colour, size=48)
-    from core.config import AugmentationConfig
-    from core.runs import RunDirectory
-    from core.training import train_run
+    from core.network.config import AugmentationConfig
+    from core.runs.directory import RunDirectory
+    from core.training.worker import train_run
 
     config = tiny_config(
         str(root / "photos"),
@@ -129,7 +131,8 @@ def small_run(tmp_path_factory):
 def test_the_inference_model_has_no_augmentation_and_answers_like_the_trained_one(small_run):
     import keras
 
-    from core.export import check_photos, inference_model
+    from core.network.inference import inference_model
+    from core.results.export_base import check_photos
 
     trained = keras.models.load_model(small_run.model_path, compile=False)
     clean = inference_model(trained)
@@ -152,7 +155,7 @@ def test_the_download_holds_the_model_and_a_model_card_in_words(small_run):
 
 
 def test_a_format_that_disagrees_is_failed_with_its_numbers_and_not_offered(small_run, monkeypatch):
-    from core import export
+    from core.results import export
 
     monkeypatch.setattr(export, "MAX_AGREEMENT_LOSS", -0.5)  # nothing can agree on 150% of the photos
     verification = export_run(small_run, "onnx", progress=lambda line: None)
@@ -173,7 +176,7 @@ def test_an_export_of_an_earlier_model_is_not_shown_as_this_one(small_run):
 
 
 def test_the_cli_exports_prints_the_table_copies_and_predicts_with_the_file(small_run, tmp_path, capsys):
-    from core.cli import main
+    from core.commands.cli import main
 
     out = tmp_path / "model.zip"
     assert main(["export", str(small_run.path), "--format", "tflite", "--out", str(out)]) == 0
@@ -191,8 +194,8 @@ def test_the_cli_exports_prints_the_table_copies_and_predicts_with_the_file(smal
 
 
 def test_the_cli_says_what_is_wrong_in_one_line(small_run, tmp_path, capsys, monkeypatch):
-    from core import export
-    from core.cli import main
+    from core.commands.cli import main
+    from core.results import export
 
     assert main(["export", str(tmp_path), "--format", "onnx"]) == 2  # not a run directory
     assert main(["export", str(small_run.path), "--format", "coreml"]) == 2
@@ -211,7 +214,7 @@ def test_the_cli_says_what_is_wrong_in_one_line(small_run, tmp_path, capsys, mon
 
 
 def test_without_node_the_web_export_says_why_in_words(small_run, monkeypatch):
-    from core import export
+    from core.results import export
 
     monkeypatch.setattr(export.shutil, "which", lambda name: None)
     with pytest.raises(export.ExportError, match="Node.js is not installed on this server"):

@@ -10,8 +10,8 @@ import subprocess
 import keras
 import pytest
 
-from core.runs import RunDirectory
-from core.status import RunState
+from core.runs.directory import RunDirectory
+from core.runs.status import RunState
 from tests.conftest import tiny_config, wait_until
 
 
@@ -48,11 +48,13 @@ def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoin
     make_dataset, small_disk, monkeypatch
 ):
     """The disk fills up after the second epoch's checkpoint: the next write fails for real."""
-    from core import training
+    from core.base.files import save_model_atomic
+    from core.training import failures, keep, phases, session, worker
 
-    monkeypatch.setattr(training, "LAST_CHECKPOINT_SECONDS", 0.0)  # a resumable checkpoint every epoch
+    for module in (session, phases):
+        monkeypatch.setattr(module, "LAST_CHECKPOINT_SECONDS", 0.0)  # a resumable checkpoint every epoch
     saves = []
-    original_save = training.save_model_atomic
+    original_save = save_model_atomic
 
     def save_then_fill(model, path):
         original_save(model, path)
@@ -60,10 +62,11 @@ def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoin
         if len(saves) == 2:
             _fill(small_disk)
 
-    monkeypatch.setattr(training, "save_model_atomic", save_then_fill)
+    for module in (session, phases, keep):  # every checkpoint and model the run writes
+        monkeypatch.setattr(module, "save_model_atomic", save_then_fill)
     data = make_dataset({"red": 8, "green": 8})
     run = RunDirectory.create(small_disk / "runs", tiny_config(str(data), head_epochs=4, finetune_epochs=2))
-    state = training.train_run(run, echo=lambda line: None)
+    state = worker.train_run(run, echo=lambda line: None)
 
     assert state is RunState.FAILED
     status = run.status()
@@ -73,15 +76,15 @@ def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoin
         keras.models.load_model(path, safe_mode=True)
         keras.backend.clear_session()
     assert not list(run.path.rglob(".*.tmp*")), "half-written files are cleaned away"
-    assert not (run.path / training.RESERVE_NAME).exists()
+    assert not (run.path / failures.RESERVE_NAME).exists()
     assert len(run.history()) >= 2
 
 
 def test_a_full_disk_while_unpacking_a_zip_says_so(make_dataset, small_disk, monkeypatch):
     import zipfile
 
-    from core.datasets import DatasetError
-    from core.sources import resolve_source
+    from core.data.datasets import DatasetError
+    from core.data.sources import resolve_source
 
     photos = make_dataset({"red": 30, "green": 30}, size=256)
     archive = small_disk.parent / "photos.zip"
@@ -99,8 +102,8 @@ def test_a_full_disk_while_unpacking_a_zip_says_so(make_dataset, small_disk, mon
 def test_an_upload_over_the_limit_or_on_a_full_disk_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
     import io
 
-    from core.datasets import DatasetError
-    from core.uploads import store_upload
+    from core.data.datasets import DatasetError
+    from core.data.uploads import store_upload
 
     folder = tmp_path / "uploads" / "one"
     with pytest.raises(DatasetError, match="larger than the 1 MB upload limit"):
@@ -119,7 +122,7 @@ def test_an_upload_over_the_limit_or_on_a_full_disk_is_refused_and_leaves_nothin
 
 def test_the_second_of_two_runs_waits_and_its_page_says_so(make_dataset, monkeypatch):
     """Two runs started together: one trains, the other is queued with its position shown."""
-    from core.runs import runs_root, start_run
+    from core.runs.directory import runs_root, start_run
     from tests.test_pages import page
 
     monkeypatch.setenv("STUDIO_PARALLEL_RUNS", "1")

@@ -7,13 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from core.backbones import BACKBONES
-from core.config import AugmentationConfig
-from core.features import FeatureKey, extract, feature_dataset, split_classifier
-from core.freezing import UnfreezePlan, find_cut
-from core.model import build_classifier
-from core.runs import RunDirectory
-from core.training import train_run
+from core.network.backbones import BACKBONES
+from core.network.config import AugmentationConfig
+from core.network.freezing import UnfreezePlan, find_cut
+from core.network.model import build_classifier
+from core.runs.directory import RunDirectory
+from core.training.features import FeatureKey, extract, feature_dataset, split_classifier
+from core.training.worker import train_run
 from tests.conftest import SHARED, needs_shared, tiny_config
 
 SPEC = BACKBONES["mobilenet_v2_0.35"]
@@ -83,7 +83,7 @@ def test_extraction_is_cached_by_key_and_views_are_augmented(tmp_path):
 
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_feature_batches_pick_one_view_per_image(in_memory, monkeypatch):
-    from core import features
+    from core.training import features
 
     if not in_memory:
         monkeypatch.setattr(features, "IN_MEMORY_BYTES", 0)
@@ -156,7 +156,7 @@ def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_p
 
 
 def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset, weights_file):
-    from core.task_bodies import lr_find_task
+    from core.commands.task_bodies import lr_find_task
 
     data = str(make_dataset({"red": 10, "green": 10}))
     result = lr_find_task(tiny_config(data, backbone=SPEC.key, weights=weights_file).to_dict())
@@ -167,8 +167,8 @@ def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset,
 
 @needs_shared  # a randomly initialised base's features are around 1e-11: float16 storage would hold zeros
 def test_a_head_only_run_calibrates_from_the_stored_features_as_the_kept_model_would(make_dataset, tmp_path):
-    from core.calibration import calibrate_model
-    from core.training import prepare
+    from core.training.calibration import calibrate_model
+    from core.training.prepare import prepare
 
     data = str(make_dataset({"red": 10, "green": 10, "blue": 10}))
     weights = str(SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")

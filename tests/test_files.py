@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from core.files import atomic_path, safe_name, write_atomic
-from core.processes import ProcessRecord, spawn_core
+from core.base.files import atomic_path, safe_name, write_atomic
+from core.base.processes import ProcessRecord, spawn_core
 from tests.conftest import wait_until
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.backbones import BACKBONES
-from core.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
+from core.network.backbones import BACKBONES
+from core.network.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
 
 SPEC = BACKBONES["mobilenet_v2_0.35"]
 NAMES = ["Conv1", "bn_Conv1", "block_1_expand", "block_1_bn", "block_2_expand", "block_2_bn", "Conv_1", "out_relu"]

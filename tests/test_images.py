@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageRejected, inspect_image, is_junk, load_rgb
+from core.data.images import ImageRejected, inspect_image, is_junk, load_rgb
 from tests.conftest import write_image
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageRejected, load_rgb
-from core.inference import image_from_bytes, load_model
+from core.data.images import ImageRejected, image_from_bytes, load_rgb
+from core.network.inference import load_model
 
 
 def test_upload_decodes_like_a_training_file(tmp_path):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from core.lr_finder import suggest, sweep
+from core.training.lr_finder import suggest, sweep
 from tests.test_cli import TINY, cli
 
 

@@ -3,8 +3,8 @@
 import pytest
 from markdown_it import MarkdownIt
 
-from core.markup import md_literal, md_notes
-from core.runs import runs_root
+from core.base.markup import md_literal, md_notes
+from core.runs.directory import runs_root
 from tests.conftest import recorded_run
 
 PAYLOAD = (
@@ -31,7 +31,9 @@ def test_notes_keep_their_formatting_but_load_no_image_and_run_no_html():
 
 
 def test_the_model_card_of_a_run_with_a_hostile_name_and_classes_is_inert(make_dataset):
-    from core.export import FORMATS, Verification, model_card
+    from core.results.export_base import Verification
+    from core.results.formats import FORMATS
+    from core.results.model_card import model_card
 
     run = recorded_run(runs_root(), "hostile", make_dataset({"red": 4, "green": 4}))
     run.set_about(name=PAYLOAD)
@@ -45,7 +47,7 @@ def test_the_model_card_of_a_run_with_a_hostile_name_and_classes_is_inert(make_d
 
 @pytest.mark.parametrize("page_name", ["presentation", "evaluate"])
 def test_a_note_with_a_remote_image_is_shown_as_text(make_dataset, page_name):
-    from core import sharing
+    from core.sharing import links as sharing
     from tests.test_pages import _app, page
 
     run = recorded_run(runs_root(), "noted", make_dataset({"red": 4, "green": 4}))
@@ -58,7 +60,7 @@ def test_a_note_with_a_remote_image_is_shown_as_text(make_dataset, page_name):
 
 
 def test_the_report_of_a_run_with_a_hostile_name_notes_and_classes_is_inert(make_dataset, tmp_path):
-    from core.report import build_report
+    from core.results.report import build_report
 
     photos = make_dataset({"red": 4, "green": 4})
     (photos / "red").rename(photos / "<img src=x onerror=alert(5)>")

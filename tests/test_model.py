@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from core.backbones import BACKBONES
-from core.config import AugmentationConfig
-from core.freezing import PlanError, UnfreezePlan, count_trainable, layer_table, learns_in_phase2, set_phase
-from core.model import build_augmenter, build_classifier
+from core.network.backbones import BACKBONES
+from core.network.config import AugmentationConfig
+from core.network.freezing import PlanError, UnfreezePlan, count_trainable, layer_table, learns_in_phase2, set_phase
+from core.network.model import build_augmenter, build_classifier
 
 SPEC = BACKBONES["mobilenet_v2_0.35"]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.monitor import RunProgress, format_seconds
-from core.status import RunState, RunStatus, Stage
+from core.runs.status import RunState, RunStatus, Stage
+from core.training.monitor import RunProgress, format_seconds
 
 
 def running(stage: Stage, **fields) -> RunStatus:
@@ -70,7 +70,7 @@ def test_with_an_estimate_the_time_left_covers_every_stage_and_learns_from_the_f
 
 
 def test_the_memorising_warning_says_what_it_means_for_the_kept_model():
-    from core.monitor import memorising
+    from core.training.monitor import memorising
 
     rising = [
         {"epoch": e, "loss": 1.0 / e, "val_loss": 0.5 + 0.01 * max(e - 3, 0), "val_accuracy": 0.9} for e in range(1, 8)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from core.datasets import scan_dataset
-from core.overrides import decide, decisions, overrides_path, summary, undo
+from core.data.datasets import scan_dataset
+from core.data.overrides import decide, decisions, overrides_path, summary, undo
 from tests.conftest import tiny_config
 
 
@@ -29,9 +29,9 @@ def test_decisions_change_what_a_scan_reports_and_never_touch_the_files(make_dat
 
 
 def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(make_dataset, tmp_path):
-    from core.review import review_candidates
-    from core.runs import RunDirectory
-    from core.training import train_run
+    from core.results.review import review_candidates
+    from core.runs.directory import RunDirectory
+    from core.training.worker import train_run
 
     root = make_dataset({"red": 8, "green": 8})
     decide(root, str(root / "red" / "red_03.png"), "move", was="red", to="green")
@@ -59,7 +59,7 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
 def test_near_copies_are_paired_most_alike_first_within_and_across_splits():
     import numpy as np
 
-    from core.review import near_copies
+    from core.results.review import near_copies
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(6, 32)).astype(np.float32)

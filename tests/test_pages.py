@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import access
-from core.config import RunConfig
-from core.runs import RunDirectory, list_runs, runs_root
-from core.status import ResumePoint, RunState
+from core.network.config import RunConfig
+from core.runs.directory import RunDirectory, list_runs, runs_root
+from core.runs.status import ResumePoint, RunState
+from core.sharing import access
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,9 +28,9 @@ def finished_run(data: str, state: str = "succeeded") -> RunDirectory:
     model_path = run.model_path
     import keras
 
-    from core.backbones import BACKBONES
-    from core.config import AugmentationConfig
-    from core.model import build_classifier
+    from core.network.backbones import BACKBONES
+    from core.network.config import AugmentationConfig
+    from core.network.model import build_classifier
 
     spec = BACKBONES["mobilenet_v2_0.35"]
     build_classifier(spec.build(32), spec, 2, 32, AugmentationConfig.off()).save(model_path)
@@ -171,8 +171,8 @@ def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
         started.append(config)
         return run
 
-    monkeypatch.setattr("core.runs.start_run", fake_start)
-    monkeypatch.setattr("core.weights.downloads_possible", lambda timeout=2.0: True)  # as with internet
+    monkeypatch.setattr("core.runs.directory.start_run", fake_start)
+    monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)  # as with internet
     at = page("train").run()
     at.button(key="start").click().run()
     assert not at.exception
@@ -186,7 +186,7 @@ def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
 def test_start_waits_for_a_deliberate_choice_while_this_tab_s_run_trains(monkeypatch):
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="busy", title="Shapes at noon")
     run.update_status(state=RunState.RUNNING)
-    monkeypatch.setattr("core.weights.downloads_possible", lambda timeout=2.0: True)
+    monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)
     at = page("train").run()
     assert not at.exception
     assert any("“Shapes at noon” is still training" in i.value for i in at.info)
@@ -338,7 +338,8 @@ def test_a_server_folder_that_links_out_of_the_data_root_is_refused(make_dataset
 
 
 def _verification(key: str, passed: bool, agreement: float = 1.0):
-    from core.export import FORMATS, Verification
+    from core.results.export_base import Verification
+    from core.results.formats import FORMATS
 
     fmt = FORMATS[key]
     message = "Checked." if passed else "Checked: not close enough, not offered."
@@ -352,9 +353,9 @@ def test_take_the_model_away_offers_only_what_passed_its_check(make_dataset, mon
     import os
 
     import app_pages.take_away
-    from core.export import export_folder, progress_path, zip_path
-    from core.processes import ProcessRecord
-    from core.tasks import result_path
+    from core.base.processes import ProcessRecord
+    from core.base.tasks import result_path
+    from core.results.export import export_folder, progress_path, zip_path
 
     run = finished_run(str(make_dataset({"red": 2, "green": 2})))
     for key, passed in (("tflite", True), ("tflite-int8", False)):
@@ -431,7 +432,7 @@ def test_making_a_dataset_here_starts_with_its_classes(isolated_workspace):
 
 def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there(make_dataset, monkeypatch):
     import app_pages.photo_views
-    from core.overrides import decisions
+    from core.data.overrides import decisions
 
     data = make_dataset({"red": 3, "green": 3})
     run = finished_run(str(data))
@@ -525,7 +526,7 @@ def test_runs_page_lists_compares_renames_and_deletes(make_dataset):
 
 
 def test_evaluate_page_makes_a_read_only_link_and_turns_it_off(make_dataset):
-    from core import sharing
+    from core.sharing import links as sharing
     from tests.conftest import recorded_run
 
     run = recorded_run(runs_root(), "shown", make_dataset({"red": 6, "green": 6}))
@@ -544,7 +545,7 @@ def test_evaluate_page_makes_a_read_only_link_and_turns_it_off(make_dataset):
 
 
 def test_a_shared_link_shows_its_run_only_and_nothing_to_change(make_dataset, monkeypatch):
-    from core import sharing
+    from core.sharing import links as sharing
     from tests.conftest import recorded_run
 
     monkeypatch.setenv("STUDIO_PASSWORD", "team secret")  # a link needs no password
@@ -567,8 +568,8 @@ def test_a_bad_shared_link_is_refused_in_plain_words(make_dataset, case):
     import base64
     import json
 
-    from core import sharing
-    from core.projects import delete_run
+    from core.sharing import links as sharing
+    from core.sharing.projects import delete_run
     from tests.conftest import recorded_run
 
     data = make_dataset({"red": 6, "green": 6})
@@ -644,7 +645,7 @@ def test_sign_out_ends_the_session(monkeypatch):
 def test_a_run_opened_from_a_file_without_its_photos_says_so_and_offers_no_export(make_dataset, tmp_path):
     import shutil
 
-    from core.projects import pack_run, unpack_run
+    from core.sharing.projects import pack_run, unpack_run
     from tests.conftest import recorded_run
 
     photos = make_dataset({"red": 6, "green": 6})
@@ -660,7 +661,7 @@ def test_a_run_opened_from_a_file_without_its_photos_says_so_and_offers_no_expor
 
 
 def test_while_phase_2_runs_the_first_model_is_shown_and_said_to_be_the_first(make_dataset):
-    from core.status import Stage
+    from core.runs.status import Stage
     from tests.conftest import recorded_run
 
     run = recorded_run(runs_root(), "tuning", make_dataset({"red": 6, "green": 6}))
@@ -686,8 +687,8 @@ def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monke
         started.append(config)
         return RunDirectory.create(runs_root(), config, run_id="quick-from-the-page", title=title)
 
-    monkeypatch.setattr("core.runs.start_run", fake_start)
-    monkeypatch.setattr("core.weights.downloads_possible", lambda timeout=2.0: True)
+    monkeypatch.setattr("core.runs.directory.start_run", fake_start)
+    monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)
     at = page("train", draft=RunConfig(backbone="mobilenet_v2_0.35")).run()
     at.button(key="start_quick").click().run()
     assert not at.exception

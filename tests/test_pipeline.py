@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from core import pipeline
-from core.datasets import make_splits, scan_dataset
-from core.pipeline import cache_home, decode_images, decode_splits, make_dataset
+from core.base.files import cache_home
+from core.data import pipeline
+from core.data.datasets import make_splits, scan_dataset
+from core.data.pipeline import decode_images, decode_splits, make_dataset
 
 
 def test_decoding_is_cached_by_the_files_and_a_failure_is_named_not_fatal(make_dataset, tmp_path):

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from core.config import RunConfig
-from core.datasets import scan_dataset
-from core.preflight import start_blockers
+from core.data.datasets import scan_dataset
+from core.network.config import RunConfig
+from core.training.preflight import start_blockers
 from tests.conftest import SHARED, needs_shared
 
 

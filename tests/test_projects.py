@@ -7,11 +7,11 @@ import zipfile
 
 import pytest
 
-from core import sharing
-from core.errors import InputError
-from core.projects import ProjectRefused, delete_run, imported_from, pack_run, unpack_run
-from core.runs import RunDirectory, list_runs
-from core.status import RunState
+from core.base.errors import InputError
+from core.runs.directory import RunDirectory, list_runs
+from core.runs.status import RunState
+from core.sharing import links as sharing
+from core.sharing.projects import ProjectRefused, delete_run, imported_from, pack_run, unpack_run
 from tests.conftest import recorded_run
 
 
@@ -171,9 +171,9 @@ def _every_string(value):
 
 def test_a_crafted_file_naming_photos_elsewhere_on_the_server_reads_none_of_them(kept, tmp_path, monkeypatch):
     """The attack from the issue: config, scan and mistakes pointed at a folder outside the data root, hashes redone."""
-    from core.datasets import DatasetError
-    from core.report import build_report
-    from core.sources import resolve_source, source_label
+    from core.data.datasets import DatasetError
+    from core.data.sources import resolve_source, source_label
+    from core.results.report import build_report
     from tests.conftest import make_photos
 
     secret = make_photos(tmp_path / "private", {"payroll": 2, "faces": 2})
@@ -247,7 +247,7 @@ def test_opening_a_bomb_takes_no_memory_and_leaves_nothing(tmp_path):
     assert bomb.stat().st_size < 8 * 1024 * 1024
     code = (
         "import resource, sys\n"
-        "from core.projects import ProjectRefused, unpack_run\n"
+        "from core.sharing.projects import ProjectRefused, unpack_run\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n    unpack_run(sys.argv[1], sys.argv[2])\nexcept ProjectRefused as error:\n    print(error)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"

@@ -2,16 +2,16 @@
 
 import pytest
 
-from core.backbones import BACKBONES
-from core.cli import CliError, _recipe_defaults, build_parser, config_from_args
-from core.config import RunConfig
-from core.freezing import PlanError, UnfreezePlan
-from core.recipes import RECIPE_FIELDS, RECIPES, get_recipe, matching_recipe
+from core.commands.parser import CliError, build_parser, config_from_args, recipe_defaults
+from core.network.backbones import BACKBONES
+from core.network.config import RunConfig
+from core.network.freezing import PlanError, UnfreezePlan
+from core.network.recipes import RECIPE_FIELDS, RECIPES, get_recipe, matching_recipe
 
 
 def _cli_config(*flags):
     argv = ["train", "--data", "photos", "--out", "x", *flags]
-    return config_from_args(build_parser(_recipe_defaults(argv)).parse_args(argv))
+    return config_from_args(build_parser(recipe_defaults(argv)).parse_args(argv))
 
 
 @pytest.mark.parametrize("key", sorted(RECIPES))

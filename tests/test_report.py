@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from core.compare import comparison_text, facts_frame, per_class_frame, runs_frame, settings_frame
-from core.explain import heatmap_path
-from core.report import ReportError, accuracy_interval, build_report
-from core.runs import RunDirectory
+from core.results.compare import comparison_text, facts_frame, per_class_frame, runs_frame, settings_frame
+from core.results.explain import heatmap_path
+from core.results.report import ReportError, accuracy_interval, build_report
+from core.runs.directory import RunDirectory
 from tests.conftest import recorded_run, write_image
 from tests.test_cli import TINY, cli
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from core.processes import process_alive
-from core.runs import RunDirectory, list_runs, start_run
-from core.status import RunState
+from core.base.processes import process_alive
+from core.runs.directory import RunDirectory, list_runs, start_run
+from core.runs.status import RunState
 from tests.conftest import tiny_config, wait_until
 
 
@@ -95,7 +95,7 @@ def test_stop_while_queued(make_dataset, tmp_path, monkeypatch):
 
 def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dataset, tmp_path, monkeypatch):
     """SIGKILL mid-training: the run directory tells the truth, keeps its work, and carries on."""
-    from core.runs import resume_run
+    from core.runs.directory import resume_run
 
     monkeypatch.chdir(tmp_path)
     data = str(make_dataset({"red": 16, "green": 16}))
@@ -121,7 +121,7 @@ def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dat
 
 
 def test_only_interrupted_runs_resume(tmp_path):
-    from core.runs import resume_run
+    from core.runs.directory import resume_run
 
     run = RunDirectory.create(tmp_path, tiny_config("demo"))
     run.update_status(state=RunState.SUCCEEDED)
@@ -130,8 +130,8 @@ def test_only_interrupted_runs_resume(tmp_path):
 
 
 def test_the_splits_are_read_as_the_csv_they_were_written_as(tmp_path):
-    from core.config import RunConfig
-    from core.datasets import DatasetReport, ImageItem, make_splits
+    from core.data.datasets import DatasetReport, ImageItem, make_splits
+    from core.network.config import RunConfig
 
     photos = [ImageItem(str(tmp_path / f"a, b {k}.png"), "red", "", "PNG", 8, 8) for k in range(8)]
     report = DatasetReport(str(tmp_path), "classes", ["red"], photos)

@@ -1,6 +1,6 @@
 """Every setting at the ends of its allowed range goes through the CLI and opens on its page unchanged.
 
-Bounds, choices and widgets all come from one declaration per setting (`core/config.py`), so
+Bounds, choices and widgets all come from one declaration per setting (`core/network/config.py`), so
 a run configured on the CLI with any value the config accepts must open in the dashboard
 without an error, showing that value, and without the page quietly changing it.
 """
@@ -9,11 +9,11 @@ import functools
 
 import pytest
 
-from core.backbones import BACKBONES
-from core.cli import build_parser, config_from_args
-from core.config import SETTINGS, RunConfig
-from core.freezing import PlanError
-from core.runs import RunDirectory, runs_root
+from core.commands.parser import build_parser, config_from_args
+from core.network.backbones import BACKBONES
+from core.network.config import SETTINGS, RunConfig
+from core.network.freezing import PlanError
+from core.runs.directory import RunDirectory, runs_root
 from tests.test_pages import page
 
 # The page that shows each setting (the rest are on the Train page).
@@ -94,7 +94,7 @@ def extreme_configs(page_name: str) -> list[RunConfig]:
 @functools.cache
 def layer_rows(backbone: str) -> list[dict]:
     """The real layer table of a backbone, built once at its smallest size (as the page's task would)."""
-    from core.freezing import layer_table
+    from core.network.freezing import layer_table
 
     spec = BACKBONES[backbone]
     return [row.__dict__ for row in layer_table(spec.build(spec.min_size, weights=None), spec)]

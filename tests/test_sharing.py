@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from core import sharing
-from core.sharing import ShareRefused
+from core.sharing import links as sharing
+from core.sharing.links import ShareRefused
 
 
 def _payload(token: str) -> dict:

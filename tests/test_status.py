@@ -2,8 +2,8 @@
 
 import json
 
-from core.runs import RunDirectory
-from core.status import ResumePoint, RunState, RunStatus, Stage
+from core.runs.directory import RunDirectory
+from core.runs.status import ResumePoint, RunState, RunStatus, Stage
 from tests.conftest import tiny_config
 
 

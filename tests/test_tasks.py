@@ -4,8 +4,8 @@ import json
 import subprocess
 import sys
 
-from core.task_bodies import run_task
-from core.tasks import read_result, result_path, start_task, task_running
+from core.base.tasks import read_result, result_path, start_task, task_running
+from core.commands.task_bodies import run_task
 from tests.conftest import REPO, wait_until
 
 NETWORK = {"backbone": "mobilenet_v2_0.35", "image_size": 32, "pooling": "avg", "head_units": [], "classes": 3}
@@ -38,12 +38,12 @@ def test_augment_and_predict_tasks(make_dataset, tmp_path):
     import keras
     import numpy as np
 
-    from core.backbones import BACKBONES
-    from core.calibration import calibrate, features_of
-    from core.config import AugmentationConfig
-    from core.images import load_rgb
-    from core.model import build_classifier
-    from core.runs import RunDirectory
+    from core.data.images import load_rgb
+    from core.network.backbones import BACKBONES
+    from core.network.config import AugmentationConfig
+    from core.network.model import build_classifier
+    from core.runs.directory import RunDirectory
+    from core.training.calibration import calibrate, features_of
     from tests.conftest import tiny_config
 
     data = make_dataset({"red": 2, "green": 2})
@@ -104,13 +104,13 @@ def test_the_dashboard_process_never_imports_tensorflow():
 
 
 def test_sample_task_reports_a_failed_download_in_plain_words(monkeypatch, tmp_path):
-    import core.sources
-    from core.datasets import DatasetError
+    import core.data.sources
+    from core.data.datasets import DatasetError
 
     def offline(name):
         raise DatasetError(f"Could not download the sample '{name}'. This machine may be offline.")
 
-    monkeypatch.setattr(core.sources, "download_sample", offline)
+    monkeypatch.setattr(core.data.sources, "download_sample", offline)
     out = tmp_path / "s.json"
     assert run_task("sample", {"name": "flowers"}, out) == 1
     assert json.loads(out.read_text()) == {

@@ -6,10 +6,10 @@ import json
 import keras
 import pytest
 
-from core.freezing import UnfreezePlan
-from core.runs import RunDirectory
-from core.status import RunState, Stage
-from core.training import train_run
+from core.network.freezing import UnfreezePlan
+from core.runs.directory import RunDirectory
+from core.runs.status import RunState, Stage
+from core.training.worker import train_run
 from tests.conftest import tiny_config
 
 EXPECTED_FILES = {
@@ -65,7 +65,7 @@ def test_stop_requested_before_start_ends_as_stopped(make_dataset, tmp_path):
 @pytest.mark.parametrize("stop_epoch, phase", [(2, 1), (4, 2)])
 def test_stop_mid_epoch_keeps_the_best_checkpoint_and_evaluates(make_dataset, tmp_path, monkeypatch, stop_epoch, phase):
     """Stop pressed after the first batch of an epoch, in either phase: it ends after that batch."""
-    from core import callbacks
+    from core.training import callbacks
 
     original = callbacks.EventStream.on_train_batch_end
 
@@ -89,7 +89,7 @@ def test_stop_mid_epoch_keeps_the_best_checkpoint_and_evaluates(make_dataset, tm
 
 
 def test_nan_loss_fails_with_advice(make_dataset, tmp_path, monkeypatch):
-    from core import model as model_module
+    from core.network import model as model_module
 
     def diverging_compile(model, optimizer, learning_rate, average_over=0):
         model.compile(optimizer="sgd", loss=lambda y, p: keras.ops.log(p[:, 0] - 2.0))  # log of a negative
@@ -143,7 +143,7 @@ def _use_tiny_backbone(monkeypatch) -> str:
     """Register the two-layer stand-in backbone; returns its key."""
     import dataclasses
 
-    from core.backbones import BACKBONES
+    from core.network.backbones import BACKBONES
 
     spec = dataclasses.replace(
         BACKBONES["mobilenet_v2_0.35"],
@@ -194,7 +194,7 @@ def test_cosine_decay_warms_phase_2_up_then_lowers_each_phase_rate_to_a_hundredt
 
 
 def test_the_cosine_schedule_warms_up_from_a_tenth_and_resumes_on_its_curve():
-    from core.callbacks import ResumableSchedule, cosine_schedule
+    from core.training.callbacks import ResumableSchedule, cosine_schedule
 
     schedule = ResumableSchedule(cosine_schedule(1.0, 40, 10), phase_start=5, steps_per_epoch=10, total_steps=40)
     rates = [schedule.rate(step) for step in range(40)]
@@ -246,7 +246,7 @@ def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset,
 
 
 def test_keep_auto_keeps_the_best_epoch_only_with_enough_validation_photos(make_dataset, tmp_path, monkeypatch):
-    from core import training
+    from core.training import keep, phases
 
     data = str(make_dataset({"red": 8, "green": 8}))
     config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), head_epochs=2, finetune_epochs=0)
@@ -254,7 +254,8 @@ def test_keep_auto_keeps_the_best_epoch_only_with_enough_validation_photos(make_
     assert state is RunState.SUCCEEDED and few.status().kept == "final"
     assert few.status().message.startswith("Finished: the final model was kept. ")
     assert any("too few to pick an epoch by" in line for line in lines)
-    monkeypatch.setattr(training, "BEST_NEEDS_VALIDATION", 2)  # this dataset's 2 validation photos are enough
+    for module in (keep, phases):  # this dataset's 2 validation photos are enough
+        monkeypatch.setattr(module, "BEST_NEEDS_VALIDATION", 2)
     enough, state, lines = _run(tmp_path, config, name="enough")
     assert state is RunState.SUCCEEDED and enough.status().kept == "best"
     assert any("most accurate epoch" in line for line in lines)
@@ -276,7 +277,7 @@ def test_auto_image_size_is_chosen_from_the_photos(make_dataset, tmp_path, monke
 def test_a_first_model_is_kept_and_scored_as_phase_1_ends_and_gives_way_only_to_a_better_one(
     make_dataset, tmp_path, monkeypatch
 ):
-    from core import training
+    from core.training import keep, phases
 
     data = str(make_dataset({"red": 8, "green": 8}))
     config = tiny_config(data, backbone=_use_tiny_backbone(monkeypatch), head_epochs=2, finetune_epochs=2)
@@ -301,8 +302,9 @@ def test_a_first_model_is_kept_and_scored_as_phase_1_ends_and_gives_way_only_to_
 
     # A fine-tuning that does worse on validation than the first model does not replace it, given enough
     # validation photos to tell them apart (this dataset's 2 are, here).
-    monkeypatch.setattr(training, "_first_does_better", lambda session, value: True)
-    monkeypatch.setattr(training, "BEST_NEEDS_VALIDATION", 2)
+    monkeypatch.setattr(keep, "_first_does_better", lambda session, value: True)
+    for module in (keep, phases):
+        monkeypatch.setattr(module, "BEST_NEEDS_VALIDATION", 2)
     worse = RunDirectory.create(tmp_path / "runs", config.replace(keep="final"), run_id="first-kept")
     lines = []
     assert train_run(worse, echo=lines.append) is RunState.SUCCEEDED
@@ -317,7 +319,7 @@ def test_a_first_model_is_kept_and_scored_as_phase_1_ends_and_gives_way_only_to_
 def test_the_first_model_wins_only_on_a_higher_validation_score(make_dataset, tmp_path):
     from types import SimpleNamespace
 
-    from core.training import _first_does_better
+    from core.training.keep import _first_does_better
 
     run = RunDirectory.create(tmp_path, tiny_config("demo"), run_id="r")
     run.update_status(first_model={"val_accuracy": 0.8})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.uploads import (
+from core.data.uploads import (
     TRY_MAX_BYTES,
     UploadQuota,
     forget_tried_photos,

@@ -3,8 +3,8 @@
 import keras
 import pytest
 
-from core.backbones import BACKBONES
-from core.weights import WeightsUnavailable, build_base, find_local_imagenet, keras_models_dir, resolve_weights
+from core.network.backbones import BACKBONES
+from core.network.weights import WeightsUnavailable, build_base, find_local_imagenet, keras_models_dir, resolve_weights
 from tests.conftest import SHARED_V2_05, needs_shared
 
 SPEC = BACKBONES["mobilenet_v2_0.5"]

@@ -1,0 +1,125 @@
+"""A person's decisions about photos (move to another class, leave out), kept beside the dataset.
+
+The person's own files are never moved, renamed or deleted: the decisions live in the app's
+data folder (`overrides/<dataset key>.json`), one per photo, and every scan of the dataset
+applies them, so the Data page's counts and the next run both see them. A decision can be
+taken back one by one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from core.base.errors import InputError
+from core.base.files import data_home, write_atomic
+
+
+@dataclass(frozen=True)
+class Decision:
+    path: str  # the photo, relative to the dataset's folder
+    action: str  # "move" or "exclude"
+    to: str = ""  # the class a moved photo now belongs to
+    was: str = ""  # its class before
+    at: float = 0.0
+
+
+def overrides_home() -> Path:
+    """The folder of every dataset's decisions; its time changes with each decision (each file is replaced)."""
+    return data_home() / "overrides"
+
+
+def overrides_path(root: str | Path) -> Path:
+    """Where the decisions about the dataset in `root` are kept (named by the folder, never inside it)."""
+    key = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return overrides_home() / f"{key}.json"
+
+
+def decisions(root: str | Path) -> dict[str, Decision]:
+    """Every decision about the dataset, by photo (relative path)."""
+    try:
+        rows = json.loads(overrides_path(root).read_text())["decisions"]
+        return {row["path"]: Decision(**row) for row in rows}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _save(root: str | Path, chosen: dict[str, Decision]) -> None:
+    path = overrides_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"dataset": str(Path(root).resolve()), "decisions": [asdict(d) for d in chosen.values()]}
+    write_atomic(path, json.dumps(body, indent=1))
+
+
+def decide(root: str | Path, photo: str, action: str, was: str, to: str = "") -> Decision:
+    """Record that `photo` (a path inside `root`) moves to class `to`, or is left out ("exclude")."""
+    if action not in ("move", "exclude"):
+        raise InputError(f"Unknown decision {action!r}: move or exclude.")
+    relative = _relative(root, photo)
+    chosen = decisions(root)
+    if action == "move" and (not to or to == was):
+        chosen.pop(relative, None)  # moved back where it was: no decision left
+        _save(root, chosen)
+        return Decision(relative, "keep", was=was)
+    chosen[relative] = Decision(relative, action, to if action == "move" else "", was, time.time())
+    _save(root, chosen)
+    return chosen[relative]
+
+
+def decision_for(root: str | Path, photo: str) -> Decision | None:
+    """The decision about one photo, if any."""
+    return decisions(root).get(_relative(root, photo))
+
+
+def undo(root: str | Path, photo: str) -> None:
+    """Take back the decision about one photo."""
+    chosen = decisions(root)
+    if chosen.pop(_relative(root, photo), None) is not None:
+        _save(root, chosen)
+
+
+def summary(root: str | Path) -> str:
+    """The decisions in words ("12 photos moved to another class, 3 left out"), or "" when there are none."""
+    chosen = decisions(root).values()
+    moved = sum(d.action == "move" for d in chosen)
+    excluded = sum(d.action == "exclude" for d in chosen)
+    parts = []
+    if moved:
+        parts.append(f"{moved} photo{'s' * (moved != 1)} moved to another class")
+    if excluded:
+        parts.append(f"{excluded} left out")
+    return ", ".join(parts)
+
+
+def apply(report):
+    """`report` (a DatasetReport) with the decisions applied: moved photos relabelled (to a class the dataset
+    has), left-out photos listed as skipped with the reason. The report records what it used."""
+    from core.data.images import SkippedFile
+
+    chosen = decisions(report.root)
+    if not chosen:
+        return report
+    items, skipped, used = [], list(report.skipped), []
+    for item in report.items:
+        decision = chosen.get(_relative(report.root, item.path))
+        if decision is None:
+            items.append(item)
+        elif decision.action == "exclude":
+            skipped.append(SkippedFile(item.path, "left out in the photo review"))
+            used.append(decision)
+        elif decision.to in report.class_names:
+            items.append(replace(item, label=decision.to))
+            used.append(decision)
+        else:
+            items.append(item)
+    return replace(report, items=items, skipped=skipped, overrides=[asdict(d) for d in used])
+
+
+def _relative(root: str | Path, photo: str) -> str:
+    try:
+        return str(Path(photo).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        raise InputError("That photo is not part of this dataset.") from None
