@@ -9,26 +9,26 @@ from core.base.errors import InputError
 from core.base.markup import md_literal
 from core.results.compare import runs_frame
 from core.runs.directory import RunDirectory, list_runs, runs_root
-from core.sharing.projects import ProjectRefused, delete_run, imported_from, unpack_run
+from core.sharing.run_files import RunFileRefused, delete_run, imported_from, unpack_run
 
 st.title("Runs")
 
 
-def open_project() -> None:
+def open_run_file() -> None:
     """A run kept as a file (here or on another server) becomes a run of this server."""
     with st.expander("Open a run kept as a file (.studio.zip)"):
-        upload = st.file_uploader("Run file", type=["zip"], key="project_file")
-        if upload is not None and st.button("Open it", key="open_project", type="primary"):
+        upload = st.file_uploader("Run file", type=["zip"], key="run_file")
+        if upload is not None and st.button("Open it", key="open_run_file", type="primary"):
             try:
                 run = unpack_run(upload.getvalue(), runs_root())
-            except ProjectRefused as error:
+            except RunFileRefused as error:
                 st.error(str(error))
                 return
             follow_run(run)
             st.success(f"Opened **{md_literal(run.title())}**. It is in the table below, with its results.")
 
 
-open_project()
+open_run_file()
 runs = list_runs()
 if not runs:
     st.info("No runs yet. Start one on the Train page; every run appears here.")

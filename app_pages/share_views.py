@@ -11,7 +11,7 @@ from core.results.report import build_report, report_name
 from core.runs.directory import RunDirectory
 from core.sharing import access
 from core.sharing import links as sharing
-from core.sharing.projects import can_pack, pack_run, project_name
+from core.sharing.run_files import can_pack, pack_run, run_file_name
 
 
 def say_download(key: str, words: str) -> None:
@@ -51,14 +51,14 @@ def keep_as_file(run: RunDirectory, key: str) -> None:
     st.download_button(
         "Keep this run as a file",
         data=lambda: pack_run(run),
-        file_name=project_name(run),
+        file_name=run_file_name(run),
         mime="application/zip",
         icon=":material/archive:",
         key=key,
         on_click=say_download,
         args=(
             key,
-            f"Downloaded {project_name(run)}: its settings, history, results and model (not the photos). Open it "
+            f"Downloaded {run_file_name(run)}: its settings, history, results and model (not the photos). Open it "
             "on any Fine-Tune Studio server from the Runs page.",
         ),
         help="Settings, history, results and the model, not the photos. Open it on any Fine-Tune Studio server "

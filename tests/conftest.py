@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,80 @@ needs_shared_weights = pytest.mark.skipif(
     reason=f"the default network's ImageNet weights are not at {SHARED / 'weights'} (set STUDIO_SHARED)",
 )
 SHARED_V2_05 = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
+
+
+# --- the fast tier and child processes ------------------------------------------------------------------
+
+HEAVY_REASON = "mark it @pytest.mark.heavy: the fast tier (./test.sh --fast) starts no process and trains no model"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="only the tests that start no process, train no model and open no browser (./test.sh --fast)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    heavy = [item for item in items if item.get_closest_marker("heavy") or item.get_closest_marker("browser")]
+    if heavy:
+        config.hook.pytest_deselected(items=heavy)
+        items[:] = [item for item in items if item not in set(heavy)]
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_holds(request, monkeypatch):
+    """In the fast tier, a test that starts a process or trains a model fails, naming what to do."""
+    if not request.config.getoption("--fast"):
+        yield
+        return
+    import keras
+
+    def refuse(what: str):
+        def refused(*args, **kwargs):
+            raise AssertionError(f"{request.node.nodeid} {what}; {HEAVY_REASON}")
+
+        return refused
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a process"))
+    monkeypatch.setattr(keras.Model, "fit", refuse("trains a model"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind(request):
+    """A test that leaves a child process running fails, naming it (the process is ended)."""
+    import psutil
+
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+    yield
+    left = [child for child in me.children(recursive=True) if child.pid not in before]
+    _, alive = psutil.wait_procs(left, timeout=15)  # a process told to stop may take a moment to go
+    alive = [process for process in alive if _running(process)]
+    if not alive:
+        return
+    names = []
+    for process in alive:
+        try:
+            names.append(" ".join(process.cmdline())[:160] or process.name())
+            process.kill()
+        except psutil.Error:
+            continue
+    if names:
+        pytest.fail(f"{request.node.nodeid} left {len(names)} process(es) running: " + "; ".join(names), False)
+
+
+def _running(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 @pytest.fixture(autouse=True)

@@ -129,7 +129,7 @@ def test_compare_two_runs_and_open_a_run_kept_as_a_file(server_with_runs, tmp_pa
         assert kept.name == "big-steps.studio.zip"
         expect(main.get_by_text("Downloaded big-steps.studio.zip: its settings, history")).to_be_visible()  # said
         main.get_by_text("Open a run kept as a file").click()
-        main.locator(".st-key-project_file input[type=file]").set_input_files(str(kept))
+        main.locator(".st-key-run_file input[type=file]").set_input_files(str(kept))
         main.get_by_role("button", name="Open it").click()
         _settle(page)
         expect(main.get_by_text("It is in the table below, with its results.")).to_be_visible()

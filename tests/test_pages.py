@@ -569,7 +569,7 @@ def test_a_bad_shared_link_is_refused_in_plain_words(make_dataset, case):
     import json
 
     from core.sharing import links as sharing
-    from core.sharing.projects import delete_run
+    from core.sharing.run_files import delete_run
     from tests.conftest import recorded_run
 
     data = make_dataset({"red": 6, "green": 6})
@@ -645,7 +645,7 @@ def test_sign_out_ends_the_session(monkeypatch):
 def test_a_run_opened_from_a_file_without_its_photos_says_so_and_offers_no_export(make_dataset, tmp_path):
     import shutil
 
-    from core.sharing.projects import pack_run, unpack_run
+    from core.sharing.run_files import pack_run, unpack_run
     from tests.conftest import recorded_run
 
     photos = make_dataset({"red": 6, "green": 6})

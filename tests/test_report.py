@@ -64,7 +64,7 @@ def test_the_report_holds_everything_and_asks_no_server_for_anything(two_runs):
 
 def test_a_report_from_another_machine_says_what_it_cannot_show(two_runs, tmp_path):
     run = two_runs[0]
-    shutil.rmtree((run.dataset() or {})["root"])  # the photos are not here, as on a server a project was opened on
+    shutil.rmtree((run.dataset() or {})["root"])  # the photos are not here, as on a server a run file was opened on
     page = build_report(run)
     assert "Sample photos are not shown" in page
     assert "photo not on this machine" in page
@@ -113,7 +113,7 @@ def test_the_cli_lists_compares_reports_and_keeps_runs(two_runs, tmp_path):
     opened = cli("unpack", str(tmp_path / "first.studio.zip"), "--root", str(tmp_path / "elsewhere"))
     assert opened.returncode == 0 and (tmp_path / "elsewhere" / "first" / "model.keras").exists()
     refused = cli("unpack", str(root / "first" / "config.json"), "--root", str(tmp_path / "elsewhere"))
-    assert refused.returncode == 2 and "not a Fine-Tune Studio project" in refused.stderr
+    assert refused.returncode == 2 and "not a Fine-Tune Studio run file" in refused.stderr
 
 
 def test_a_trained_run_kept_as_a_file_predicts_on_another_server(make_dataset, tmp_path):

@@ -13,6 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -66,7 +67,7 @@ def spawn_core(arguments: list[str], log_path: Path | None = None) -> ProcessRec
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    output = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    output: Any = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "core", *arguments],

@@ -234,7 +234,7 @@ def command_runs(args: argparse.Namespace) -> int:
 
 def command_pack(args: argparse.Namespace) -> int:
     from core.base.files import write_atomic
-    from core.sharing.projects import pack_run
+    from core.sharing.run_files import pack_run
 
     run = _existing_run(args.run_dir)
     content = pack_run(run)
@@ -245,7 +245,7 @@ def command_pack(args: argparse.Namespace) -> int:
 
 def command_unpack(args: argparse.Namespace) -> int:
     from core.runs.directory import runs_root
-    from core.sharing.projects import unpack_run
+    from core.sharing.run_files import unpack_run
 
     if not Path(args.file).is_file():
         raise CliError(f"{args.file} does not exist")

@@ -202,7 +202,11 @@ def add_setting_flags(parser: argparse.ArgumentParser, defaults: RunConfig) -> N
             continue
         meta = info.declaration
         value = get_value(defaults, info.name)
-        options = {"dest": info.name, "help": _flag_help(info), "metavar": info.name.split(".")[-1].upper()}
+        options: dict[str, Any] = {
+            "dest": info.name,
+            "help": _flag_help(info),
+            "metavar": info.name.split(".")[-1].upper(),
+        }
         if info.kind is bool:
             del options["metavar"]
             parser.add_argument(info.flag, action=argparse.BooleanOptionalAction, default=value, **options)

@@ -86,7 +86,7 @@ def predict_task(run_dir: str, image_paths: list[str]) -> dict[str, Any]:
     model = load_model(run.model_path)
     class_names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
     calibration = read_result(run.calibration_path)
-    results = []
+    results: list[dict[str, Any]] = []
     for path in image_paths:
         try:
             pixels = read_photo(path, run.image_size())
@@ -95,7 +95,7 @@ def predict_task(run_dir: str, image_paths: list[str]) -> dict[str, Any]:
             continue
         features, probabilities = features_of(model, pixels[None])
         order = np.argsort(probabilities[0])[::-1][:3]
-        answer = {"path": path, "top": [(class_names[i], float(probabilities[0][i])) for i in order]}
+        answer: dict[str, Any] = {"path": path, "top": [(class_names[i], float(probabilities[0][i])) for i in order]}
         if calibration:
             distance, beyond = unfamiliar(features, calibration)
             answer.update(distance=float(distance[0]), unfamiliar=bool(beyond[0]))

@@ -94,12 +94,14 @@ def _shape(draw: ImageDraw.ImageDraw, label: str, centre, radius: float, angle: 
 
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
-    return tuple(int(c) for c in rng.integers(0, 256, size=3))
+    red, green, blue = (int(c) for c in rng.integers(0, 256, size=3))
+    return red, green, blue
 
 
 def _near(colour: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int]:
     """A colour close to `colour`: a shape that barely stands out."""
-    return tuple(int(c) for c in np.clip(colour + rng.normal(0, 22, size=3), 0, 255))
+    red, green, blue = (int(c) for c in np.clip(colour + rng.normal(0, 22, size=3), 0, 255))
+    return red, green, blue
 
 
 def _background(rng: np.random.Generator, size: int) -> Image.Image:

@@ -109,8 +109,8 @@ def load_rgb(path: str | os.PathLike | BinaryIO, size: int) -> np.ndarray:
         with opened as image:
             _check_header(ImageInfo(image.format or "?", image.width, image.height, image.mode))
             _draft(image, size)
-            image = ImageOps.exif_transpose(image) or image
-            rgb = _to_rgb(image)
+            upright = ImageOps.exif_transpose(image) or image
+            rgb = _to_rgb(upright)
             rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
             return np.asarray(rgb, dtype=np.uint8)
 

@@ -65,10 +65,10 @@ def decode_images(
     array_path = cache_dir / f"images-{key}.npy"
     failures_path = cache_dir / f"images-{key}.json"
     if array_path.exists() and failures_path.exists():
-        failures = {int(k): v for k, v in json.loads(failures_path.read_text()).items()}
+        kept = {int(k): v for k, v in json.loads(failures_path.read_text()).items()}
         if progress:
             progress(len(paths), len(paths))
-        return np.load(array_path, mmap_mode="r"), failures
+        return np.load(array_path, mmap_mode="r"), kept
     failures: dict[int, str] = {}
     with atomic_path(array_path) as tmp_path:
         array = np.lib.format.open_memmap(

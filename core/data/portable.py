@@ -1,6 +1,6 @@
 """Paths in a run kept as a file: never this server's, and never outside the photo folders when opened.
 
-A run file (`core.sharing.projects`) names photos: the data the run used, every photo scanned, every
+A run file (`core.sharing.run_files`) names photos: the data the run used, every photo scanned, every
 mistake. Packing writes each path relative to the folder it lives in, as `data-root:REL`
 (under `STUDIO_DATA_ROOT`) or `studio-data:REL` (the studio's own photo folders: the demo,
 extracted zips, uploads, photos made here), and anything else as `elsewhere:NAME` (its name

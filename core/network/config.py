@@ -132,9 +132,9 @@ KEEP = {
     "final": "The final model",
     "best": "The most accurate epoch on validation",
 }
-_EPOCHS = {"low": 0, "high": 1000, "step": 1}
-_PATIENCE = {"low": 0, "high": 1000, "step": 1, "recipe": True}
-_RATE = {"low": 0.0, "high": 1.0, "above_low": True, "recipe": True}
+_EPOCHS: dict[str, Any] = {"low": 0, "high": 1000, "step": 1}
+_PATIENCE: dict[str, Any] = {"low": 0, "high": 1000, "step": 1, "recipe": True}
+_RATE: dict[str, Any] = {"low": 0.0, "high": 1.0, "above_low": True, "recipe": True}
 
 
 @dataclass(frozen=True)

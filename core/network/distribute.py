@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from core.base.errors import InputError
 
@@ -44,7 +45,7 @@ class Placement:
         why: why this precision, in words.
     """
 
-    strategy: object
+    strategy: Any  # a tf.distribute.Strategy
     devices: tuple[str, ...]
     precision: str
     why: str = ""

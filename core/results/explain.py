@@ -15,6 +15,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -72,7 +73,9 @@ def gradcam(model, pixels: np.ndarray, classes: list[int | None] | None = None) 
     for heat, p, c in zip(maps, probabilities.numpy(), wanted, strict=True):
         peak = float(heat.max())
         heat = heat / peak if peak > 0 else heat
-        resized = np.asarray(Image.fromarray(heat.astype(np.float32), "F").resize((size, size), Image.BILINEAR))
+        resized = np.asarray(
+            Image.fromarray(heat.astype(np.float32), "F").resize((size, size), Image.Resampling.BILINEAR)
+        )
         explanations.append(
             Explanation(np.clip(resized, 0, 1).astype(np.float32), p.astype(np.float32), c, flat=not peak > 0)
         )
@@ -92,7 +95,9 @@ def overlay(photo: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     dark blue where the model did not look, through orange, to yellow where it looked most."""
     size = photo.shape[1::-1]
     grey = np.asarray(Image.fromarray(photo).convert("L").convert("RGB"), np.float32)
-    heat = np.asarray(Image.fromarray(heatmap.astype(np.float32), "F").resize(size, Image.BILINEAR), np.float32)
+    heat = np.asarray(
+        Image.fromarray(heatmap.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR), np.float32
+    )
     heat = heat.clip(0, 1)
     tint = colour(heat).astype(np.float32)
     alpha = (0.35 + 0.45 * heat)[..., None]
@@ -112,7 +117,8 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
     model = inference_model(load_model(run.model_path))
     class_names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
     size = run.image_size()
-    answers, used = [], set()
+    answers: list[dict[str, Any]] = []
+    used: set[str] = set()
     for path in paths:
         try:
             photo = read_photo(path, size)
@@ -170,7 +176,8 @@ def explain_photos(run, paths: list[str], class_names: list[str | None] | None =
 
     wanted = class_names or [None] * len(paths)
     names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
-    size, model, answers = run.image_size(), None, []
+    size, model = run.image_size(), None
+    answers: list[dict[str, Any]] = []
     for path, class_name in zip(paths, wanted, strict=True):
         target = heatmap_path(run, path, class_name)
         try:

@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def export_many(run, keys: list[str], progress: Callable[[str], None] = print) -
         format_of(key)
     done = {key: existing(run, key) for key in keys}
     if all(done.values()):
-        return list(done.values())
+        return [verification for verification in done.values() if verification is not None]
     source = ExportSource(run)
     try:
         return [done[key] or export_run(run, key, progress, source) for key in keys]
@@ -143,7 +144,7 @@ def predict_files(run, key: str, paths: list[str], top: int = 3) -> list[dict]:
     size = run.image_size()
     quiet_tensorflow()
     predict = fmt.load(main, size)
-    answers = []
+    answers: list[dict[str, Any]] = []
     for path in paths:
         try:
             pixels = read_photo(path, size).astype(np.float32)

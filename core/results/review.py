@@ -6,6 +6,8 @@ same way, which byte comparison misses once a photo is re-encoded or resized."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 MAX_REVIEWED = 2000  # training and validation photos scored, spread over the splits
@@ -33,7 +35,7 @@ def near_copies(features: np.ndarray, rows: list[tuple[str, str, str]], limit: i
     first, second = np.triu_indices(len(unit), k=1)
     alike = similarity[first, second]
     order = np.argsort(-alike)
-    pairs = []
+    pairs: list[dict[str, Any]] = []
     for k in order[: limit * 4]:
         if alike[k] < SAME or len(pairs) >= limit:
             break

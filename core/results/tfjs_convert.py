@@ -11,7 +11,7 @@ import types
 
 for name in ("tensorflow_decision_forests", "tensorflow_hub", "tensorflowjs.converters.jax_conversion"):
     placeholder = types.ModuleType(name)
-    placeholder.convert_jax = None
+    placeholder.convert_jax = None  # type: ignore[attr-defined]
     sys.modules[name] = placeholder
 
 from tensorflowjs.converters import tf_saved_model_conversion_v2  # noqa: E402

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.network.config import RunConfig
 from core.base.files import safe_name, write_atomic
@@ -286,7 +286,7 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDirectory]:
     root = Path(root) if root else runs_root()
     if not root.is_dir():
         return []
-    # A name starting with a dot is a run being opened or deleted (`core.sharing.projects`), not yet or no longer there.
+    # A name starting with a dot is a run being opened or deleted (`core.sharing.run_files`), not yet or no longer there.
     runs = [RunDirectory(p) for p in root.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file()]
     return sorted(runs, key=lambda r: r.raw_status().created or 0, reverse=True)
 
@@ -362,7 +362,7 @@ class TrainingSlot:
     def __init__(self, root: Path, run: RunDirectory):
         self.root = root
         self.run = run
-        self.handle = None
+        self.handle: IO[str] | None = None
         self.slots = max(1, int(os.environ.get("STUDIO_PARALLEL_RUNS", "1")))
 
     def try_acquire(self) -> bool:

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import keras
 
@@ -53,7 +54,7 @@ class EventStream(keras.callbacks.Callback):
         self.on_epoch = on_epoch
         self.min_batch_interval = min_batch_interval
         self.nan_seen = False
-        self._handle = None
+        self._handle: IO[str] | None = None
         self._epoch_start = 0.0
         self._last_batch_event = 0.0
         self._epoch = epoch_offset

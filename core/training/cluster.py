@@ -18,6 +18,7 @@ the dashboard reads an environment variable and nothing more.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -96,7 +97,7 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
     """
     from core.base.processes import ProcessRecord
 
-    address = cluster_address()
+    address = cluster_address() or ""  # set: this process is started only for a cluster
     process = ProcessRecord.of(os.getpid())
     run.update_status(pid=process.pid, pid_started=process.started)
     refusal = token_authentication()  # before Ray is imported: it reads the mode once, at import
@@ -112,7 +113,7 @@ def supervise(run: RunDirectory, echo=print) -> RunState:
             namespace="fine-tune-studio",
             runtime_env={"env_vars": task_environment()},
             log_to_driver=False,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
         )
     except ray.exceptions.AuthenticationError:
         return _refuse(run, NO_TOKEN.format(address=address), echo)

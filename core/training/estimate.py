@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, fields
+from typing import Any
 
 from core.runs.status import RunStatus, Stage
 
@@ -191,7 +192,9 @@ def measure_speeds(config, image_size: int, sample_paths: list[str], classes: in
     forward, forward_trace = _per_call(lambda: extractor.predict_on_batch(pixels), repeats)
     augment = _per_call(lambda: build_augmenter(config.augmentation, 0)(pixels, training=True), repeats)[0]
     set_phase(base, 1, mask)
-    head = (parts.head, _random_like(parts.head.inputs[0], batch)) if config.feature_cache else (model, pixels)
+    head: tuple[Any, Any] = (
+        (parts.head, _random_like(parts.head.inputs[0], batch)) if config.feature_cache else (model, pixels)
+    )
     compile_for_phase(head[0], config.optimizer, 1e-3)
     head_step, head_trace, head_epoch = _fit_timing(*head, batch, repeats)
     set_phase(base, 2, mask)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
 
 
 def evaluate_predictions(
-    y_true: Sequence[int],
+    y_true: Sequence[int] | np.ndarray,
     probabilities: np.ndarray,
     class_names: Sequence[str],
     paths: Sequence[str],
@@ -23,33 +24,33 @@ def evaluate_predictions(
         paths: the image file of each row, for the mistakes gallery.
         split: which split these images are ("test", or "val" when there is no test split).
     """
-    y_true = np.asarray(y_true, dtype=int)
+    truth = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = list(range(len(class_names)))
     y_pred = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(truth, y_pred, labels=labels, zero_division=0)
     clipped = np.clip(probabilities, 1e-7, 1.0)
     clipped /= clipped.sum(axis=1, keepdims=True)
-    mistakes = [
+    mistakes: list[dict[str, Any]] = [
         {
-            "path": str(paths[i]),
-            "true": class_names[y_true[i]],
-            "predicted": class_names[y_pred[i]],
+            "path": str(paths[int(i)]),
+            "true": class_names[int(truth[i])],
+            "predicted": class_names[int(y_pred[i])],
             "confidence": float(probabilities[i, y_pred[i]]),
-            "true_class_probability": float(probabilities[i, y_true[i]]),
+            "true_class_probability": float(probabilities[i, truth[i]]),
         }
-        for i in np.flatnonzero(y_pred != y_true)
+        for i in np.flatnonzero(y_pred != truth)
     ]
     mistakes.sort(key=lambda m: m["confidence"], reverse=True)
     return {
         "split": split,
-        "count": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "loss": float(log_loss(y_true, clipped, labels=labels)),
+        "count": int(len(truth)),
+        "accuracy": float(accuracy_score(truth, y_pred)),
+        "loss": float(log_loss(truth, clipped, labels=labels)),
         "class_names": list(class_names),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": confusion_matrix(truth, y_pred, labels=labels).tolist(),
         # each row as shares of that true class (a class with no photos: zeros)
-        "confusion_shares": np.nan_to_num(confusion_matrix(y_true, y_pred, labels=labels, normalize="true")).tolist(),
+        "confusion_shares": np.nan_to_num(confusion_matrix(truth, y_pred, labels=labels, normalize="true")).tolist(),
         "per_class": [
             {
                 "class": name,

@@ -9,6 +9,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from core.base.errors import InputError
 from core.base.files import remove_temporary_files
@@ -45,7 +46,9 @@ def run_guarded(
     try:
         process = ProcessRecord.of(os.getpid())
         # A run trained here after a cluster trained part of it is no longer on the cluster's node.
-        recorded = {"pid": process.pid, "pid_started": process.started, "node": {}} if record_process else {}
+        recorded: dict[str, Any] = (
+            {"pid": process.pid, "pid_started": process.started, "node": {}} if record_process else {}
+        )
         run.update_status(
             state=RunState.RUNNING,
             stage=Stage.PREPARING,

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,11 +52,11 @@ class ClassifierParts:
         cut: the first base layer of the top, or "" when the whole base stays frozen.
     """
 
-    front: object
-    front_both: object
-    augment: object
-    head: object
-    top_and_head: object
+    front: Any
+    front_both: Any
+    augment: Any
+    head: Any
+    top_and_head: Any
     cut: str
 
 
@@ -115,6 +116,7 @@ class FeaturePlan:
     def key(self, images: LabelledImages, config, training: bool) -> FeatureKey:
         """The cache key of this split's features (training photos get every view, others one)."""
         views = self.views if training else 1
+        assert self.parts is not None, "only a cached plan has keys"
         return FeatureKey(
             images=images_digest(list(images.paths), config.image_size),
             backbone=config.backbone,
@@ -165,9 +167,9 @@ def plan_features(config, weights_path: str | None, model, base, mask: list[bool
 class PhaseInputs:
     """What one phase fits: the model (the head, or the top and head) and its batches of stored features."""
 
-    model: object
-    train: object
-    val: object | None
+    model: Any
+    train: Any
+    val: Any | None
     reused: bool
     # Phase 1: the pooled features of the original photos (view 0), by split: the `pool` layer's output
     # for as long as the network below it is frozen (calibration reuses them).
@@ -190,9 +192,11 @@ def phase_inputs(
         ExtractionStopped: Stop was pressed while features were being computed.
     """
     parts = plan.parts
+    assert parts is not None, "stored features are for a cached plan"
     if phase == 2 and not parts.cut:
         return None
-    features, reused = {}, True
+    features: dict[str, np.ndarray | None] = {}
+    reused = True
     for split in ("train", "val"):
         images = data[split]
         if not len(images.images):
@@ -215,12 +219,13 @@ def phase_inputs(
         )
         reused = reused and was_cached
         features[split] = values[-1]  # what this phase trains on
-    val = data["val"]
-    pooled = {split: array[0] if array is not None else None for split, array in features.items()}
+    val, train = data["val"], features["train"]
+    assert train is not None, "a run always has training photos"
+    originals = {split: array[0] if array is not None else None for split, array in features.items()}
     return PhaseInputs(
-        pooled=pooled if phase == 1 else None,
+        pooled=originals if phase == 1 else None,
         model=parts.head if phase == 1 else parts.top_and_head,
-        train=feature_dataset(features["train"], data["train"].labels, batch_size, shuffle=True, seed=config.seed),
+        train=feature_dataset(train, data["train"].labels, batch_size, shuffle=True, seed=config.seed),
         val=feature_dataset(features["val"], val.labels, batch_size, shuffle=False)
         if features["val"] is not None
         else None,

@@ -48,7 +48,7 @@ def keepable(session: Session, model):
     exports compute the same on any processor (checkpoints keep the mixed model, to resume as it trained)."""
     from core.network.distribute import float32_copy
 
-    return float32_copy(model) if session.placement.mixed else model
+    return float32_copy(model) if session.placed.mixed else model
 
 
 def last_epoch(run: RunDirectory) -> dict:

@@ -74,7 +74,7 @@ class RunProgress:
             self._steady(now if now is not None else time.time())
             return
         # No estimate (a run started from the CLI): only this phase's own pace can be known.
-        per_epoch, finished = phase_pace(self.epochs, self.stage.phase, status.epochs_before_phase)
+        per_epoch, finished = phase_pace(self.epochs, self.stage.phase or 0, status.epochs_before_phase)
         if per_epoch is not None and status.phase_epochs:
             self.seconds_left = max(status.phase_epochs - finished, 0) * per_epoch
 

@@ -20,7 +20,7 @@ BATCH_EVENT_SECONDS = 0.25  # on stored features batches take milliseconds: stre
 def run_phases(session: Session) -> RunState:
     """Each planned phase in turn, from where a resumed run left off; STOPPED if Stop was pressed."""
     resume = session.classifier.resume
-    scale = session.placement.learning_rate_scale(session.config.optimizer)
+    scale = session.placed.learning_rate_scale(session.config.optimizer)
     plans = plan_phases(session.config, session.classifier.unfreeze, scale)
     for plan in plans:
         if resume and plan.phase < resume.phase:

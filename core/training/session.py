@@ -73,6 +73,13 @@ class Session:
     placement: Placement | None = None  # the devices and precision (`core.network.distribute`); set by start_session
 
     @property
+    def placed(self) -> Placement:
+        """The devices and precision, which `start_session` always sets."""
+        if self.placement is None:
+            raise RuntimeError("the session has not been started (start_session places it)")
+        return self.placement
+
+    @property
     def monitor(self) -> str:
         # The best epoch is the most accurate on validation images. Late in fine-tuning, validation loss
         # often rises (the model grows more confident) while accuracy still improves: measured on the

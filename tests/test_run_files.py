@@ -11,7 +11,7 @@ from core.base.errors import InputError
 from core.runs.directory import RunDirectory, list_runs
 from core.runs.status import RunState
 from core.sharing import links as sharing
-from core.sharing.projects import ProjectRefused, delete_run, imported_from, pack_run, unpack_run
+from core.sharing.run_files import RunFileRefused, delete_run, imported_from, pack_run, unpack_run
 from tests.conftest import recorded_run
 
 
@@ -45,7 +45,7 @@ def test_opening_the_same_file_twice_keeps_both_under_different_ids_and_names(ke
 
 
 def _rezip(content: bytes, change) -> bytes:
-    """The project with `change(files, manifest)` applied, the manifest's hashes left as they were."""
+    """The run file with `change(files, manifest)` applied, the manifest's hashes left as they were."""
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     manifest = json.loads(files.pop("studio-run.json"))
@@ -71,7 +71,7 @@ def _relisted(files, manifest):
 
 
 HOSTILE = {
-    "not a zip": (lambda content: b"PK\x03\x04 truncated", "not a Fine-Tune Studio project"),
+    "not a zip": (lambda content: b"PK\x03\x04 truncated", "not a Fine-Tune Studio run file"),
     "a zip of photos": (
         lambda content: _zip_of({"red/a.png": b"x"}),
         "no readable studio-run.json",
@@ -126,7 +126,7 @@ def test_a_hostile_or_damaged_file_is_refused_in_words_and_nothing_is_written(ke
     make, message = HOSTILE[case]
     root = tmp_path / "there"
     root.mkdir()
-    with pytest.raises(ProjectRefused, match=message):
+    with pytest.raises(RunFileRefused, match=message):
         unpack_run(make(kept[1]), root)
     assert list(root.iterdir()) == []
     assert not (tmp_path / "evil.sh").exists()
@@ -135,7 +135,7 @@ def test_a_hostile_or_damaged_file_is_refused_in_words_and_nothing_is_written(ke
 def test_only_a_finished_run_is_kept_as_a_file(make_dataset, tmp_path):
     run = recorded_run(tmp_path, "busy", make_dataset({"red": 4, "green": 4}))
     run.update_status(state=RunState.RUNNING)
-    with pytest.raises(ProjectRefused, match="Only a finished or stopped run"):
+    with pytest.raises(RunFileRefused, match="Only a finished or stopped run"):
         pack_run(run)
 
 
@@ -247,9 +247,9 @@ def test_opening_a_bomb_takes_no_memory_and_leaves_nothing(tmp_path):
     assert bomb.stat().st_size < 8 * 1024 * 1024
     code = (
         "import resource, sys\n"
-        "from core.sharing.projects import ProjectRefused, unpack_run\n"
+        "from core.sharing.run_files import RunFileRefused, unpack_run\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "try:\n    unpack_run(sys.argv[1], sys.argv[2])\nexcept ProjectRefused as error:\n    print(error)\n"
+        "try:\n    unpack_run(sys.argv[1], sys.argv[2])\nexcept RunFileRefused as error:\n    print(error)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
     )
     root = tmp_path / "runs"

@@ -1,8 +1,8 @@
-"""A run kept as one file (a project), and opened again on another server.
+"""A run kept as one file (a run file, `.studio.zip`: `pack` makes one, `unpack` opens one), and opened again on another server.
 
 The file is a zip of the run's settings, status, name and notes, history, evaluation, data
 summary and model, with `studio-run.json` listing each file's SHA-256. The photos stay where
-they are (a project is for results, not a copy of the data), and the paths naming them are
+they are (a run file is for results, not a copy of the data), and the paths naming them are
 written relative to their photo folder, never as this server's paths (`core.data.portable`).
 Opening one is careful: only the listed names are read; each file's size and compression ratio
 are checked before anything is unpacked; each is streamed to disk and checked against its hash;
@@ -33,7 +33,7 @@ from core.runs.status import RunState, RunStatus
 
 MANIFEST = "studio-run.json"
 FORMAT = 1
-# What a project holds, with the most each file may be once unpacked (the largest network's model is
+# What a run file holds, with the most each file may be once unpacked (the largest network's model is
 # about 500 MB), and the most all of it may be.
 MEGABYTE = 1024 * 1024
 CONTENTS = {
@@ -58,12 +58,12 @@ REQUIRED = ("config.json", "status.json", "evaluation.json", "model.keras")
 FINISHED = (RunState.SUCCEEDED, RunState.STOPPED)
 
 
-class ProjectRefused(InputError):
+class RunFileRefused(InputError):
     """A file that cannot be opened as a run; the message says why."""
 
 
 def can_pack(run: RunDirectory) -> str | None:
-    """Why `run` cannot be kept as a project yet, or None when it can."""
+    """Why `run` cannot be kept as a run file yet, or None when it can."""
     if run.status().state not in FINISHED:
         return "Only a finished or stopped run can be kept as a file (this one has no final results yet)."
     missing = [name for name in REQUIRED if not (run.path / name).is_file()]
@@ -72,7 +72,7 @@ def can_pack(run: RunDirectory) -> str | None:
     return None
 
 
-def project_name(run: RunDirectory) -> str:
+def run_file_name(run: RunDirectory) -> str:
     """The file name a download of `run` gets: its readable name, made safe."""
     return f"{safe_name(run.title(), limit=80)}.studio.zip"
 
@@ -81,11 +81,11 @@ def pack_run(run: RunDirectory) -> bytes:
     """The run as one zip (model stored as it is: a `.keras` file is already compressed).
 
     Raises:
-        ProjectRefused: the run has not finished.
+        RunFileRefused: the run has not finished.
     """
     reason = can_pack(run)
     if reason:
-        raise ProjectRefused(reason)
+        raise RunFileRefused(reason)
     buffer = io.BytesIO()
     hashes = {}
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -125,14 +125,14 @@ def _portable_status(content: bytes) -> bytes:
 
 
 def unpack_run(source: str | os.PathLike | bytes, root: str | os.PathLike) -> RunDirectory:
-    """Open a project file as a run under `root`; its own id when free, else with a number added.
+    """Open a run file as a run under `root`; its own id when free, else with a number added.
 
     Sizes and compression ratios are checked before anything is unpacked, each file is streamed to
     disk and checked against its hash, and every path it names is made local or dropped
     (`core.data.portable`), so a crafted file reads nothing outside this server's photo folders.
 
     Raises:
-        ProjectRefused: not a project, damaged, too large, or not a finished run; nothing is left behind.
+        RunFileRefused: not a run file, damaged, too large, or not a finished run; nothing is left behind.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def unpack_run(source: str | os.PathLike | bytes, root: str | os.PathLike) -> Ru
         _check_run(staging)
         imported = {key: manifest.get(key) for key in ("run", "title", "packed", "server")}
         write_atomic(staging / "imported.json", json.dumps({**imported, "opened": time.time()}, indent=1))
-        run = RunDirectory(_move_into_place(staging, root, safe_name(str(manifest.get("run") or "project"), 80)))
+        run = RunDirectory(_move_into_place(staging, root, safe_name(str(manifest.get("run") or "run"), 80)))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     title = run.title()
@@ -162,18 +162,18 @@ def _check_run(folder: Path) -> None:
         if not isinstance(evaluation, dict) or not isinstance(evaluation.get("class_names"), list):
             raise ValueError("evaluation.json has no classes")
     except (ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
-        raise ProjectRefused(f"This project's settings or results cannot be read ({str(error)[:200]}).") from None
+        raise RunFileRefused(f"This run file's settings or results cannot be read ({str(error)[:200]}).") from None
     if status.state not in FINISHED:
-        raise ProjectRefused("This project holds a run that had not finished; only finished runs can be opened.")
+        raise RunFileRefused("This run file holds a run that had not finished; only finished runs can be opened.")
 
 
 def _unpack_checked(source, folder: Path) -> dict:
-    """Every listed file of the project unpacked into `folder`, checked; its manifest."""
+    """Every listed file of the run file unpacked into `folder`, checked; its manifest."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (zipfile.BadZipFile, OSError, ValueError):
-        raise ProjectRefused(
-            "This file is not a Fine-Tune Studio project (a .studio.zip from “Keep this run as a file”)."
+        raise RunFileRefused(
+            "This file is not a Fine-Tune Studio run file (a .studio.zip from “Keep this run as a file”)."
         ) from None
     with archive:
         try:
@@ -182,27 +182,27 @@ def _unpack_checked(source, folder: Path) -> dict:
             if manifest.get("format") != FORMAT or not isinstance(listed, dict):
                 raise ValueError
         except (KeyError, ValueError, TypeError):
-            raise ProjectRefused(
-                "This zip is not a Fine-Tune Studio project (it has no readable studio-run.json)."
+            raise RunFileRefused(
+                "This zip is not a Fine-Tune Studio run file (it has no readable studio-run.json)."
             ) from None
         unknown = sorted(set(listed) - set(CONTENTS))
         if unknown:
-            raise ProjectRefused(f"This project lists files a run never holds ({', '.join(unknown)[:100]}).")
+            raise RunFileRefused(f"This run file lists files a run never holds ({', '.join(unknown)[:100]}).")
         missing = [name for name in REQUIRED if name not in listed]
         if missing:
-            raise ProjectRefused(f"This project has no {' or '.join(missing)}.")
+            raise RunFileRefused(f"This run file has no {' or '.join(missing)}.")
         infos = {name: _info(archive, name) for name in listed}
         _check_sizes(infos)
         for name, expected in listed.items():
             if _stream(archive, infos[name], folder / name) != expected:
-                raise ProjectRefused(f"This project is damaged: {name} is not the file that was kept.")
+                raise RunFileRefused(f"This run file is damaged: {name} is not the file that was kept.")
         for name in JSON_FILES:
             path = folder / name
             if path.is_file():
                 try:
                     write_atomic(path, json.dumps(local_json(json.loads(path.read_bytes())), indent=1))
                 except (ValueError, RecursionError):
-                    raise ProjectRefused(f"This project's settings or results cannot be read ({name}).") from None
+                    raise RunFileRefused(f"This run file's settings or results cannot be read ({name}).") from None
         _localize_splits(folder / "splits.csv")
     return manifest
 
@@ -226,7 +226,7 @@ def _localize_splits(path: Path) -> None:
     try:
         text = _splits(path.read_text(), to_local)
     except (UnicodeDecodeError, csv.Error):
-        raise ProjectRefused("This project's list of photos (splits.csv) cannot be read.") from None
+        raise RunFileRefused("This run file's list of photos (splits.csv) cannot be read.") from None
     if text.count("\n") > 1:
         write_atomic(path, text)
     else:
@@ -237,22 +237,22 @@ def _info(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
     try:
         return archive.getinfo(name)
     except KeyError:
-        raise ProjectRefused(f"This project is incomplete: it has no {name}.") from None
+        raise RunFileRefused(f"This run file is incomplete: it has no {name}.") from None
 
 
 def _check_sizes(infos: dict[str, zipfile.ZipInfo]) -> None:
     """Refuse, before inflating a byte, a file larger than a run's ever is, or packed like a bomb."""
     for name, info in infos.items():
         if info.file_size > CONTENTS[name]:
-            raise ProjectRefused(f"This project's {name} is larger than a run's ever is ({info.file_size:,} bytes).")
+            raise RunFileRefused(f"This run file's {name} is larger than a run's ever is ({info.file_size:,} bytes).")
         if info.file_size > MEGABYTE and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise ProjectRefused(
-                f"This project's {name} unpacks to {info.file_size / max(info.compress_size, 1):,.0f} times its "
+            raise RunFileRefused(
+                f"This run file's {name} unpacks to {info.file_size / max(info.compress_size, 1):,.0f} times its "
                 "packed size, which no run does: it is refused as a zip bomb."
             )
     total = sum(info.file_size for info in infos.values())
     if total > TOTAL:
-        raise ProjectRefused(f"This project unpacks to {total:,} bytes, more than a run ever holds.")
+        raise RunFileRefused(f"This run file unpacks to {total:,} bytes, more than a run ever holds.")
 
 
 def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> str:
@@ -264,11 +264,11 @@ def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> st
             while chunk := handle.read(CHUNK):
                 written += len(chunk)
                 if written > info.file_size:  # zipfile stops at the header's size; this never trusts that alone
-                    raise ProjectRefused(f"This project's {info.filename} is larger than it says.")
+                    raise RunFileRefused(f"This run file's {info.filename} is larger than it says.")
                 digest.update(chunk)
                 out.write(chunk)
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):
-        raise ProjectRefused(f"This project is damaged: {info.filename} cannot be unpacked.") from None
+        raise RunFileRefused(f"This run file is damaged: {info.filename} cannot be unpacked.") from None
     return digest.hexdigest()
 
 
@@ -276,14 +276,14 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     """One small file of the zip, refused when it unpacks to more than `limit` bytes (whatever its header claims)."""
     info = _info(archive, name)
     if info.file_size > limit:
-        raise ProjectRefused(f"This project's {name} is larger than a run's ever is ({info.file_size:,} bytes).")
+        raise RunFileRefused(f"This run file's {name} is larger than a run's ever is ({info.file_size:,} bytes).")
     try:
         with archive.open(info) as handle:
             content = handle.read(limit + 1)
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):
-        raise ProjectRefused(f"This project is damaged: {name} cannot be unpacked.") from None
+        raise RunFileRefused(f"This run file is damaged: {name} cannot be unpacked.") from None
     if len(content) > limit:
-        raise ProjectRefused(f"This project's {name} is larger than a run's ever is.")
+        raise RunFileRefused(f"This run file's {name} is larger than a run's ever is.")
     return content
 
 
@@ -302,7 +302,7 @@ def _move_into_place(staging: Path, root: Path, run_id: str) -> Path:
 
 
 def imported_from(run: RunDirectory) -> dict | None:
-    """Where an opened project came from (its original id, server and when it was kept), if it was one."""
+    """Where an opened run file came from (its original id, server and when it was kept), if it was one."""
     try:
         return json.loads((run.path / "imported.json").read_text())
     except (OSError, ValueError):
