@@ -20,7 +20,7 @@ from core.base.tasks import Task
 from core.data.collect import made_root
 from core.data.datasets import DatasetError, make_splits
 from core.data.overrides import decisions, summary, undo
-from core.data.sources import SAMPLES, data_home, source_label
+from core.data.sources import SAMPLES, data_home, server_folder, server_folders, source_label
 from core.data.uploads import store_upload
 from core.network.config import BEST_NEEDS_VALIDATION
 
@@ -74,10 +74,7 @@ def choose_source(kind: str) -> None:
                 st.error(str(error))
                 st.stop()
     elif kind == "Folder on this server":
-        root = data_root()
-        folders = (
-            sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-        )
+        root, folders = data_root(), server_folders()
         if not folders:
             st.info(
                 "There are no dataset folders on this server yet. Ask whoever runs it to put one in its data folder."
@@ -89,11 +86,11 @@ def choose_source(kind: str) -> None:
         index = folders.index(current) if current in folders else None
         chosen = st.selectbox("Folder", folders, index=index, placeholder="Choose a folder", key="server_folder")
         if chosen is not None:
-            path = (root / chosen).resolve()
-            if path.parent != root:  # a link that leads out of the data folder
-                st.error("That folder is outside the data folder and cannot be used.")
+            try:
+                set_setting("data", str(server_folder(chosen)))
+            except DatasetError as error:  # a link that leads out of the data folder
+                st.error(str(error))
                 st.stop()
-            set_setting("data", str(path))
     elif kind == "Make one here":
         make_dataset_here()
     else:

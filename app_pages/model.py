@@ -18,7 +18,7 @@ from app_pages.widgets import recipe_picker, setting_input, unfreeze_input, weig
 from core.base.tasks import Task
 from core.network.backbones import BACKBONES
 from core.network.config import AUTO_SIZE, SETTINGS
-from core.network.freezing import PlanError, UnfreezeKind, UnfreezePlan, learns_in_phase2
+from core.network.freezing import PlanError, UnfreezeKind, learning_layers, phase2_weights, plan_of_ticks
 from core.network.weights import find_local_imagenet
 
 st.title("2. Model")
@@ -117,9 +117,7 @@ except PlanError as error:
     st.error(f"{error} Choose another plan: a run with this one would stop with this message.")
     mask, followable = [False] * len(rows), False
 table = pd.DataFrame(rows)[["index", "block", "name", "kind", "params", "is_batch_norm"]]
-table.insert(
-    5, "learns", [learns_in_phase2(m, r["is_batch_norm"], r["params"] > 0) for m, r in zip(mask, rows, strict=True)]
-)
+table.insert(5, "learns", learning_layers(rows, mask))
 columns = {
     "index": "#",
     "name": "layer",
@@ -139,9 +137,7 @@ with st.expander(
         )
         if edited["learns"].tolist() != table["learns"].tolist():  # a layer was ticked or unticked
             table = edited
-            plan = UnfreezePlan(
-                UnfreezeKind.LAYERS, layers=tuple(table[table["learns"] & ~table["is_batch_norm"]]["index"])
-            )
+            plan = plan_of_ticks(rows, table["learns"].tolist())
     else:
         st.dataframe(table, hide_index=True, key="layer_table", height=360, column_config=columns)
     st.caption(
@@ -152,7 +148,7 @@ set_setting("unfreeze", plan)
 recipe_picker("model", recipe_slot)
 
 head = network["head_params"]
-finetune = 0 if plan.trains_nothing else int(table[table["learns"]]["params"].sum())
+finetune = phase2_weights(rows, table["learns"].tolist(), plan)
 left, right = st.columns(2)
 left.metric("Weights trained in phase 1", f"{head:,}")
 right.metric("Weights trained in phase 2", f"{head + finetune:,}")

@@ -13,7 +13,7 @@ from PIL import Image
 from app_pages.shared import PHOTO_TYPES, task_result, thumbnail
 from core.base.tasks import Task
 from core.data.images import ImageRejected
-from core.data.overrides import decide, decision_for, summary, undo
+from core.data.overrides import apply_choice, choice_of, choice_words, choices, decision_for, summary
 from core.data.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
 from core.runs.directory import RunDirectory
 from core.training.evaluation import mistake_caption
@@ -125,13 +125,7 @@ def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> N
 
 
 def _decided(root: str, photo: dict, key: str) -> None:
-    choice = st.session_state[key]
-    if choice == "keep":
-        undo(root, photo["path"])
-    elif choice == "exclude":
-        decide(root, photo["path"], "exclude", was=photo["label"])
-    else:
-        decide(root, photo["path"], "move", was=photo["label"], to=choice.split(":", 1)[1])
+    apply_choice(root, photo["path"], photo["label"], st.session_state[key])
 
 
 def review_photos(run: RunDirectory, names: list[str]) -> None:
@@ -161,9 +155,8 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
     columns = st.columns(4)
     for k, photo in enumerate(result["photos"]):
         key = "review_" + hashlib.sha1(photo["path"].encode()).hexdigest()[:12]
-        options = ["keep"] + [f"move:{n}" for n in names if n != photo["label"]] + ["exclude"]
-        decision = decision_for(root, photo["path"])
-        current = {"move": f"move:{decision.to}", "exclude": "exclude"}.get(decision.action) if decision else "keep"
+        options = choices(names, photo["label"])
+        current = choice_of(decision_for(root, photo["path"]))
         with columns[k % 4]:
             try:
                 st.image(_picture(overlays, photo["path"]), width=160)
@@ -177,9 +170,7 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
                 "Decision",
                 options,
                 index=options.index(current) if current in options else 0,
-                format_func=lambda o, label=photo["label"]: {"keep": f"Keep as {label}", "exclude": "Leave out"}.get(
-                    o, f"Move to {o.split(':', 1)[-1]}"
-                ),
+                format_func=lambda choice, label=photo["label"]: choice_words(choice, label),
                 key=key,
                 on_change=_decided,
                 args=(root, photo, key),

@@ -16,7 +16,7 @@ from core.network.config import BEST_NEEDS_VALIDATION
 from core.network.distribute import placement_in_words
 from core.results import charts
 from core.runs.directory import RunDirectory, distinct_titles, list_runs, resume_run, runs_root
-from core.runs.status import RunState
+from core.runs.status import RunState, keep_choice
 from core.training.monitor import RunProgress, memorising
 
 
@@ -60,8 +60,7 @@ def live_run(run_id: str) -> None:
     with st.empty():
         if status.first_model and status.state.active:
             st.success(first_model_line(status))
-    keep = run.config().keep
-    keeps_best = keep == "best" or (keep == "auto" and status.images.get("val", 0) >= BEST_NEEDS_VALIDATION)
+    keeps_best = keep_choice(run.config().keep, status.images.get("val", 0), BEST_NEEDS_VALIDATION) == "best"
     warning = memorising(progress.epochs, keeps_best or status.kept == "best", status.state.active)
     with st.empty():
         if warning:

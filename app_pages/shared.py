@@ -25,7 +25,7 @@ from core.runs.directory import RunDirectory, list_runs, runs_root
 from core.sharing import access
 from core.sharing.links import configured_password
 from core.training.evaluation import accuracy_label
-from core.training.preflight import planned_image_size
+from core.training.preflight import planned_image_size, typical_side_words
 
 
 def current_config() -> RunConfig:
@@ -82,7 +82,7 @@ def image_size_plan(config: RunConfig) -> tuple[int, str]:
     size = planned_image_size(config, report)
     if report is None or not report.items:
         return size, f"{size} px (automatic)"
-    return size, f"{size} px (automatic: the photos are typically {report.typical_side()} px on their shorter side)"
+    return size, f"{size} px (automatic: the photos are {typical_side_words(report)})"
 
 
 def weights_downloadable() -> bool:

@@ -174,8 +174,7 @@ def unfreeze_input(spec, rows: list[dict]) -> UnfreezePlan:
 
 def weights_upload(spec, image_size: int) -> None:
     """Missing ImageNet weights on an offline machine: the ready networks, and a place to upload the file."""
-    from core.base.files import atomic_path
-    from core.network.weights import uploaded_weights_dir
+    from core.network.weights import install_staged_weights, stage_uploaded_weights
     from core.training.preflight import missing_weights_details, ready_networks
 
     ready = ", ".join(s.label for s in ready_networks(image_size)) or "none"
@@ -188,16 +187,12 @@ def weights_upload(spec, image_size: int) -> None:
     upload = st.file_uploader(f"Weights file for {spec.label} (.h5)", type=["h5"], key=f"weights_upload_{spec.key}")
     if upload is None:
         return
-    folder = uploaded_weights_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    incoming = folder / f".incoming-{spec.weights_filename(image_size)}"
-    incoming.write_bytes(upload.getvalue())
+    incoming = stage_uploaded_weights(spec, image_size, upload.getvalue())
     result, error = task_result(Task.CHECK_WEIGHTS, {"backbone": spec.key, "path": str(incoming)}, "Checking the file")
     if error:
         incoming.unlink(missing_ok=True)
         st.error(error)
         return
-    with atomic_path(folder / spec.weights_filename(image_size)) as target:
-        incoming.rename(target)
+    install_staged_weights(incoming, spec, image_size)
     st.success(f"The weights for {spec.label} are on this machine now.")
     st.rerun()

@@ -268,3 +268,24 @@ def test_links_that_lead_out_of_the_dataset_are_left_out(make_dataset, tmp_path)
     report = scan_dataset(root)
     assert report.class_totals() == {"green": 3, "red": 3}
     assert {entry.reason for entry in report.skipped} == {"a link to somewhere outside the dataset"}
+
+
+def test_a_server_folder_is_found_by_name_and_a_link_out_of_the_data_folder_is_refused(tmp_path, monkeypatch):
+    """The Data page's "Folder on this server": folders of STUDIO_DATA_ROOT only, links that leave it refused."""
+    import pytest
+
+    from core.data.datasets import DatasetError
+    from core.data.sources import server_folder, server_folders
+
+    root, outside = tmp_path / "datasets", tmp_path / "secrets"
+    (root / "flowers").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    outside.mkdir()
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    monkeypatch.setenv("STUDIO_DATA_ROOT", str(root))
+
+    assert server_folders() == ["escape", "flowers"]
+    assert server_folder("flowers") == (root / "flowers").resolve()
+    for hostile in ("escape", "../secrets", "flowers/../../secrets", "/etc"):
+        with pytest.raises(DatasetError, match="outside the data folder"):
+            server_folder(hostile)

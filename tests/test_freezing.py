@@ -45,3 +45,29 @@ def test_batch_norm_of_a_pretrained_base_never_learns():
     assert learns_in_phase2(True, is_batch_norm=True, has_weights=True, freeze_batch_norm=False)  # random weights
     assert not learns_in_phase2(True, is_batch_norm=False, has_weights=False)
     assert not learns_in_phase2(False, is_batch_norm=False, has_weights=True)
+
+
+ROWS = [
+    {"index": 0, "name": "Conv1", "is_batch_norm": False, "params": 432},
+    {"index": 1, "name": "bn_Conv1", "is_batch_norm": True, "params": 64},
+    {"index": 2, "name": "relu", "is_batch_norm": False, "params": 0},
+    {"index": 3, "name": "block_1_expand", "is_batch_norm": False, "params": 1000},
+]
+
+
+def test_the_layer_table_says_which_layers_learn_and_how_many_weights():
+    """What the Model page shows: BatchNormalization and weightless layers never learn, whatever the plan."""
+    from core.network.freezing import learning_layers, phase2_weights
+
+    learns = learning_layers(ROWS, [True, True, True, True])
+    assert learns == [True, False, False, True]
+    assert phase2_weights(ROWS, learns, UnfreezePlan.parse("all")) == 1432
+    assert phase2_weights(ROWS, learns, UnfreezePlan.parse("none")) == 0
+
+
+def test_ticking_layers_makes_a_plan_of_those_layers_without_batch_normalization():
+    from core.network.freezing import plan_of_ticks
+
+    plan = plan_of_ticks(ROWS, [True, True, False, True])
+    assert plan == UnfreezePlan(UnfreezeKind.LAYERS, layers=(0, 3)) and str(plan) == "layers:0,3"
+    assert plan_of_ticks(ROWS, [False, True, False, False]).trains_nothing  # only a BatchNormalization ticked

@@ -70,3 +70,32 @@ def test_near_copies_are_paired_most_alike_first_within_and_across_splits():
     assert [tuple(p["paths"]) for p in pairs] == [("p1.png", "p4.png"), ("p2.png", "p5.png")]
     assert pairs[0]["splits"] == ["training", "test"] and pairs[1]["labels"] == ["red", "green"]
     assert pairs[0]["similarity"] >= pairs[1]["similarity"] >= 0.985
+
+
+def test_the_review_choices_read_and_record_each_decision(make_dataset):
+    """The Photo review's choices (keep, move to each other class, leave out), in words and recorded."""
+    from core.data.overrides import apply_choice, choice_of, choice_words, choices, decision_for
+
+    root = make_dataset({"red": 2, "green": 2, "blue": 2})
+    photo = str(next((root / "red").iterdir()))
+    options = choices(["blue", "green", "red"], "red")
+    assert options == ["keep", "move:blue", "move:green", "exclude"]
+    assert [choice_words(o, "red") for o in options] == ["Keep as red", "Move to blue", "Move to green", "Leave out"]
+    assert choice_of(decision_for(root, photo)) == "keep"
+    apply_choice(root, photo, "red", "move:green")
+    assert choice_of(decision_for(root, photo)) == "move:green" and decision_for(root, photo).to == "green"
+    apply_choice(root, photo, "red", "exclude")
+    assert choice_of(decision_for(root, photo)) == "exclude"
+    apply_choice(root, photo, "red", "keep")
+    assert decision_for(root, photo) is None
+
+
+def test_a_forged_choice_is_refused_in_words(make_dataset):
+    import pytest
+
+    from core.base.errors import InputError
+    from core.data.overrides import apply_choice
+
+    root = make_dataset({"red": 2, "green": 2})
+    with pytest.raises(InputError, match="Unknown decision"):
+        apply_choice(root, str(next((root / "red").iterdir())), "red", "delete:everything")

@@ -76,3 +76,14 @@ def test_shared_224_weights_load_at_160_and_give_imagenet_features(monkeypatch):
     trained = [w for w in base.get_weights() if w.ndim == 4][0]
     fresh = [w for w in random_base.get_weights() if w.ndim == 4][0]
     assert trained.shape == fresh.shape and abs(trained - fresh).max() > 0.1
+
+
+def test_an_uploaded_weights_file_waits_aside_until_checked_then_appears_whole():
+    from core.network.weights import install_staged_weights, stage_uploaded_weights, uploaded_weights_dir
+
+    incoming = stage_uploaded_weights(SPEC, 160, b"weights")
+    final = uploaded_weights_dir() / SPEC.weights_filename(160)
+    assert incoming.name.startswith(".incoming-") and not final.exists()  # no search finds it before its check
+    assert install_staged_weights(incoming, SPEC, 160) == final
+    assert final.read_bytes() == b"weights" and not incoming.exists()
+    assert [p.name for p in uploaded_weights_dir().iterdir()] == [final.name]  # nothing half-written left

@@ -123,3 +123,38 @@ def _relative(root: str | Path, photo: str) -> str:
         return str(Path(photo).resolve().relative_to(Path(root).resolve()))
     except ValueError:
         raise InputError("That photo is not part of this dataset.") from None
+
+
+KEEP, EXCLUDE, MOVE = "keep", "exclude", "move:"
+
+
+def choices(class_names: list[str], label: str) -> list[str]:
+    """The decisions a person can make about a photo labelled `label`: keep it, move it to each other class
+    (`move:CLASS`), or leave it out."""
+    return [KEEP] + [MOVE + name for name in class_names if name != label] + [EXCLUDE]
+
+
+def choice_of(decision: Decision | None) -> str:
+    """The choice a recorded decision stands for (KEEP when there is none)."""
+    if decision is None:
+        return KEEP
+    return MOVE + decision.to if decision.action == "move" else EXCLUDE
+
+
+def choice_words(choice: str, label: str) -> str:
+    """A choice in words: "Keep as cat", "Move to dog", "Leave out"."""
+    if choice == KEEP:
+        return f"Keep as {label}"
+    return "Leave out" if choice == EXCLUDE else f"Move to {choice.removeprefix(MOVE)}"
+
+
+def apply_choice(root: str | Path, photo: str, label: str, choice: str) -> Decision | None:
+    """Record `choice` about `photo` (labelled `label`): undo any decision, leave it out, or move it."""
+    if choice == KEEP:
+        undo(root, photo)
+        return None
+    if choice == EXCLUDE:
+        return decide(root, photo, "exclude", was=label)
+    if not choice.startswith(MOVE):
+        raise InputError(f"Unknown decision {choice!r}.")
+    return decide(root, photo, "move", was=label, to=choice.removeprefix(MOVE))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.data.datasets import DatasetError, DatasetReport, scan_dataset, with_separate_splits
 from core.base.errors import first_line
-from core.base.files import data_home, safe_name
+from core.base.files import data_home, data_root, safe_name
 from core.data.portable import source_elsewhere
 from core.data.uploads import extract_zip
 
@@ -117,3 +117,24 @@ def load_dataset(data: str, val_data: str | None = None, test_data: str | None =
         split: scan_dataset(resolve_source(path)) for split, path in (("val", val_data), ("test", test_data)) if path
     }
     return with_separate_splits(report, extras)
+
+
+def server_folders() -> list[str]:
+    """The dataset folders in the data folder (`STUDIO_DATA_ROOT`), by name."""
+    root = data_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def server_folder(name: str) -> Path:
+    """The dataset folder `name` of the data folder, its links followed.
+
+    Raises:
+        DatasetError: the name, or a link inside the data folder, leads outside it.
+    """
+    root = data_root().resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise DatasetError("That folder is outside the data folder and cannot be used.")
+    return path

@@ -152,6 +152,24 @@ def learns_in_phase2(unfrozen: bool, is_batch_norm: bool, has_weights: bool, fre
     return unfrozen and has_weights and not (is_batch_norm and freeze_batch_norm)
 
 
+def learning_layers(rows: list[dict], mask: list[bool]) -> list[bool]:
+    """Whether each row of the layer table (`layer_table`, as dicts) learns in phase 2 under the plan's `mask`."""
+    return [learns_in_phase2(m, r["is_batch_norm"], r["params"] > 0) for m, r in zip(mask, rows, strict=True)]
+
+
+def plan_of_ticks(rows: list[dict], ticked: list[bool]) -> UnfreezePlan:
+    """The plan a person made by ticking layers in the table (BatchNormalization layers never learn)."""
+    chosen = (row["index"] for row, tick in zip(rows, ticked, strict=True) if tick and not row["is_batch_norm"])
+    return UnfreezePlan(UnfreezeKind.LAYERS, layers=tuple(chosen))
+
+
+def phase2_weights(rows: list[dict], learns: list[bool], plan: UnfreezePlan) -> int:
+    """The base's weights that learn in phase 2 (the head's come on top)."""
+    if plan.trains_nothing:
+        return 0
+    return int(sum(row["params"] for row, learning in zip(rows, learns, strict=True) if learning))
+
+
 @dataclass(frozen=True)
 class LayerRow:
     index: int

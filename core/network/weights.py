@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.base.errors import InputError
-from core.base.files import data_home
+from core.base.files import atomic_path, data_home, write_atomic
 from core.network.backbones import BackboneSpec
 
 WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads ImageNet weights from
@@ -165,3 +165,20 @@ def build_base(spec: BackboneSpec, image_size: int, choice: WeightsChoice):
                 "Choose the file made for this backbone."
             )
     return base
+
+
+def stage_uploaded_weights(spec: BackboneSpec, image_size: int, content: bytes) -> Path:
+    """An uploaded weights file, kept aside (under a name no search finds) until it has been checked."""
+    folder = uploaded_weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    incoming = folder / f".incoming-{spec.weights_filename(image_size)}"
+    write_atomic(incoming, content)
+    return incoming
+
+
+def install_staged_weights(incoming: Path, spec: BackboneSpec, image_size: int) -> Path:
+    """A checked weights file put where training finds it, in one rename: a run never sees half of it."""
+    target = uploaded_weights_dir() / spec.weights_filename(image_size)
+    with atomic_path(target) as scratch:
+        incoming.rename(scratch)
+    return target

@@ -48,11 +48,19 @@ KEPT_MODEL = {
 }
 
 
+def keep_choice(keep: str, validation: int, needed: int) -> str:
+    """What the `keep` setting means for a run with `validation` photos: "best", "final" (or "first").
+    `auto` picks an epoch only with at least `needed` validation photos; fewer cannot tell two epochs apart."""
+    if keep == "auto":
+        return "best" if validation >= needed else "final"
+    return keep
+
+
 def keep_rule(keep: str, validation: int, needed: int) -> tuple[str, str]:
     """The rule that will choose between the first model and what fine-tuning makes, as it will really apply:
     the sentence said when the first model is ready, and the reason given if the first turns out better on test
     (`keep`: the setting; `validation`: the run's validation photos; `needed`: how many picking an epoch needs)."""
-    if keep == "best" or (keep == "auto" and validation >= needed):
+    if keep_choice(keep, validation, needed) == "best":
         return (
             f"Fine-tuning goes on; at the end, the model that does best on the {validation} validation photos is kept, "
             "this one included.",

@@ -9,7 +9,7 @@ import time
 from core.base.files import save_model_atomic, write_atomic
 from core.network.config import BEST_NEEDS_VALIDATION
 from core.runs.directory import RunDirectory
-from core.runs.status import KEPT_MODEL, RunState, Stage
+from core.runs.status import KEPT_MODEL, RunState, Stage, keep_choice
 from core.training.session import Session
 
 
@@ -23,7 +23,7 @@ def keep_model(session: Session, outcome: RunState):
 
     config, echo = session.config, session.echo
     validation = len(session.data["val"].images)
-    keep = config.keep if config.keep != "auto" else ("best" if validation >= BEST_NEEDS_VALIDATION else "final")
+    keep = keep_choice(config.keep, validation, BEST_NEEDS_VALIDATION)
     if keep == "final" and outcome is RunState.SUCCEEDED:
         # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
         why = f" ({validation} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""

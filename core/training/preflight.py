@@ -45,6 +45,10 @@ def planned_image_size(config: RunConfig, report: DatasetReport | None) -> int:
     return spec.auto_image_size(report.typical_side()) if report and report.items else spec.default_size
 
 
+def typical_side_words(report: DatasetReport) -> str:
+    return f"typically {report.typical_side()} px on their shorter side"
+
+
 def start_blockers(
     config: RunConfig, report: DatasetReport | None, data_error: str | None, downloads_possible: bool
 ) -> list[Blocker]:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from core.base.files import write_atomic
 from core.data.pipeline import LabelledImages
-from core.network.backbones import get_backbone
 from core.network.config import AUTO_SIZE, RunConfig
 from core.runs.directory import RunDirectory, run_title
 from core.training.failures import Echo, RunFailed, RunStopped
+from core.training.preflight import planned_image_size, typical_side_words
 
 
 @dataclass
@@ -53,9 +53,8 @@ def prepare(run: RunDirectory, config: RunConfig, echo: Echo) -> Prepared:
     if not plan.train:
         raise RunFailed("There are no training images after the split.", bad_input=True)
     if config.image_size == AUTO_SIZE:
-        side = report.typical_side()
-        config = config.replace(image_size=get_backbone(config.backbone).auto_image_size(side))
-        echo(f"Image size {config.image_size} px, chosen from the photos (typically {side} px on their shorter side).")
+        config = config.replace(image_size=planned_image_size(config, report))
+        echo(f"Image size {config.image_size} px, chosen from the photos ({typical_side_words(report)}).")
     run.update_status(image_size=config.image_size)
 
     started, last_update = time.time(), [0.0]
