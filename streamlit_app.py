@@ -10,7 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.shared import PAGE_ICON, PAGES, dashboard_password, remember_session, say_missing_run, sidebar
+from app_pages.session_views import dashboard_password, remember_session
+from app_pages.shared import PAGE_ICON, PAGES, say_missing_run, sidebar
 from core.sharing import access
 
 st.set_page_config(page_title="Fine-Tune Studio", page_icon=PAGE_ICON, layout="wide")

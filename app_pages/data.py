@@ -6,14 +6,8 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.make_here import make_dataset_here
-from app_pages.shared import (
-    current_config,
-    load_report,
-    next_step,
-    set_setting,
-    task_result,
-    thumbnail,
-)
+from app_pages.shared import current_config, load_report, next_step, set_setting, thumbnail
+from app_pages.task_views import task_result
 from app_pages.widgets import dataset_summary, setting_input
 from core.base.files import data_root, safe_name
 from core.base.tasks import Task

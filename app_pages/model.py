@@ -5,15 +5,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.shared import (
-    current_config,
-    image_size_plan,
-    load_report,
-    next_step,
-    set_setting,
-    task_result,
-    weights_downloadable,
-)
+from app_pages.shared import current_config, image_size_plan, load_report, next_step, set_setting, weights_downloadable
+from app_pages.task_views import task_result
 from app_pages.widgets import recipe_picker, setting_input, unfreeze_input, weights_upload
 from core.base.tasks import Task
 from core.network.backbones import BACKBONES

@@ -10,7 +10,8 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from app_pages.shared import PHOTO_TYPES, task_result, thumbnail
+from app_pages.shared import PHOTO_TYPES, thumbnail
+from app_pages.task_views import task_result
 from core.base.tasks import Task
 from core.data.images import ImageRejected
 from core.data.overrides import apply_choice, choice_of, choice_words, choices, decision_for, summary

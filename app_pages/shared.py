@@ -1,4 +1,4 @@
-"""State every page shares: the settings chosen so far, the followed run, datasets and tasks.
+"""State every page shares: the settings chosen so far, the followed run, datasets, the page list and sidebar.
 
 Pages read state, call core, render. Widgets made from the settings' declarations are in
 `app_pages/widgets.py`.
@@ -6,14 +6,12 @@ Pages read state, call core, render. Widgets made from the settings' declaration
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
+from app_pages.session_views import dashboard_password, keep_cookie, sign_out
 from core.base.files import safe_name
 from core.base.markup import md_literal
 from core.base.settings import with_value
-from core.base.tasks import read_result, start_task, task_running
 from core.data.datasets import DatasetError, DatasetReport, scan_dataset
 from core.data.images import IMAGE_EXTENSIONS, load_rgb
 from core.data.overrides import overrides_home
@@ -22,8 +20,6 @@ from core.network import weights
 from core.network.backbones import BACKBONES
 from core.network.config import AUTO_SIZE, RunConfig
 from core.runs.directory import RunDirectory, list_runs, runs_root
-from core.sharing import access
-from core.sharing.links import configured_password
 from core.training.evaluation import accuracy_label
 from core.training.preflight import planned_image_size, typical_side_words
 
@@ -122,38 +118,6 @@ def _page_icon():
 
 
 PAGE_ICON = _page_icon()
-
-
-def dashboard_password() -> str | None:
-    """The password that closes the dashboard: `STUDIO_PASSWORD`, else `password` in Streamlit's secrets."""
-    try:
-        secret = st.secrets.get("password")
-    except Exception:  # noqa: BLE001 - no secrets file, or one that cannot be read: no password from there
-        secret = None
-    return configured_password(str(secret) if secret else None)
-
-
-def remember_session(password: str) -> None:
-    """Let in a browser whose session cookie is still good (signed here, not expired, not signed out)."""
-    token = st.context.cookies.get(access.SESSION_COOKIE)
-    if token and access.session_valid(token, password):
-        st.session_state.update(signed_in=True, session_token=token)
-
-
-def keep_cookie() -> None:
-    """Write (after signing in) or remove (after signing out) the browser's session cookie, once."""
-    if "cookie" in st.session_state:
-        secure = (st.context.url or "").startswith("https:")
-        st.html(access.cookie_script(st.session_state.pop("cookie"), secure), unsafe_allow_javascript=True)
-
-
-def sign_out() -> None:
-    password = dashboard_password()
-    if password:
-        access.end_session(st.session_state.get("session_token"), password)
-    for key in ("signed_in", "session_token", "draft", "run_id"):
-        st.session_state.pop(key, None)
-    st.session_state["cookie"] = None
 
 
 def _run_named(run_id: str | None) -> RunDirectory | None:
@@ -260,34 +224,3 @@ def next_step(page: str, label: str) -> None:
         st.page_link(page, label=label, query_params=run_params())
     except StreamlitPageNotFoundError:
         st.caption(label)
-
-
-def task_if_done(name: str, args: dict) -> dict | None:
-    """A task's result if it is ready; otherwise start it (once) and return None without waiting."""
-    path = start_task(name, args)
-    result = read_result(path) if path.exists() else None
-    if result is not None and "error" in result:
-        path.unlink(missing_ok=True)  # let a later visit try again
-        return None
-    return result
-
-
-def task_result(name: str, args: dict, message: str) -> tuple[dict | None, str | None]:
-    """Run a TensorFlow task outside this process and wait for it, staying interruptible.
-
-    Streamlit can only stop a script at a Streamlit call, so the wait touches the page
-    every quarter second: a click elsewhere is answered at once, and the task still
-    finishes and caches its result for next time.
-    """
-    path = start_task(name, args)
-    slot = st.empty()
-    started = time.time()
-    while not path.exists() and task_running(path):
-        slot.caption(f"{message} ({time.time() - started:.0f} s)")
-        time.sleep(0.25)
-    slot.empty()
-    result = read_result(path)
-    if result is None or "error" in result:
-        path.unlink(missing_ok=True)  # let the next visit try again
-        return None, (result or {}).get("error", "The helper process ended without an answer.")
-    return result, None

@@ -8,7 +8,7 @@ import time
 
 import streamlit as st
 
-from app_pages.shared import dashboard_password, keep_cookie
+from app_pages.session_views import dashboard_password, keep_cookie
 from core.sharing import access
 
 keep_cookie()  # after "Sign out", the browser forgets its cookie here

@@ -12,10 +12,9 @@ from app_pages.shared import (
     image_size_plan,
     load_report,
     say_missing_run,
-    task_if_done,
-    task_result,
     weights_downloadable,
 )
+from app_pages.task_views import task_if_done, task_result
 from app_pages.widgets import recipe_picker, setting_input
 from core.base.markup import md_literal
 from core.base.processes import cluster_address

@@ -13,7 +13,8 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages.shared import current_config, set_config, set_setting, task_result
+from app_pages.shared import current_config, set_config, set_setting
+from app_pages.task_views import task_result
 from core.base.errors import InputError
 from core.base.settings import SettingInfo, get_value, parse_text
 from core.base.tasks import Task

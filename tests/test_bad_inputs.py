@@ -51,6 +51,7 @@ def test_scan_uses_the_rest_and_gives_every_reason(messy):
     assert report.class_totals() == {"green": 8 + len(ACCEPTED), "red": 8}
 
 
+@pytest.mark.heavy
 def test_cli_scan_names_each_file_left_out(messy):
     result = cli("scan", str(messy), timeout=120)
     assert result.returncode == 0, result.stderr
@@ -60,6 +61,7 @@ def test_cli_scan_names_each_file_left_out(messy):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.heavy
 def test_cli_trains_on_the_rest_of_a_messy_dataset(messy, tmp_path):
     out = tmp_path / "run"
     result = cli("train", "--data", str(messy), *HEAD_ONLY, "--out", str(out))
@@ -71,6 +73,7 @@ def test_cli_trains_on_the_rest_of_a_messy_dataset(messy, tmp_path):
     assert evaluation["count"] > 0
 
 
+@pytest.mark.heavy
 def test_data_page_lists_each_file_left_out_with_its_reason(messy, monkeypatch):
     from tests.test_pages import page
 
@@ -128,6 +131,7 @@ SHAPES = {
 }
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_cli_trains_on_awkward_dataset_shapes_and_says_what_it_found(name, tmp_path):
     root = _shape(tmp_path, name)
@@ -146,6 +150,7 @@ def hostile_zip(request, tmp_path):
     return path, message
 
 
+@pytest.mark.heavy
 def test_cli_refuses_each_hostile_zip_in_one_line(hostile_zip, tmp_path):
     path, message = hostile_zip
     result = cli("scan", str(path), timeout=120)
@@ -163,6 +168,7 @@ def test_data_page_shows_each_hostile_zip_as_an_error(hostile_zip):
     assert any(message in error.value for error in at.error), [e.value for e in at.error]
 
 
+@pytest.mark.heavy
 def test_a_file_name_that_is_not_utf8_is_left_out_with_a_reason_everywhere(make_dataset, tmp_path, monkeypatch):
     """A Latin-1 name from an old camera or zip: Python keeps it as surrogates, which no file or page can show."""
     import os

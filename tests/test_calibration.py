@@ -36,6 +36,7 @@ def test_without_validation_photos_the_training_photos_set_the_limit():
     assert calibration["reference"] == "training" and calibration["threshold"] > 0
 
 
+@pytest.mark.heavy
 @pytest.mark.real
 @needs_shared
 def test_the_demo_model_says_an_ant_is_none_of_its_shapes(tmp_path):

@@ -35,6 +35,7 @@ TINY = [
 ]
 
 
+@pytest.mark.heavy
 def test_train_succeeds_and_writes_the_promised_files(make_dataset, tmp_path):
     data = make_dataset({"red": 6, "green": 6})
     out = tmp_path / "run"
@@ -75,6 +76,7 @@ def test_train_succeeds_and_writes_the_promised_files(make_dataset, tmp_path):
         (["frobnicate"], "invalid choice"),
     ],
 )
+@pytest.mark.heavy
 def test_bad_input_exits_2_with_one_line(args, message, tmp_path):
     result = cli(*args, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
@@ -82,12 +84,14 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
+@pytest.mark.heavy
 def test_one_class_dataset_exits_2(make_dataset, tmp_path):
     result = cli("train", "--data", str(make_dataset({"red": 5})), *TINY, "--out", str(tmp_path / "r"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: A classifier needs at least 2 classes")
 
 
+@pytest.mark.heavy
 def test_out_must_be_new_or_empty(make_dataset, tmp_path):
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "file").write_text("x")
@@ -95,6 +99,7 @@ def test_out_must_be_new_or_empty(make_dataset, tmp_path):
     assert result.returncode == 2 and "not empty" in result.stderr
 
 
+@pytest.mark.heavy
 def test_help_explains_every_flag():
     result = cli("train", "--help", timeout=60)
     assert result.returncode == 0
@@ -121,6 +126,7 @@ def test_help_explains_every_flag():
         assert flag in result.stdout
 
 
+@pytest.mark.heavy
 def test_scan_reports_and_exits_by_usability(make_dataset, tmp_path):
     data = make_dataset({"red": 3, "green": 3})
     (data / "red" / "x.txt").write_text("x")
@@ -129,6 +135,7 @@ def test_scan_reports_and_exits_by_usability(make_dataset, tmp_path):
     assert cli("scan", str(make_dataset({"blue": 2}, root=tmp_path / "one")), timeout=60).returncode == 2
 
 
+@pytest.mark.heavy
 @pytest.mark.real
 @needs_shared
 def test_real_hymenoptera_reaches_88_percent(tmp_path):
@@ -155,6 +162,7 @@ def test_real_hymenoptera_reaches_88_percent(tmp_path):
     assert [os.path.basename(s["path"]) for s in skipped] == ["imageNotFound.gif"]
 
 
+@pytest.mark.heavy
 def test_resume_refuses_what_cannot_resume(tmp_path):
     result = cli("resume", str(tmp_path), timeout=60)
     assert result.returncode == 2 and "not a run directory" in result.stderr
@@ -168,6 +176,7 @@ def test_resume_refuses_what_cannot_resume(tmp_path):
     assert result.returncode == 2 and "cannot be resumed: it is succeeded" in result.stderr
 
 
+@pytest.mark.heavy
 def test_predict_with_a_model_holding_code_exits_2_with_one_line(make_dataset, tmp_path):
     """A run whose model.keras carries a Lambda layer (a model file from someone else): refused, in one line."""
     import keras

@@ -136,6 +136,7 @@ def test_start_is_refused_before_a_run_when_ray_is_missing(monkeypatch):
     assert "requirements-cluster.txt" in blocker.fix and blocker.details == f"{RAY_ADDRESS_ENV}=head:6379"
 
 
+@pytest.mark.heavy
 def test_two_runs_are_trained_by_the_cluster_and_followed_to_the_end(on_cluster, make_dataset):
     data = str(make_dataset({"red": 8, "green": 8}))
     runs = [start_run(tiny_config(data, head_epochs=3, finetune_epochs=1, seed=seed)) for seed in (1, 2)]  # all
@@ -149,6 +150,7 @@ def test_two_runs_are_trained_by_the_cluster_and_followed_to_the_end(on_cluster,
         assert "phase 2 epoch 4/4" in log_of(run)  # the task's own lines, written on the node
 
 
+@pytest.mark.heavy
 def test_stop_while_waiting_for_a_gpu_the_cluster_lacks(on_cluster, make_dataset):
     run = start_run(tiny_config(str(make_dataset({"a": 4, "b": 4})), devices="1"))
     wait_until(lambda: "Waiting for the cluster to free 1 GPU: it has 0 now" in run.status().message, 60, "the wait")
@@ -158,6 +160,7 @@ def test_stop_while_waiting_for_a_gpu_the_cluster_lacks(on_cluster, make_dataset
     assert run.status().message == "Stopped while waiting for the cluster."
 
 
+@pytest.mark.heavy
 def test_stop_and_a_killed_worker_on_the_cluster(on_cluster, make_dataset):
     data = str(make_dataset({"red": 8, "green": 8}))
     config = tiny_config(data, head_epochs=60, finetune_epochs=0, devices="cpu")
@@ -191,6 +194,7 @@ def test_stop_and_a_killed_worker_on_the_cluster(on_cluster, make_dataset):
         ("0123456789abcdef0123456789abcdef", "refused this server's token: it is not the token the head was started"),
     ],
 )
+@pytest.mark.heavy
 def test_a_missing_or_wrong_token_is_said_with_the_way_out(
     on_cluster, make_dataset, tmp_path, monkeypatch, token, message
 ):

@@ -66,6 +66,7 @@ def test_learning_rates_grow_with_the_replicas_by_the_optimizers_rule():
     assert placement_in_words({}) == ""
 
 
+@pytest.mark.heavy
 def test_a_mixed_precision_model_is_kept_in_float32_with_the_same_weights():
     import keras
 
@@ -97,6 +98,7 @@ def test_a_mixed_precision_model_is_kept_in_float32_with_the_same_weights():
     np.testing.assert_allclose(copy.predict(pixels, verbose=0), model.predict(pixels, verbose=0), atol=2e-2)
 
 
+@pytest.mark.heavy
 def test_more_devices_than_the_machine_has_fails_in_plain_words(make_dataset, tmp_path):
     data = make_dataset({"red": 6, "green": 6})
     result = train(tmp_path / "run", "--data", str(data), *TINY, "--devices", "3", cpu_devices=2)
@@ -107,6 +109,7 @@ def test_more_devices_than_the_machine_has_fails_in_plain_words(make_dataset, tm
     assert "split into 2 by STUDIO_CPU_DEVICES" in status["message"] and "Traceback" not in result.stderr
 
 
+@pytest.mark.heavy
 def test_mixed_precision_trains_and_says_so(make_dataset, tmp_path):
     import keras
 
@@ -133,6 +136,7 @@ def test_mixed_precision_trains_and_says_so(make_dataset, tmp_path):
         pytest.param(["--head-epochs", "3", "--finetune-epochs", "1", "--no-feature-cache"], id="photos every epoch"),
     ],
 )
+@pytest.mark.heavy
 def test_two_replicas_reach_the_accuracy_of_one(mode, tmp_path):
     """Keras 3.7+ was reported to give NaN losses under MirroredStrategy (keras-team/keras#20568, #21172):
     on two logical devices the losses stay finite and the accuracy matches one device's within noise."""

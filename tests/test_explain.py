@@ -20,6 +20,7 @@ def _classifier(key: str, size: int, classes: int = 3):
     return build_classifier(spec.build(size), spec, classes, size, AugmentationConfig(), pretrained=False)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(BACKBONES))
 def test_every_backbone_in_the_registry_can_be_explained(key):
@@ -74,6 +75,7 @@ def _object_photos(root, count: int, size: int, rng) -> list[tuple[str, tuple[in
     return placed
 
 
+@pytest.mark.heavy
 @pytest.mark.real
 @needs_shared
 def test_the_heatmap_peak_falls_on_the_small_object_that_decides_the_class(tmp_path, capsys):

@@ -86,6 +86,7 @@ def _check_every_format(run) -> None:
     assert "float_ops" in results["tflite-int8"].details  # which operators stayed float is said
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("backbone, weights", FAMILIES)
 def test_every_format_exports_and_passes_its_own_check(tmp_path, make_dataset, backbone, weights):
@@ -128,6 +129,7 @@ def small_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.heavy
 def test_the_inference_model_has_no_augmentation_and_answers_like_the_trained_one(small_run):
     import keras
 
@@ -142,6 +144,7 @@ def test_the_inference_model_has_no_augmentation_and_answers_like_the_trained_on
     np.testing.assert_allclose(clean.predict(pixels, verbose=0), trained.predict(pixels, verbose=0), atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_the_download_holds_the_model_and_a_model_card_in_words(small_run):
     verification = export_run(small_run, "tflite", progress=lambda line: None)
     with zipfile.ZipFile(zip_path(small_run, "tflite")) as archive:
@@ -154,6 +157,7 @@ def test_the_download_holds_the_model_and_a_model_card_in_words(small_run):
     assert "from ai_edge_litert.interpreter import Interpreter" in card and "Android and iOS" in card
 
 
+@pytest.mark.heavy
 def test_a_format_that_disagrees_is_failed_with_its_numbers_and_not_offered(small_run, monkeypatch):
     from core.results import export
 
@@ -165,6 +169,7 @@ def test_a_format_that_disagrees_is_failed_with_its_numbers_and_not_offered(smal
     assert json.loads((export_folder(small_run, "onnx") / "verification.json").read_text())["passed"] is False
 
 
+@pytest.mark.heavy
 def test_an_export_of_an_earlier_model_is_not_shown_as_this_one(small_run):
     import os
 
@@ -193,6 +198,7 @@ def test_the_cli_exports_prints_the_table_copies_and_predicts_with_the_file(smal
     assert lines[1].startswith(f"{junk}: left out, not an image"), lines
 
 
+@pytest.mark.heavy
 def test_the_cli_says_what_is_wrong_in_one_line(small_run, tmp_path, capsys, monkeypatch):
     from core.commands.cli import main
     from core.results import export

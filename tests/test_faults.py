@@ -120,6 +120,7 @@ def test_an_upload_over_the_limit_or_on_a_full_disk_is_refused_and_leaves_nothin
     assert path.parent == folder and path.name == "my-photos.zip" and path.read_bytes() == b"PK" * 10
 
 
+@pytest.mark.heavy
 def test_the_second_of_two_runs_waits_and_its_page_says_so(make_dataset, monkeypatch):
     """Two runs started together: one trains, the other is queued with its position shown."""
     from core.runs.directory import runs_root, start_run

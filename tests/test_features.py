@@ -48,6 +48,7 @@ def test_the_cut_is_at_the_first_unfrozen_layer_or_below_a_skip_connection():
     assert find_cut(base, [False] * len(names)) == ""
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("cut", ["", "block_13_expand"])
 def test_the_parts_compute_exactly_what_the_whole_classifier_computes(cut):
     model, base = _classifier()
@@ -105,6 +106,7 @@ def _train(tmp_path, config, name):
     return run, state, "\n".join(lines)
 
 
+@pytest.mark.heavy
 def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache(make_dataset, tmp_path, weights_file):
     data = str(make_dataset({"red": 10, "green": 10, "blue": 10}))
     config = tiny_config(
@@ -146,6 +148,7 @@ def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache
         assert state == "succeeded", log
 
 
+@pytest.mark.heavy
 def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_path, weights_file):
     data = str(make_dataset({"red": 6, "green": 6}))
     run, state, _ = _train(tmp_path, tiny_config(data, finetune_epochs=0), "random")
@@ -155,6 +158,7 @@ def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_p
     assert state == "succeeded" and "turned off" in run.status().feature_mode
 
 
+@pytest.mark.heavy
 def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset, weights_file):
     from core.commands.task_bodies import lr_find_task
 
@@ -165,6 +169,7 @@ def test_the_learning_rate_task_sweeps_the_head_on_cached_features(make_dataset,
     assert len(result["rates"]) == len(result["losses"]) >= 10
 
 
+@pytest.mark.heavy
 @needs_shared  # a randomly initialised base's features are around 1e-11: float16 storage would hold zeros
 def test_a_head_only_run_calibrates_from_the_stored_features_as_the_kept_model_would(make_dataset, tmp_path):
     from core.training.calibration import calibrate_model

@@ -25,6 +25,7 @@ def test_safe_name(text, expected):
     assert safe_name(text) == expected
 
 
+@pytest.mark.heavy
 def test_a_detached_process_is_recognised_while_it_lives_and_not_after(tmp_path):
     log = tmp_path / "log.txt"
     process = spawn_core(["backbones"], log_path=log)
@@ -34,6 +35,7 @@ def test_a_detached_process_is_recognised_while_it_lives_and_not_after(tmp_path)
     assert ProcessRecord.of(os.getpid()).alive()
 
 
+@pytest.mark.heavy
 def test_a_detached_process_has_a_session_of_its_own(tmp_path):
     """So a killed or restarted dashboard does not take a worker or a task down with it."""
     arguments = '{"backbone": "mobilenet_v2_0.35", "image_size": 32, "pooling": "avg", "head_units": [], "classes": 2}'

@@ -28,6 +28,7 @@ def test_the_sweep_rises_exponentially_leaves_the_model_alone_and_suggests_below
     assert suggest([1e-3] * 5, [1.0] * 5) is None  # too short to tell
 
 
+@pytest.mark.heavy
 def test_find_lr_on_the_cli_prints_the_curve_and_a_suggestion_and_trains_nothing(make_dataset, tmp_path):
     data = make_dataset({"red": 10, "green": 10})
     out = tmp_path / "sweep"
@@ -39,6 +40,7 @@ def test_find_lr_on_the_cli_prints_the_curve_and_a_suggestion_and_trains_nothing
     assert not (out / "model.keras").exists() and not (out / "history.csv").exists()
 
 
+@pytest.mark.heavy
 def test_the_train_page_shows_the_sweep_and_uses_the_suggestion(monkeypatch):
     from tests.test_pages import page
 
@@ -49,7 +51,7 @@ def test_the_train_page_shows_the_sweep_and_uses_the_suggestion(monkeypatch):
         rates = list(np.geomspace(1e-6, 1, 50))
         return {"rates": rates, "losses": [1.0] * 50, "suggestion": 0.003, "message": "Suggested 0.003"}, None
 
-    monkeypatch.setattr("app_pages.shared.task_result", fake_task)
+    monkeypatch.setattr("app_pages.task_views.task_result", fake_task)
     at = page("train").run()
     at.button(key="find_lr").click().run()
     assert not at.exception and asked == [("lr_find", "demo")]

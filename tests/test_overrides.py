@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from core.data.datasets import scan_dataset
 from core.data.overrides import decide, decisions, overrides_path, summary, undo
 from tests.conftest import tiny_config
@@ -28,6 +30,7 @@ def test_decisions_change_what_a_scan_reports_and_never_touch_the_files(make_dat
     assert decisions(root) == {} and _files(root) == before
 
 
+@pytest.mark.heavy
 def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(make_dataset, tmp_path):
     from core.results.review import review_candidates
     from core.runs.directory import RunDirectory
@@ -91,7 +94,6 @@ def test_the_review_choices_read_and_record_each_decision(make_dataset):
 
 
 def test_a_forged_choice_is_refused_in_words(make_dataset):
-    import pytest
 
     from core.base.errors import InputError
     from core.data.overrides import apply_choice

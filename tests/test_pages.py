@@ -89,6 +89,7 @@ def test_home_page_links_the_four_steps():
     ]
 
 
+@pytest.mark.heavy
 def test_data_page_demo_shows_counts_and_samples():
     at = page("data").run()
     assert not at.exception
@@ -96,6 +97,7 @@ def test_data_page_demo_shows_counts_and_samples():
     assert at.session_state["draft"].data == "demo"
 
 
+@pytest.mark.heavy
 def test_data_page_folder_with_bad_files_lists_them(make_dataset, monkeypatch, tmp_path):
     root = tmp_path / "root"
     data = make_dataset({"red": 4, "green": 4}, root=root / "mine")
@@ -108,6 +110,7 @@ def test_data_page_folder_with_bad_files_lists_them(make_dataset, monkeypatch, t
     assert any("1 file(s) left out" in e.label for e in at.expander)
 
 
+@pytest.mark.heavy
 def test_data_page_one_class_is_an_error_not_a_crash(make_dataset, monkeypatch, tmp_path):
     root = tmp_path / "root"
     make_dataset({"red": 4}, root=root / "single")
@@ -126,6 +129,7 @@ def test_data_page_empty_data_root_says_what_to_do(monkeypatch, tmp_path):
     assert any(str(tmp_path / "empty") in caption.value for caption in at.caption)  # inside "For administrators"
 
 
+@pytest.mark.heavy
 def test_model_page_offline_weights_warning_and_counts(monkeypatch):
     monkeypatch.setenv("STUDIO_OFFLINE", "1")
     at = page("model").run()
@@ -140,6 +144,7 @@ def test_model_page_offline_weights_warning_and_counts(monkeypatch):
     assert str(at.session_state["draft"].unfreeze) == "auto"
 
 
+@pytest.mark.heavy
 def test_model_page_image_size_is_auto_and_says_what_it_chose():
     at = page("model").run()
     assert at.select_slider(key="image_size").value == 0 and at.session_state["draft"].image_size == 0
@@ -150,6 +155,7 @@ def test_model_page_image_size_is_auto_and_says_what_it_chose():
     assert not any("automatic" in c.value for c in at.caption)
 
 
+@pytest.mark.heavy
 def test_model_page_head_only_trains_the_head_alone():
     at = page("model").run()
     at.radio(key="unfreeze.kind").set_value("none").run()
@@ -157,6 +163,7 @@ def test_model_page_head_only_trains_the_head_alone():
     assert phase1 == phase2 and str(at.session_state["draft"].unfreeze) == "none"
 
 
+@pytest.mark.heavy
 def test_train_page_without_runs_invites_to_start():
     at = page("train").run()
     assert not at.exception
@@ -173,6 +180,7 @@ def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
 
     monkeypatch.setattr("core.runs.directory.start_run", fake_start)
     monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)  # as with internet
+    monkeypatch.setattr("app_pages.task_views.task_if_done", lambda name, args: None)  # no speed measuring task
     at = page("train").run()
     at.button(key="start").click().run()
     assert not at.exception
@@ -183,6 +191,7 @@ def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
     assert len(started) == 1
 
 
+@pytest.mark.heavy
 def test_start_waits_for_a_deliberate_choice_while_this_tab_s_run_trains(monkeypatch):
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="busy", title="Shapes at noon")
     run.update_status(state=RunState.RUNNING)
@@ -195,6 +204,7 @@ def test_start_waits_for_a_deliberate_choice_while_this_tab_s_run_trains(monkeyp
     assert not at.button(key="start").disabled and not at.button(key="start_quick").disabled
 
 
+@pytest.mark.heavy
 def test_train_page_shows_a_failed_run_with_its_message(make_dataset):
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="broken")
     run.update_status(
@@ -223,10 +233,12 @@ def test_evaluate_page_shows_metrics_matrix_and_download(make_dataset):
 @pytest.mark.parametrize(
     "name", ["home", "data", "model", "train", "evaluate", "runs", "presentation", "sign_in", "closed"]
 )
+@pytest.mark.heavy
 def test_every_page_renders_without_exception(name):
     assert not page(name).run().exception
 
 
+@pytest.mark.heavy
 def test_a_new_tab_starts_from_the_followed_run_settings(make_dataset):
     run = RunDirectory.create(runs_root(), tiny_config("demo", head_epochs=3, name="mine"), run_id="earlier")
     run.update_status(state=RunState.SUCCEEDED)
@@ -236,6 +248,7 @@ def test_a_new_tab_starts_from_the_followed_run_settings(make_dataset):
     assert at.session_state["draft"].backbone == "mobilenet_0.25"
 
 
+@pytest.mark.heavy
 def test_opening_the_data_page_never_changes_the_chosen_data(make_dataset, monkeypatch, tmp_path):
     root = tmp_path / "root"
     make_dataset({"red": 3, "green": 3}, root=root / "aaa-first")
@@ -248,6 +261,7 @@ def test_opening_the_data_page_never_changes_the_chosen_data(make_dataset, monke
     assert at.session_state["draft"].data == str(chosen)
 
 
+@pytest.mark.heavy
 def test_a_draft_with_an_uploaded_zip_stays_on_it(make_dataset, tmp_path):
     import zipfile
 
@@ -262,29 +276,31 @@ def test_a_draft_with_an_uploaded_zip_stays_on_it(make_dataset, tmp_path):
     assert at.metric[0].value == "6" and at.session_state["draft"].data == str(archive)
 
 
+@pytest.mark.heavy
 def test_sample_download_offline_shows_the_way_out_and_success_uses_the_folder(make_dataset, monkeypatch):
-    import app_pages.shared
+    import app_pages.task_views
 
-    real_task_result = app_pages.shared.task_result
+    real_task_result = app_pages.task_views.task_result
 
     def sample_answer(answer):
         return lambda name, args, message: answer if name == "sample" else real_task_result(name, args, message)
 
     offline = "Could not download the sample 'flowers'. This machine may be offline: upload it as a .zip"
-    monkeypatch.setattr(app_pages.shared, "task_result", sample_answer((None, offline)))
+    monkeypatch.setattr(app_pages.task_views, "task_result", sample_answer((None, offline)))
     at = page("data", data_kind="Download a sample set").run()
     at.button(key="use_sample").click().run()
     assert not at.exception
     assert "offline" in at.error[0].value and at.session_state["draft"].data == "demo"
 
     folder = make_dataset({"daisy": 3, "tulip": 3})
-    monkeypatch.setattr(app_pages.shared, "task_result", sample_answer(({"path": str(folder)}, None)))
+    monkeypatch.setattr(app_pages.task_views, "task_result", sample_answer(({"path": str(folder)}, None)))
     at = page("data", data_kind="Download a sample set").run()
     at.button(key="use_sample").click().run()
     assert not at.exception
     assert at.session_state["draft"].data == str(folder) and at.metric[1].value == "2"
 
 
+@pytest.mark.heavy
 def test_an_interrupted_run_offers_to_resume(monkeypatch):
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="killed")
     run.best_checkpoint_path.parent.mkdir(parents=True)
@@ -311,6 +327,7 @@ def test_a_run_name_from_the_url_never_walks_the_file_system(run_id):
     assert "No run yet" in at.info[0].value  # the bait was not followed
 
 
+@pytest.mark.heavy
 def test_train_page_fast_mode_toggle_reaches_the_config_and_the_mode_is_shown(make_dataset):
     at = page("train").run()
     assert at.toggle(key="feature_cache").value is True
@@ -324,6 +341,7 @@ def test_train_page_fast_mode_toggle_reaches_the_config_and_the_mode_is_shown(ma
     assert any(caption.value.startswith("Fast mode") for caption in at.caption)
 
 
+@pytest.mark.heavy
 def test_a_server_folder_that_links_out_of_the_data_root_is_refused(make_dataset, monkeypatch, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
@@ -346,6 +364,7 @@ def _verification(key: str, passed: bool, agreement: float = 1.0):
     return Verification(key, fmt.title, fmt.runtime, passed, agreement, 0.75, 0.75, 4, 2_800_000, 0.65, {}, message)
 
 
+@pytest.mark.heavy
 def test_take_the_model_away_offers_only_what_passed_its_check(make_dataset, monkeypatch):
     """Passed: numbers and a download. Failed: the numbers and no download. Under way: what it is doing.
     Not made: a button that starts it as a task, outside the dashboard's process."""
@@ -390,6 +409,7 @@ def test_take_the_model_away_offers_only_what_passed_its_check(make_dataset, mon
     assert started == [("export", {"run_dir": str(run.path), "format": "keras"})]
 
 
+@pytest.mark.heavy
 def test_the_mistakes_turn_into_heatmaps_for_its_answer_or_the_right_class(make_dataset, monkeypatch, tmp_path):
     import numpy as np
     from PIL import Image
@@ -417,6 +437,7 @@ def test_the_mistakes_turn_into_heatmaps_for_its_answer_or_the_right_class(make_
     assert run.evaluation()["misclassified"][0]["true"] == "red"
 
 
+@pytest.mark.heavy
 def test_making_a_dataset_here_starts_with_its_classes(isolated_workspace):
     at = page("data").run()
     at.radio(key="data_kind").set_value("Make one here").run()
@@ -430,6 +451,7 @@ def test_making_a_dataset_here_starts_with_its_classes(isolated_workspace):
     assert at.session_state["draft"].data.endswith("made/Hand-signs")
 
 
+@pytest.mark.heavy
 def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there(make_dataset, monkeypatch):
     import app_pages.photo_views
     from core.data.overrides import decisions
@@ -492,6 +514,7 @@ def _app(**query) -> AppTest:
     return at
 
 
+@pytest.mark.heavy
 def test_runs_page_lists_compares_renames_and_deletes(make_dataset):
     from tests.conftest import recorded_run
 
@@ -595,6 +618,7 @@ def test_a_bad_shared_link_is_refused_in_plain_words(make_dataset, case):
     assert not at.metric and not at.get("plotly_chart")
 
 
+@pytest.mark.heavy
 def test_a_password_closes_the_dashboard_until_it_is_given(monkeypatch):
     monkeypatch.setenv("STUDIO_PASSWORD", "team secret")
     at = _app().run()
@@ -618,6 +642,7 @@ def test_another_computer_gets_the_closed_door_without_a_password(monkeypatch, m
     assert not at.sidebar.markdown and not at.button and not at.metric
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("path", ["home", "data", "model", "train", "evaluate", "runs"])
 def test_a_link_to_a_missing_run_says_so_on_every_page(make_dataset, path):
     finished_run(str(make_dataset({"red": 2, "green": 2})))
@@ -660,6 +685,7 @@ def test_a_run_opened_from_a_file_without_its_photos_says_so_and_offers_no_expor
     assert at.get("download_button")  # the report and the run file still are
 
 
+@pytest.mark.heavy
 def test_while_phase_2_runs_the_first_model_is_shown_and_said_to_be_the_first(make_dataset):
     from core.runs.status import Stage
     from tests.conftest import recorded_run
@@ -689,6 +715,7 @@ def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monke
 
     monkeypatch.setattr("core.runs.directory.start_run", fake_start)
     monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)
+    monkeypatch.setattr("app_pages.task_views.task_if_done", lambda name, args: None)  # no speed measuring task
     at = page("train", draft=RunConfig(backbone="mobilenet_v2_0.35")).run()
     at.button(key="start_quick").click().run()
     assert not at.exception
@@ -701,6 +728,7 @@ def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monke
     )
 
 
+@pytest.mark.heavy
 def test_train_page_hardware_settings_reach_the_config_and_the_devices_are_shown(monkeypatch):
     at = page("train").run()
     assert at.selectbox(key="devices").value == "all" and at.selectbox(key="precision").value == "auto"

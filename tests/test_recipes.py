@@ -68,6 +68,7 @@ def test_freezing_the_first_n_layers():
         UnfreezePlan.parse("from:10").mask(spec, names)
 
 
+@pytest.mark.heavy
 def test_the_model_page_applies_a_recipe_and_shows_its_settings():
     from tests.test_pages import page
 
@@ -85,6 +86,7 @@ def test_the_model_page_applies_a_recipe_and_shows_its_settings():
     assert at.selectbox(key="recipe_model").value == "chollet_vgg16"
 
 
+@pytest.mark.heavy
 def test_the_train_page_applies_a_recipe_and_a_change_makes_the_settings_your_own():
     from tests.test_pages import page
 
@@ -102,6 +104,7 @@ def test_the_train_page_applies_a_recipe_and_a_change_makes_the_settings_your_ow
     assert any("your own" in caption.value for caption in at.caption)
 
 
+@pytest.mark.heavy
 def test_the_train_page_back_to_the_default_recipe_restores_its_schedule_averaging_and_views():
     from tests.test_pages import page
 

@@ -95,6 +95,7 @@ def test_the_comparison_shows_what_differs(two_runs):
     assert "Settings that differ:" in text and "Batch size" in text and "other settings are the same" in text
 
 
+@pytest.mark.heavy
 def test_the_cli_lists_compares_reports_and_keeps_runs(two_runs, tmp_path):
     root = tmp_path / "runs"
     listed = cli("runs", "--root", str(root))
@@ -116,6 +117,7 @@ def test_the_cli_lists_compares_reports_and_keeps_runs(two_runs, tmp_path):
     assert refused.returncode == 2 and "not a Fine-Tune Studio run file" in refused.stderr
 
 
+@pytest.mark.heavy
 def test_a_trained_run_kept_as_a_file_predicts_on_another_server(make_dataset, tmp_path):
     data = make_dataset({"red": 8, "green": 8})
     trained = cli("train", "--data", str(data), *TINY, "--out", str(tmp_path / "run"))

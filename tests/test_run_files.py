@@ -223,6 +223,7 @@ def test_a_run_file_carries_no_server_path_and_finds_its_photos_again_on_the_sam
     assert opened.splits() == run.splits()  # so its exports can be checked here
 
 
+@pytest.mark.heavy
 def test_opening_a_bomb_takes_no_memory_and_leaves_nothing(tmp_path):
     """A 1 GiB model of zeros packs into about a megabyte: refused before inflating, with memory measured."""
     import subprocess

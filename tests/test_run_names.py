@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+import pytest
+
 from core.network.config import RunConfig
 from core.network.recipes import RECIPES
 from core.runs.directory import RunDirectory, run_title, runs_root, start_run
@@ -43,6 +45,7 @@ def test_two_runs_started_in_the_same_minute_get_different_names(monkeypatch):
     assert runs_root() == first.path.parent
 
 
+@pytest.mark.heavy
 def test_the_train_page_renames_a_run(monkeypatch):
     from tests.test_pages import page
 

@@ -39,6 +39,7 @@ def test_events_are_read_incrementally_and_half_lines_wait(tmp_path):
     assert events == [{"type": "batch", "n": 2}]
 
 
+@pytest.mark.heavy
 def test_a_dead_worker_shows_as_interrupted(tmp_path):
     run = RunDirectory.create(tmp_path, tiny_config("demo"))
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -54,6 +55,7 @@ def test_a_dead_worker_shows_as_interrupted(tmp_path):
     assert run.raw_status().state is RunState.RUNNING  # the file is not rewritten by a reader
 
 
+@pytest.mark.heavy
 def test_workers_train_one_at_a_time_in_order(make_dataset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = str(make_dataset({"red": 6, "green": 6}))
@@ -74,6 +76,7 @@ def test_workers_train_one_at_a_time_in_order(make_dataset, tmp_path, monkeypatc
     assert [r.id for r in list_runs(root)] == [second.id, first.id]
 
 
+@pytest.mark.heavy
 def test_stop_while_queued(make_dataset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "runs"
@@ -93,6 +96,7 @@ def test_stop_while_queued(make_dataset, tmp_path, monkeypatch):
     assert "queue" in run.status().message
 
 
+@pytest.mark.heavy
 def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dataset, tmp_path, monkeypatch):
     """SIGKILL mid-training: the run directory tells the truth, keeps its work, and carries on."""
     from core.runs.directory import resume_run

@@ -107,9 +107,10 @@ def fake_task(name, args, message):
     return {"images": args["paths"]}, None
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("page_name", ["data", "model", "train"])
 def test_every_setting_at_its_extremes_opens_on_its_page_unchanged(page_name, monkeypatch):
-    monkeypatch.setattr("app_pages.shared.task_result", fake_task)
+    monkeypatch.setattr("app_pages.task_views.task_result", fake_task)
     configs = extreme_configs(page_name)
     for index, config in enumerate(configs):
         run = RunDirectory.create(runs_root(), config, run_id=f"{page_name}-extreme-{index}")

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from core.base.tasks import read_result, result_path, start_task, task_running
 from core.commands.task_bodies import run_task
 from tests.conftest import REPO, wait_until
@@ -11,6 +13,7 @@ from tests.conftest import REPO, wait_until
 NETWORK = {"backbone": "mobilenet_v2_0.35", "image_size": 32, "pooling": "avg", "head_units": [], "classes": 3}
 
 
+@pytest.mark.heavy
 def test_network_task_in_its_own_process_is_cached_and_joined():
     path = start_task("network", NETWORK)
     assert start_task("network", NETWORK) == path  # joined, not started twice
@@ -34,6 +37,7 @@ def test_task_errors_come_back_as_messages(tmp_path):
     assert run_task("nope", {}, tmp_path / "n.json") == 1
 
 
+@pytest.mark.heavy
 def test_augment_and_predict_tasks(make_dataset, tmp_path):
     import keras
     import numpy as np
@@ -95,6 +99,7 @@ print("tensorflow" in sys.modules, "keras" in sys.modules)
 """
 
 
+@pytest.mark.heavy
 def test_the_dashboard_process_never_imports_tensorflow():
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(REPO)], capture_output=True, text=True, timeout=600, cwd=REPO

@@ -32,6 +32,7 @@ def _run(tmp_path, config, name="run"):
     return run, state, lines
 
 
+@pytest.mark.heavy
 def test_a_run_writes_everything_the_pages_read(make_dataset, tmp_path):
     data = make_dataset({"red": 8, "green": 8, "blue": 8})
     (data / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
@@ -62,6 +63,7 @@ def test_stop_requested_before_start_ends_as_stopped(make_dataset, tmp_path):
     assert run.status().state is RunState.STOPPED
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("stop_epoch, phase", [(2, 1), (4, 2)])
 def test_stop_mid_epoch_keeps_the_best_checkpoint_and_evaluates(make_dataset, tmp_path, monkeypatch, stop_epoch, phase):
     """Stop pressed after the first batch of an epoch, in either phase: it ends after that batch."""
@@ -88,6 +90,7 @@ def test_stop_mid_epoch_keeps_the_best_checkpoint_and_evaluates(make_dataset, tm
     assert status.state is RunState.STOPPED and "Stopped by request" in status.message
 
 
+@pytest.mark.heavy
 def test_nan_loss_fails_with_advice(make_dataset, tmp_path, monkeypatch):
     from core.network import model as model_module
 
@@ -114,12 +117,14 @@ def test_unknown_block_fails_naming_the_blocks(make_dataset, tmp_path):
     assert state is RunState.FAILED and "block_13" in run.status().message and run.status().bad_input
 
 
+@pytest.mark.heavy
 def test_batch_larger_than_the_dataset_still_trains(make_dataset, tmp_path):
     config = tiny_config(str(make_dataset({"red": 4, "green": 4})), batch_size=512, finetune_epochs=0)
     run, state, _ = _run(tmp_path, config)
     assert state is RunState.SUCCEEDED and run.status().batch_size <= 8
 
 
+@pytest.mark.heavy
 def test_same_seed_same_run(make_dataset, tmp_path):
     data = str(make_dataset({"red": 6, "green": 6}))
     first, _, _ = _run(tmp_path, tiny_config(data, finetune_epochs=0), name="a")
@@ -159,6 +164,7 @@ def _use_tiny_backbone(monkeypatch) -> str:
     return "tiny"
 
 
+@pytest.mark.heavy
 def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatch):
     """fastai's kind of check: after a few epochs the loss is lower and accuracy well above chance.
 
@@ -179,6 +185,7 @@ def test_learning_happens_on_separable_images(make_dataset, tmp_path, monkeypatc
     assert run.evaluation()["accuracy"] >= 0.9  # chance is 1/3; 27 test images
 
 
+@pytest.mark.heavy
 def test_cosine_decay_warms_phase_2_up_then_lowers_each_phase_rate_to_a_hundredth(make_dataset, tmp_path, monkeypatch):
     data = str(make_dataset({"red": 6, "green": 6}))
     config = tiny_config(
@@ -216,6 +223,7 @@ def test_the_cosine_schedule_warms_up_from_a_tenth_and_resumes_on_its_curve():
     assert Model.optimizer.learning_rate == pytest.approx(rates[23])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("keep", ["best", "final"])
 def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset, tmp_path, monkeypatch, keep):
     """With weight averaging, the model kept is an averaged one: the most accurate epoch's (`best`)
@@ -245,6 +253,7 @@ def test_averaged_weights_are_what_is_validated_kept_and_evaluated(make_dataset,
     assert [float(r["val_loss"]) for r in rows] != pytest.approx(plain_losses, rel=1e-3)  # the average is really used
 
 
+@pytest.mark.heavy
 def test_keep_auto_keeps_the_best_epoch_only_with_enough_validation_photos(make_dataset, tmp_path, monkeypatch):
     from core.training import keep, phases
 
@@ -261,6 +270,7 @@ def test_keep_auto_keeps_the_best_epoch_only_with_enough_validation_photos(make_
     assert any("most accurate epoch" in line for line in lines)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("photo_size, expected", [(240, 224), (40, 160)])
 def test_auto_image_size_is_chosen_from_the_photos(make_dataset, tmp_path, monkeypatch, photo_size, expected):
     """The tiny stand-in has the MobileNets' sizes: 224 px for photos at least that large, else 160."""
@@ -274,6 +284,7 @@ def test_auto_image_size_is_chosen_from_the_photos(make_dataset, tmp_path, monke
     assert model.get_layer("resize").output.shape[1:3] == (expected, expected)
 
 
+@pytest.mark.heavy
 def test_a_first_model_is_kept_and_scored_as_phase_1_ends_and_gives_way_only_to_a_better_one(
     make_dataset, tmp_path, monkeypatch
 ):

@@ -55,6 +55,7 @@ def test_missing_file_path():
         resolve_weights(SPEC, 160, "/nowhere/w.h5")
 
 
+@pytest.mark.heavy
 def test_a_file_for_another_network_is_refused_with_a_reason(tmp_path):
     keras.backend.clear_session()
     other = BACKBONES["mobilenet_0.25"].build(32, weights=None)
@@ -64,6 +65,7 @@ def test_a_file_for_another_network_is_refused_with_a_reason(tmp_path):
         build_base(SPEC, 32, resolve_weights(SPEC, 32, str(path)))
 
 
+@pytest.mark.heavy
 @pytest.mark.real
 @needs_shared
 def test_shared_224_weights_load_at_160_and_give_imagenet_features(monkeypatch):
