@@ -54,9 +54,9 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if item not in set(heavy)]
 
 
-@pytest.fixture(autouse=True)
-def _fast_tier_holds(request, monkeypatch):
-    """In the fast tier, a test that starts a process or trains a model fails, naming what to do."""
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_holds(request):
+    """In the fast tier, a test (or a fixture it uses) that starts a process or trains a model fails, saying so."""
     if not request.config.getoption("--fast"):
         yield
         return
@@ -64,13 +64,14 @@ def _fast_tier_holds(request, monkeypatch):
 
     def refuse(what: str):
         def refused(*args, **kwargs):
-            raise AssertionError(f"{request.node.nodeid} {what}; {HEAVY_REASON}")
+            raise AssertionError(f"This test or its fixture {what}; {HEAVY_REASON}")
 
         return refused
 
-    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a process"))
-    monkeypatch.setattr(keras.Model, "fit", refuse("trains a model"))
-    yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse("starts a process"))
+        patch.setattr(keras.Model, "fit", refuse("trains a model"))
+        yield
 
 
 @pytest.fixture(autouse=True)

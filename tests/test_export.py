@@ -35,7 +35,6 @@ FAMILIES = [
         marks=[pytest.mark.real, needs_shared],
         id="mobilenet_v1-imagenet",
     ),
-    pytest.param("vgg16", "none", id="vgg16-random"),
     pytest.param("efficientnet_b0", "none", id="efficientnet_b0-random"),
 ]
 
@@ -69,8 +68,10 @@ def trained_run(tmp_path, make_dataset, backbone: str, weights, finetune: int = 
     return run
 
 
-def _check_every_format(run) -> None:
+def _check_every_format(run, int8: bool = True) -> None:
     keys = [k for k in FORMATS if k != "tfjs" or tfjs_unavailable() is None]  # TF.js is checked in Node.js
+    if not int8:
+        keys.remove("tflite-int8")
     if "tfjs" not in keys:
         warnings.warn(f"TF.js left out: {tfjs_unavailable()}", stacklevel=2)
     results = dict(zip(keys, export_many(run, keys, progress=lambda line: None)))
@@ -83,7 +84,8 @@ def _check_every_format(run) -> None:
         assert top == {FORMATS[key].main, "MODEL_CARD.md", "verification.json"}, (key, top)
         assert existing(run, key) == verification  # stored with the export, read back as made
     assert results["onnx"].details["opset"] >= 13
-    assert "float_ops" in results["tflite-int8"].details  # which operators stayed float is said
+    if int8:
+        assert "float_ops" in results["tflite-int8"].details  # which operators stayed float is said
 
 
 @pytest.mark.heavy
@@ -101,7 +103,8 @@ def test_every_format_exports_and_passes_its_own_check(tmp_path, make_dataset, b
     )
     if pretrained:  # a model sure of its answers, for int8 to be judged on more than rounding luck
         assert run.status().accuracy >= 0.8, run.status().message
-    _check_every_format(run)
+    # int8 is judged on accuracy, which random weights do not have: it is checked on the pretrained families.
+    _check_every_format(run, int8=pretrained)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +183,7 @@ def test_an_export_of_an_earlier_model_is_not_shown_as_this_one(small_run):
     assert existing(small_run, "keras") is None
 
 
+@pytest.mark.heavy
 def test_the_cli_exports_prints_the_table_copies_and_predicts_with_the_file(small_run, tmp_path, capsys):
     from core.commands.cli import main
 
@@ -219,6 +223,7 @@ def test_the_cli_says_what_is_wrong_in_one_line(small_run, tmp_path, capsys, mon
     assert not (tmp_path / "x").exists()  # what failed its check is not handed over
 
 
+@pytest.mark.heavy
 def test_without_node_the_web_export_says_why_in_words(small_run, monkeypatch):
     from core.results import export
 

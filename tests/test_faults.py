@@ -44,6 +44,7 @@ def _fill(folder) -> None:
                 pass
 
 
+@pytest.mark.heavy
 def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoints(
     make_dataset, small_disk, monkeypatch
 ):
@@ -80,6 +81,7 @@ def test_a_full_disk_fails_the_run_with_that_message_and_keeps_earlier_checkpoin
     assert len(run.history()) >= 2
 
 
+@pytest.mark.heavy
 def test_a_full_disk_while_unpacking_a_zip_says_so(make_dataset, small_disk, monkeypatch):
     import zipfile
 
