@@ -12,9 +12,10 @@ from app_pages.widgets import dataset_summary, setting_input
 from core.base.files import data_root, safe_name
 from core.base.tasks import Task
 from core.data.collect import made_root
-from core.data.datasets import DatasetError, make_splits
+from core.data.datasets import DatasetError
 from core.data.overrides import decisions, summary, undo
 from core.data.sources import SAMPLES, data_home, server_folder, server_folders, source_label
+from core.data.splits import make_splits
 from core.data.uploads import store_upload
 from core.network.config import BEST_NEEDS_VALIDATION
 

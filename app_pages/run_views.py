@@ -15,7 +15,8 @@ from app_pages.shared import follow_run, next_step
 from core.network.config import BEST_NEEDS_VALIDATION
 from core.network.distribute import placement_in_words
 from core.results import charts
-from core.runs.directory import RunDirectory, distinct_titles, list_runs, resume_run, runs_root
+from core.runs.directory import RunDirectory, distinct_titles, list_runs, runs_root
+from core.runs.queue import resume_run
 from core.runs.status import RunState, keep_choice
 from core.training.monitor import RunProgress, memorising
 

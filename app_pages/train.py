@@ -24,7 +24,8 @@ from core.network.backbones import BACKBONES
 from core.network.distribute import placement_in_words
 from core.network.recipes import RECIPES
 from core.results import charts
-from core.runs.directory import RunDirectory, list_runs, run_title, start_run
+from core.runs.directory import RunDirectory, list_runs, run_title
+from core.runs.queue import start_run
 from core.training.estimate import planned_seconds, speeds_request
 from core.training.monitor import format_seconds
 from core.training.preflight import start_blockers

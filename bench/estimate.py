@@ -46,7 +46,7 @@ def one_run(dataset: str, recipe_key: str) -> dict:
     from core.data.datasets import scan_dataset
     from core.data.sources import resolve_source
     from core.network.recipes import RECIPES
-    from core.runs.directory import start_run
+    from core.runs.queue import start_run
     from core.training.estimate import planned_seconds, speeds_request
     from core.training.monitor import RunProgress
 

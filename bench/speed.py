@@ -37,7 +37,8 @@ DATASETS = {"hymenoptera": SHARED / "datasets" / "hymenoptera_data", "flowers5":
 
 def materialise_split(source: Path, target: Path, seed: int, repeat: int = 1) -> dict[str, int]:
     """The tool's own seeded split of `source` (70/15/15, or train/val given) as train/val/test folders."""
-    from core.data.datasets import make_splits, scan_dataset
+    from core.data.datasets import scan_dataset
+    from core.data.splits import make_splits
 
     plan = make_splits(scan_dataset(source), 0.15, 0.15, seed)
     counts = {}

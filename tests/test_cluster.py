@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.runs.directory import RunDirectory, resume_run, start_run
+from core.runs.directory import RunDirectory
+from core.runs.queue import resume_run, start_run
 from core.runs.status import RunState
 from core.training.cluster import RAY_ADDRESS_ENV, gpus_asked, supervise, task_environment
 from tests.conftest import REPO, tiny_config

@@ -6,9 +6,10 @@ import zipfile
 
 import pytest
 
-from core.data.datasets import DatasetError, make_splits, scan_dataset
+from core.data.datasets import DatasetError, scan_dataset
 from core.data.demo_data import DEMO_CLASSES, ensure_demo_dataset
 from core.data.sources import resolve_source
+from core.data.splits import make_splits
 from core.data.uploads import extract_zip
 from tests.conftest import write_image
 

@@ -125,7 +125,8 @@ def test_an_upload_over_the_limit_or_on_a_full_disk_is_refused_and_leaves_nothin
 @pytest.mark.heavy
 def test_the_second_of_two_runs_waits_and_its_page_says_so(make_dataset, monkeypatch):
     """Two runs started together: one trains, the other is queued with its position shown."""
-    from core.runs.directory import runs_root, start_run
+    from core.runs.directory import runs_root
+    from core.runs.queue import start_run
     from tests.test_pages import page
 
     monkeypatch.setenv("STUDIO_PARALLEL_RUNS", "1")

@@ -178,7 +178,7 @@ def test_train_page_start_queues_a_run_through_the_engine(monkeypatch):
         started.append(config)
         return run
 
-    monkeypatch.setattr("core.runs.directory.start_run", fake_start)
+    monkeypatch.setattr("core.runs.queue.start_run", fake_start)
     monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)  # as with internet
     monkeypatch.setattr("app_pages.task_views.task_if_done", lambda name, args: None)  # no speed measuring task
     at = page("train").run()
@@ -713,7 +713,7 @@ def test_train_page_quick_first_model_is_one_click_with_the_chosen_network(monke
         started.append(config)
         return RunDirectory.create(runs_root(), config, run_id="quick-from-the-page", title=title)
 
-    monkeypatch.setattr("core.runs.directory.start_run", fake_start)
+    monkeypatch.setattr("core.runs.queue.start_run", fake_start)
     monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)
     monkeypatch.setattr("app_pages.task_views.task_if_done", lambda name, args: None)  # no speed measuring task
     at = page("train", draft=RunConfig(backbone="mobilenet_v2_0.35")).run()

@@ -7,8 +7,9 @@ import pytest
 
 from core.base.files import cache_home
 from core.data import pipeline
-from core.data.datasets import make_splits, scan_dataset
+from core.data.datasets import scan_dataset
 from core.data.pipeline import decode_images, decode_splits, make_dataset
+from core.data.splits import make_splits
 
 
 def test_decoding_is_cached_by_the_files_and_a_failure_is_named_not_fatal(make_dataset, tmp_path):

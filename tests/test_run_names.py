@@ -6,7 +6,8 @@ import pytest
 
 from core.network.config import RunConfig
 from core.network.recipes import RECIPES
-from core.runs.directory import RunDirectory, run_title, runs_root, start_run
+from core.runs.directory import RunDirectory, run_title, runs_root
+from core.runs.queue import start_run
 from tests.conftest import tiny_config
 
 WHEN = datetime(2026, 12, 2, 16, 46).timestamp()
@@ -35,7 +36,7 @@ def test_renaming_and_notes_keep_the_id(tmp_path):
 
 
 def test_two_runs_started_in_the_same_minute_get_different_names(monkeypatch):
-    monkeypatch.setattr("core.runs.directory.spawn_worker", lambda run: None)
+    monkeypatch.setattr("core.runs.queue.spawn_worker", lambda run: None)
     first = start_run(tiny_config("demo"), title="Shapes · MobileNet · 2 Dec 16:46")
     second = start_run(tiny_config("demo"), title="Shapes · MobileNet · 2 Dec 16:46")
     assert (first.title(), second.title()) == (

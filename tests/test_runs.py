@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from core.base.processes import process_alive
-from core.runs.directory import RunDirectory, list_runs, start_run
+from core.runs.directory import RunDirectory, list_runs
+from core.runs.queue import start_run
 from core.runs.status import RunState
 from tests.conftest import tiny_config, wait_until
 
@@ -99,7 +100,7 @@ def test_stop_while_queued(make_dataset, tmp_path, monkeypatch):
 @pytest.mark.heavy
 def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dataset, tmp_path, monkeypatch):
     """SIGKILL mid-training: the run directory tells the truth, keeps its work, and carries on."""
-    from core.runs.directory import resume_run
+    from core.runs.queue import resume_run
 
     monkeypatch.chdir(tmp_path)
     data = str(make_dataset({"red": 16, "green": 16}))
@@ -125,7 +126,7 @@ def test_a_killed_worker_is_interrupted_and_resumes_from_its_last_epoch(make_dat
 
 
 def test_only_interrupted_runs_resume(tmp_path):
-    from core.runs.directory import resume_run
+    from core.runs.queue import resume_run
 
     run = RunDirectory.create(tmp_path, tiny_config("demo"))
     run.update_status(state=RunState.SUCCEEDED)
@@ -134,7 +135,8 @@ def test_only_interrupted_runs_resume(tmp_path):
 
 
 def test_the_splits_are_read_as_the_csv_they_were_written_as(tmp_path):
-    from core.data.datasets import DatasetReport, ImageItem, make_splits
+    from core.data.datasets import DatasetReport, ImageItem
+    from core.data.splits import make_splits
     from core.network.config import RunConfig
 
     photos = [ImageItem(str(tmp_path / f"a, b {k}.png"), "red", "", "PNG", 8, 8) for k in range(8)]

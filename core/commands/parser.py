@@ -1,4 +1,4 @@
-"""The CLI's parser, made from declarations: each command once in `commands()`, and `train`'s flags from the
+"""The CLI's parser, made from declarations: each command once in `COMMANDS`, and `train`'s flags from the
 settings' declarations (`core.network.config.SETTINGS`), as the dashboard's widgets are."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 from core.base.errors import InputError
 from core.base.settings import ConfigError, SettingInfo, get_value, parse_text, with_value
 from core.network.config import SETTINGS, AugmentationConfig, RunConfig
+from core.network.recipes import RECIPES
+from core.results.formats import FORMATS
 
 RUN_DIR = "the run directory (the --out of `train`)"
 
@@ -38,129 +40,124 @@ class Command:
     settings: bool = False  # --recipe and one flag per declared setting, before `arguments`
 
 
-def commands() -> tuple[Command, ...]:
-    """The commands people use, in the order `--help` lists them."""
-    from core.results.formats import FORMATS
-
-    return (
-        Command(
-            "train",
-            "fine-tune a backbone on a folder of photos",
-            description="Two-phase fine-tuning: a new head on the frozen base, then the top of the base at a low "
-            "learning rate. Writes a run directory (config.json, status.json, history.csv, evaluation.json, "
-            "model.keras, ...) to --out.",
-            settings=True,
-            arguments=(
-                arg("--no-augmentation", action="store_true", help="turn every augmentation off"),
-                arg(
-                    "--find-lr",
-                    action="store_true",
-                    help="do not train: sweep phase 1's learning rate from 1e-6 to 1 over 200 batches, print the loss "
-                    "curve and a suggested --head-lr, and write lr_find.json to --out",
-                ),
-                arg("--out", required=True, help="run directory to write (created; must be empty if it exists)"),
+# The commands people use, in the order `--help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "train",
+        "fine-tune a backbone on a folder of photos",
+        description="Two-phase fine-tuning: a new head on the frozen base, then the top of the base at a low "
+        "learning rate. Writes a run directory (config.json, status.json, history.csv, evaluation.json, "
+        "model.keras, ...) to --out.",
+        settings=True,
+        arguments=(
+            arg("--no-augmentation", action="store_true", help="turn every augmentation off"),
+            arg(
+                "--find-lr",
+                action="store_true",
+                help="do not train: sweep phase 1's learning rate from 1e-6 to 1 over 200 batches, print the loss "
+                "curve and a suggested --head-lr, and write lr_find.json to --out",
+            ),
+            arg("--out", required=True, help="run directory to write (created; must be empty if it exists)"),
+        ),
+    ),
+    Command(
+        "scan",
+        "check a dataset: classes, counts, files that will be left out",
+        arguments=(
+            arg("data", help="folder, .zip, 'demo' or 'sample:NAME'"),
+            arg("--json", action="store_true", help="print the full report as JSON"),
+        ),
+    ),
+    Command("backbones", "list the backbones"),
+    Command(
+        "export",
+        "make a finished run's model in another format and check it in the runtime that loads it",
+        description="Each format is made from the run's kept model without its augmentation, then loaded in its "
+        "own runtime and run on the run's test photos. Exit 0: every format passed and the table is printed; "
+        "1: a format disagreed with the Keras model (it is not copied); 2: bad input.",
+        arguments=(
+            arg("run_dir", help=RUN_DIR),
+            arg("--format", required=True, choices=[*FORMATS, "all"], help="the format to make, or all"),
+            arg(
+                "--out",
+                help="where to copy what passed: a folder (each format in its own folder, with its MODEL_CARD.md) "
+                "or, for one format, a path ending in .zip",
             ),
         ),
-        Command(
-            "scan",
-            "check a dataset: classes, counts, files that will be left out",
-            arguments=(
-                arg("data", help="folder, .zip, 'demo' or 'sample:NAME'"),
-                arg("--json", action="store_true", help="print the full report as JSON"),
+    ),
+    Command(
+        "predict",
+        "the top classes of photos, from a run's model in any exported format",
+        arguments=(
+            arg("run_dir", help=RUN_DIR),
+            arg("images", nargs="+", help="photos to classify"),
+            arg("--format", default="keras", choices=list(FORMATS), help="an export made with `export`"),
+            arg("--top", type=int, default=3, help="how many classes to print per photo"),
+        ),
+    ),
+    Command(
+        "explain",
+        "what the model looks at: a Grad-CAM heatmap per photo, and its top classes",
+        arguments=(
+            arg("run_dir", help=RUN_DIR),
+            arg("images", nargs="+", help="photos to explain"),
+            arg("--out", required=True, help="folder for NAME.png (photo and heatmap) and NAME.npy (heatmap, 0-1)"),
+            arg("--top", type=int, default=3, help="how many classes to print per photo"),
+        ),
+    ),
+    Command(
+        "report",
+        "a finished run as one HTML file that opens anywhere, offline, and prints cleanly",
+        description="Title and notes, the data with sample photos, the network and settings in words, the "
+        "training curves, test accuracy with its 95% interval, the confusion matrix, each class in words, the "
+        "most confident mistakes, the time it took and how to use the model. Charts stay interactive with no "
+        "internet: Plotly's JavaScript and the photos are inside the file.",
+        arguments=(arg("run_dir", help=RUN_DIR), arg("--out", required=True, help="the HTML file to write")),
+    ),
+    Command(
+        "runs",
+        "list the runs, or compare two or more side by side",
+        description="Runs are read from --root.",
+        arguments=(
+            arg("--root", help="the folder of run directories (default: $STUDIO_RUNS or ./runs)"),
+            arg(
+                "--compare",
+                nargs="+",
+                metavar="RUN",
+                help="run ids (or run directories) to compare: results, time and size, the settings that differ, "
+                "each class",
             ),
         ),
-        Command("backbones", "list the backbones"),
-        Command(
-            "export",
-            "make a finished run's model in another format and check it in the runtime that loads it",
-            description="Each format is made from the run's kept model without its augmentation, then loaded in its "
-            "own runtime and run on the run's test photos. Exit 0: every format passed and the table is printed; "
-            "1: a format disagreed with the Keras model (it is not copied); 2: bad input.",
-            arguments=(
-                arg("run_dir", help=RUN_DIR),
-                arg("--format", required=True, choices=[*FORMATS, "all"], help="the format to make, or all"),
-                arg(
-                    "--out",
-                    help="where to copy what passed: a folder (each format in its own folder, with its MODEL_CARD.md) "
-                    "or, for one format, a path ending in .zip",
-                ),
-            ),
+    ),
+    Command(
+        "pack",
+        "keep a finished run as one file (settings, history, results, model; not the photos)",
+        arguments=(
+            arg("run_dir", help=RUN_DIR),
+            arg("--out", required=True, help="the file to write (.studio.zip)"),
         ),
-        Command(
-            "predict",
-            "the top classes of photos, from a run's model in any exported format",
-            arguments=(
-                arg("run_dir", help=RUN_DIR),
-                arg("images", nargs="+", help="photos to classify"),
-                arg("--format", default="keras", choices=list(FORMATS), help="an export made with `export`"),
-                arg("--top", type=int, default=3, help="how many classes to print per photo"),
-            ),
+    ),
+    Command(
+        "unpack",
+        "open a run kept with `pack` (or downloaded from the dashboard)",
+        arguments=(
+            arg("file", help="the .studio.zip"),
+            arg("--root", help="where to put the run (default: $STUDIO_RUNS or ./runs)"),
         ),
-        Command(
-            "explain",
-            "what the model looks at: a Grad-CAM heatmap per photo, and its top classes",
-            arguments=(
-                arg("run_dir", help=RUN_DIR),
-                arg("images", nargs="+", help="photos to explain"),
-                arg("--out", required=True, help="folder for NAME.png (photo and heatmap) and NAME.npy (heatmap, 0-1)"),
-                arg("--top", type=int, default=3, help="how many classes to print per photo"),
-            ),
-        ),
-        Command(
-            "report",
-            "a finished run as one HTML file that opens anywhere, offline, and prints cleanly",
-            description="Title and notes, the data with sample photos, the network and settings in words, the "
-            "training curves, test accuracy with its 95% interval, the confusion matrix, each class in words, the "
-            "most confident mistakes, the time it took and how to use the model. Charts stay interactive with no "
-            "internet: Plotly's JavaScript and the photos are inside the file.",
-            arguments=(arg("run_dir", help=RUN_DIR), arg("--out", required=True, help="the HTML file to write")),
-        ),
-        Command(
-            "runs",
-            "list the runs, or compare two or more side by side",
-            description="Runs are read from --root.",
-            arguments=(
-                arg("--root", help="the folder of run directories (default: $STUDIO_RUNS or ./runs)"),
-                arg(
-                    "--compare",
-                    nargs="+",
-                    metavar="RUN",
-                    help="run ids (or run directories) to compare: results, time and size, the settings that differ, "
-                    "each class",
-                ),
-            ),
-        ),
-        Command(
-            "pack",
-            "keep a finished run as one file (settings, history, results, model; not the photos)",
-            arguments=(
-                arg("run_dir", help=RUN_DIR),
-                arg("--out", required=True, help="the file to write (.studio.zip)"),
-            ),
-        ),
-        Command(
-            "unpack",
-            "open a run kept with `pack` (or downloaded from the dashboard)",
-            arguments=(
-                arg("file", help="the .studio.zip"),
-                arg("--root", help="where to put the run (default: $STUDIO_RUNS or ./runs)"),
-            ),
-        ),
-        Command(
-            "resume",
-            "continue an interrupted run (its process was killed) from its last finished epoch",
-            arguments=(arg("run_dir", help=RUN_DIR),),
-        ),
-    )
+    ),
+    Command(
+        "resume",
+        "continue an interrupted run (its process was killed) from its last finished epoch",
+        arguments=(arg("run_dir", help=RUN_DIR),),
+    ),
+)
 
 
 def build_parser(defaults: RunConfig | None = None) -> argparse.ArgumentParser:
     """The CLI; `defaults` (a recipe's config) sets every flag's default, so explicit flags override it."""
-    from core.network.recipes import RECIPES
-
     parser = Parser(prog="python -m core", description="Fine-Tune Studio's engine, headless.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in commands():
+    for command in COMMANDS:
         options: dict[str, Any] = {"help": command.help, "description": command.description}
         if command.settings:
             options["formatter_class"] = argparse.ArgumentDefaultsHelpFormatter

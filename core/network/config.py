@@ -3,138 +3,40 @@
 Every setting is declared here once (`core.base.settings.setting`): its default, bounds or
 choices, label, help and CLI flag. Validation below, the CLI parser, the page widgets and
 the recipes are derived from these declarations. A run directory's `config.json` is
-enough to repeat the run. Nothing in this module imports TensorFlow.
-"""
+enough to repeat the run. Nothing in this module imports TensorFlow."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.base.settings import ConfigError, SettingInfo, check, declared, get_value, setting
 from core.network.backbones import BACKBONES, DEFAULT_BACKBONE
-from core.network.distribute import MAX_DEVICES
+from core.network.choices import (
+    AUTO_SIZE,
+    BEST_NEEDS_VALIDATION,
+    CLASS_WEIGHTS,
+    EPOCHS,
+    KEEP,
+    OPTIMIZERS,
+    PATIENCE,
+    POOLINGS,
+    PRECISIONS,
+    RATE,
+    AugmentationConfig,
+    BackboneChoices,
+    DeviceChoices,
+    parse_image_size,
+    parse_units,
+)
 from core.network.freezing import PlanError, UnfreezePlan
 
 __all__ = ["AUTO_SIZE", "BEST_NEEDS_VALIDATION", "AugmentationConfig", "ConfigError", "RunConfig", "SETTINGS"]
 
+
 CONFIG_VERSION = 2  # 2: flips as one choice, rotation in degrees, unfreeze as a plan
-AUTO_SIZE = 0  # `image_size` 0: chosen from the photos when training starts (BackboneSpec.auto_image_size)
-# `keep` auto keeps the most accurate epoch only when validation has this many photos: with fewer, one
-# photo moves validation accuracy by more than half a point and the "most accurate" epoch is mostly luck.
-BEST_NEEDS_VALIDATION = 200
-
-FLIPS = {"none": "No flips", "horizontal": "Left-right", "vertical": "Upside down", "both": "Both"}
-
-
-def _fraction(label: str, help: str, default: float) -> Any:
-    return setting(
-        default, label=label, help=help, low=0.0, high=0.9, step=0.05, widget="slider", recipe=True, page="data"
-    )
-
-
-@dataclass(frozen=True)
-class AugmentationConfig:
-    """Random changes to training photos only (off at inference), so the model learns the subject, not the shot.
-
-    Zoom and shift are fractions of the image, contrast and brightness of the range.
-    """
-
-    flip: str = setting(
-        "horizontal", label="Flip", page="data", help="Random mirror images.", choices=FLIPS, recipe=True
-    )
-    rotation: float = setting(
-        18.0,
-        label="Rotate (degrees, either way)",
-        page="data",
-        help="Each photo is turned by a random angle up to this many degrees, left or right.",
-        low=0.0,
-        high=180.0,
-        step=1.0,
-        widget="slider",
-        recipe=True,
-    )
-    zoom: float = _fraction("Zoom", "Random zoom in or out, as a fraction of the photo.", 0.1)
-    translation: float = _fraction("Shift", "Random shift sideways and up or down, as a fraction of the photo.", 0.0)
-    contrast: float = _fraction("Contrast", "Random change of contrast.", 0.0)
-    brightness: float = _fraction("Brightness", "Random change of brightness.", 0.0)
-
-    @property
-    def enabled(self) -> bool:
-        return self.flip != "none" or any((self.rotation, self.zoom, self.translation, self.contrast, self.brightness))
-
-    @classmethod
-    def off(cls) -> AugmentationConfig:
-        return cls(flip="none", rotation=0.0, zoom=0.0)
-
-
-class _BackboneChoices(Mapping):
-    """The registry's backbones with their labels, read live (adding a backbone is adding a registry entry)."""
-
-    def __getitem__(self, key: str) -> str:
-        spec = BACKBONES[key]
-        return f"{spec.label}: {spec.hint}"
-
-    def __iter__(self):
-        return iter(BACKBONES)
-
-    def __len__(self) -> int:
-        return len(BACKBONES)
-
-
-class _DeviceChoices(Mapping):
-    """`all`, `cpu`, or a number of devices as text ("2"): any number up to MAX_DEVICES is allowed,
-    the usual ones are listed."""
-
-    NAMED = {
-        "all": "Every GPU (the processor when there is none)",
-        "cpu": "The processor only, even with GPUs",
-    }
-    LISTED = ("1", "2", "4", "8")
-
-    def __getitem__(self, key: str) -> str:
-        if key in self.NAMED:
-            return self.NAMED[key]
-        if isinstance(key, str) and key.isdigit() and 1 <= int(key) <= MAX_DEVICES:
-            return "One GPU" if key == "1" else f"The first {key} GPUs"
-        raise KeyError(key)
-
-    def __iter__(self):
-        return iter([*self.NAMED, *self.LISTED])
-
-    def __len__(self) -> int:
-        return len(self.NAMED) + len(self.LISTED)
-
-
-PRECISIONS = {
-    "auto": "Auto: mixed float16 on GPUs with tensor cores, else float32",
-    "mixed": "Mixed float16 (weights kept in float32; the kept model is saved in float32)",
-    "float32": "float32 everywhere",
-}
-
-
-def _image_size(text: str) -> int:
-    return AUTO_SIZE if text.strip().lower() == "auto" else int(text)
-
-
-def _units(text: str) -> tuple[int, ...]:
-    return tuple(int(u) for u in text.replace(" ", "").split(",") if u)
-
-
-OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD with momentum 0.9"}
-POOLINGS = {"avg": "Average (recommended)", "max": "Maximum", "flatten": "Flatten (keeps positions; many more weights)"}
-CLASS_WEIGHTS = {"auto": "Auto: only when classes are unbalanced", "on": "Always", "off": "Never"}
-KEEP = {
-    "auto": f"Auto: the most accurate with {BEST_NEEDS_VALIDATION}+ validation photos, else the final",
-    "final": "The final model",
-    "best": "The most accurate epoch on validation",
-}
-_EPOCHS: dict[str, Any] = {"low": 0, "high": 1000, "step": 1}
-_PATIENCE: dict[str, Any] = {"low": 0, "high": 1000, "step": 1, "recipe": True}
-_RATE: dict[str, Any] = {"low": 0.0, "high": 1.0, "above_low": True, "recipe": True}
 
 
 @dataclass(frozen=True)
@@ -168,7 +70,7 @@ class RunConfig:
         label="Pretrained network",
         page="model",
         help="The network that already knows photos (trained on ImageNet).",
-        choices=_BackboneChoices(),
+        choices=BackboneChoices(),
         recipe=True,
     )
     weights: str = setting(
@@ -186,7 +88,7 @@ class RunConfig:
         low=16,
         high=1024,
         special={AUTO_SIZE: "chosen from the photos"},
-        parse=_image_size,
+        parse=parse_image_size,
         show=lambda size: "auto" if size == AUTO_SIZE else str(size),
         recipe=True,
     )
@@ -197,14 +99,14 @@ class RunConfig:
         30,  # cheap in fast mode: the head trains on stored features
         label="Head epochs",
         help="Phase 1: passes over the training photos while only the new head learns (the network stays frozen).",
-        **_EPOCHS,
+        **EPOCHS,
         recipe=True,
     )
     finetune_epochs: int = setting(
         15,
         label="Fine-tune epochs",
         help="Phase 2: passes over the training photos while the top of the network learns too; 0 skips phase 2.",
-        **_EPOCHS,
+        **EPOCHS,
         recipe=True,
     )
     head_learning_rate: float = setting(
@@ -213,7 +115,7 @@ class RunConfig:
         help="How big a step phase 1 takes. Too high and training falls apart; too low and it crawls.",
         flag="--head-lr",
         format="%.6f",
-        **_RATE,
+        **RATE,
     )
     finetune_learning_rate: float = setting(
         1e-4,
@@ -221,7 +123,7 @@ class RunConfig:
         help="How big a step phase 2 takes. Keep it low: the network's pretrained knowledge is easily undone.",
         flag="--finetune-lr",
         format="%.7f",
-        **_RATE,
+        **RATE,
     )
     optimizer: str = setting(
         "adam", label="Optimizer (both phases)", help="How each step is taken.", choices=OPTIMIZERS, recipe=True
@@ -251,7 +153,7 @@ class RunConfig:
         help="Hidden Dense layers in the head, e.g. 256 or 1024,256; empty for none.",
         low=1,
         high=65536,
-        parse=_units,
+        parse=parse_units,
         show=lambda units: ",".join(str(u) for u in units),
         recipe=True,
     )
@@ -273,14 +175,14 @@ class RunConfig:
         label="Stop a phase early after this many epochs without improvement (0: never)",
         help="See 'Model to keep' for which epoch is kept.",
         flag="--early-stopping",
-        **_PATIENCE,
+        **PATIENCE,
     )
     reduce_lr_patience: int = setting(
         2,
         label="Lower the learning rate after this many epochs without progress (0: never)",
         help="Used only when the learning rate does not follow a cosine.",
         flag="--reduce-lr",
-        **_PATIENCE,
+        **PATIENCE,
     )
     cosine_decay: bool = setting(
         True,
@@ -333,7 +235,7 @@ class RunConfig:
         help="With two or more, each step's batch is split across them (tf.distribute.MirroredStrategy); the "
         "batch size is per device and the learning rates grow with the number of devices. A number: that many "
         "GPUs, or processor parts when the processor is split (STUDIO_CPU_DEVICES).",
-        choices=_DeviceChoices(),
+        choices=DeviceChoices(),
     )
     precision: str = setting(
         "auto",

@@ -107,7 +107,7 @@ def speeds_request(config, report) -> dict:
 
 def planned_seconds(config, report, speeds: dict) -> dict[str, float]:
     """`estimate` for a run of `config` on `report`'s photos, split as the run will split them."""
-    from core.data.datasets import make_splits
+    from core.data.splits import make_splits
 
     plan = make_splits(report, config.val_fraction, config.test_fraction, config.seed)
     counts = {"train": len(plan.train), "val": len(plan.val), "test": len(plan.test)}

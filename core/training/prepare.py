@@ -31,9 +31,9 @@ def prepare(run: RunDirectory, config: RunConfig, echo: Echo) -> Prepared:
     Writes `dataset.json` and `splits.csv`. Raises RunFailed for data that cannot train,
     RunStopped when Stop is pressed while decoding.
     """
-    from core.data.datasets import make_splits
     from core.data.pipeline import decode_splits
     from core.data.sources import load_dataset
+    from core.data.splits import make_splits
 
     report = load_dataset(config.data, config.val_data, config.test_data)
     write_atomic(run.dataset_path, json.dumps(report.to_dict()))

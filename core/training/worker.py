@@ -49,7 +49,7 @@ def _train(run: RunDirectory, echo: Echo) -> RunState:
 
 def run_worker(run_path: str | os.PathLike) -> int:
     """Entry point of a worker process: wait for a training slot, then train."""
-    from core.runs.directory import wait_for_slot
+    from core.runs.queue import wait_for_slot
 
     run = RunDirectory(run_path)
     # Training takes every core it can; a lower priority lets the dashboard that shares
