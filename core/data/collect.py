@@ -13,8 +13,7 @@ from pathlib import Path
 
 from core.base.errors import InputError
 from core.base.files import data_home, safe_name, write_atomic
-from core.data.images import IMAGE_EXTENSIONS, ImageRejected
-from core.data.images import image_from_bytes
+from core.data.images import IMAGE_EXTENSIONS, ImageRejected, image_from_bytes
 
 MAX_CLASSES = 50
 

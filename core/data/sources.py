@@ -12,9 +12,9 @@ import json
 import shutil
 from pathlib import Path
 
-from core.data.datasets import DatasetError, DatasetReport, scan_dataset, with_separate_splits
 from core.base.errors import first_line
 from core.base.files import data_home, data_root, safe_name
+from core.data.datasets import DatasetError, DatasetReport, scan_dataset, with_separate_splits
 from core.data.portable import source_elsewhere
 from core.data.uploads import extract_zip
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from core.data.datasets import DatasetError, inside
 from core.base.errors import first_line
 from core.base.files import atomic_path, data_home, safe_name, write_atomic
+from core.data.datasets import DatasetError, inside
 from core.data.images import is_junk
 
 ZIP_MAX_FILES = 100_000
