@@ -20,8 +20,6 @@ from core.data import overrides
 from core.data.images import ImageRejected, SkippedFile, inspect_image, is_junk
 
 SPLITS = ("train", "val", "test")
-
-
 _SPLIT_ALIASES = {
     "train": "train",
     "training": "train",

@@ -16,8 +16,6 @@ AUTO_SIZE = 0  # `image_size` 0: chosen from the photos when training starts (Ba
 # `keep` auto keeps the most accurate epoch only when validation has this many photos: with fewer, one
 # photo moves validation accuracy by more than half a point and the "most accurate" epoch is mostly luck.
 BEST_NEEDS_VALIDATION = 200
-
-
 FLIPS = {"none": "No flips", "horizontal": "Left-right", "vertical": "Upside down", "both": "Both"}
 
 
@@ -116,14 +114,8 @@ def parse_units(text: str) -> tuple[int, ...]:
 
 
 OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD with momentum 0.9"}
-
-
 POOLINGS = {"avg": "Average (recommended)", "max": "Maximum", "flatten": "Flatten (keeps positions; many more weights)"}
-
-
 CLASS_WEIGHTS = {"auto": "Auto: only when classes are unbalanced", "on": "Always", "off": "Never"}
-
-
 KEEP = {
     "auto": f"Auto: the most accurate with {BEST_NEEDS_VALIDATION}+ validation photos, else the final",
     "final": "The final model",
@@ -132,9 +124,5 @@ KEEP = {
 
 
 EPOCHS: dict[str, Any] = {"low": 0, "high": 1000, "step": 1}
-
-
 PATIENCE: dict[str, Any] = {"low": 0, "high": 1000, "step": 1, "recipe": True}
-
-
 RATE: dict[str, Any] = {"low": 0.0, "high": 1.0, "above_low": True, "recipe": True}

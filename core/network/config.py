@@ -34,8 +34,6 @@ from core.network.choices import (
 from core.network.freezing import PlanError, UnfreezePlan
 
 __all__ = ["AUTO_SIZE", "BEST_NEEDS_VALIDATION", "AugmentationConfig", "ConfigError", "RunConfig", "SETTINGS"]
-
-
 CONFIG_VERSION = 2  # 2: flips as one choice, rotation in degrees, unfreeze as a plan
 
 

@@ -15,8 +15,6 @@ from core.results.runtimes import litert_interpreter, tflite_runtime
 from core.results.tfjs_tools import TFJS_NPM, TFJS_PYTHON, ensure_tfjs_tools, tool_env
 
 REPRESENTATIVE_PHOTOS = 300
-
-
 ONNX_OPSET = 17
 
 

@@ -15,8 +15,6 @@ from core.base.files import data_home
 from core.results.export_base import ExportError
 
 TFJS_PYTHON = ("tensorflowjs==4.22.0", "tf-keras==2.21.0")  # installed on first use, without their dependencies
-
-
 TFJS_NPM = "@tensorflow/tfjs@4.22.0"
 
 

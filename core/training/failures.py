@@ -18,11 +18,7 @@ from core.runs.directory import RunDirectory
 from core.runs.status import RunState, Stage
 
 RESERVE_NAME = ".reserve"  # set aside while training, so a full disk can still be reported
-
-
 RESERVE_BYTES = 1024 * 1024
-
-
 Echo = Callable[[str], None]
 
 
