@@ -121,9 +121,8 @@ def isolated_workspace(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("STUDIO_WEIGHTS_DIRS", "")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     monkeypatch.delenv("STUDIO_OWNER_ADDRESSES", raising=False)
-    monkeypatch.setattr(
-        "core.sharing.access.LIMITER", access.GuessLimiter()
-    )  # no test inherits another's wrong guesses
+    # No test inherits another's wrong guesses.
+    monkeypatch.setattr("core.sharing.access.LIMITER", access.GuessLimiter())
     return root
 
 
