@@ -133,12 +133,16 @@ SHAPES = {
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("name", sorted(SHAPES))
-def test_cli_trains_on_awkward_dataset_shapes_and_says_what_it_found(name, tmp_path):
+def test_cli_trains_on_awkward_dataset_shapes_and_says_what_it_found(name, tmp_path, capsys):
+    """`python -m core train` on each awkward shape, run in this process (TensorFlow is started once)."""
+    from core.commands.cli import main
+
     root = _shape(tmp_path, name)
     out = tmp_path / "run"
-    result = cli("train", "--data", str(root), *HEAD_ONLY, "--out", str(out))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert SHAPES[name] in result.stdout, result.stdout
+    code = main(["train", "--data", str(root), *HEAD_ONLY, "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.out[-2000:] + printed.err[-2000:]
+    assert SHAPES[name] in printed.out, printed.out
     assert json.loads((out / "status.json").read_text())["state"] == "succeeded"
 
 
@@ -150,12 +154,15 @@ def hostile_zip(request, tmp_path):
     return path, message
 
 
-@pytest.mark.heavy
-def test_cli_refuses_each_hostile_zip_in_one_line(hostile_zip, tmp_path):
+def test_cli_refuses_each_hostile_zip_in_one_line(hostile_zip, tmp_path, capsys):
+    """`python -m core scan` on each hostile zip, run in this process: exit 2, one line saying why."""
+    from core.commands.cli import main
+
     path, message = hostile_zip
-    result = cli("scan", str(path), timeout=120)
-    assert result.returncode == 2
-    assert message in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr
+    assert main(["scan", str(path)]) == 2
+    printed = capsys.readouterr()
+    assert message in printed.out + printed.err and "Traceback" not in printed.out + printed.err
+    assert len(printed.err.strip().splitlines()) == 1, printed.err
     assert not (tmp_path / "evil.png").exists() and not any(tmp_path.parent.glob("evil.png"))
 
 
