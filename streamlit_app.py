@@ -10,8 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.navigation import PAGE_ICON, PAGES, sidebar
 from app_pages.session_views import dashboard_password, remember_session
-from app_pages.shared import PAGE_ICON, PAGES, say_missing_run, sidebar
+from app_pages.shared import say_missing_run
 from core.sharing import access
 
 st.set_page_config(page_title="Fine-Tune Studio", page_icon=PAGE_ICON, layout="wide")

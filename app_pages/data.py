@@ -13,7 +13,7 @@ from core.base.files import data_root, safe_name
 from core.base.tasks import Task
 from core.data.collect import made_root
 from core.data.datasets import DatasetError
-from core.data.overrides import decisions, summary, undo
+from core.data.decisions import decisions_about, summary, undo
 from core.data.sources import SAMPLES, data_home, server_folder, server_folders, source_label
 from core.data.splits import make_splits
 from core.data.uploads import store_upload
@@ -24,7 +24,7 @@ st.title("1. Data")
 
 def review_decisions(root: str) -> None:
     """The photo review's decisions about this dataset (Evaluate page), each of which can be taken back."""
-    decided = decisions(root)
+    decided = decisions_about(root)
     if not decided:
         return
     with st.expander(f"Photo review: {summary(root)}. Training uses these; your files are unchanged."):

@@ -13,8 +13,8 @@ from PIL import Image
 from app_pages.shared import PHOTO_TYPES, thumbnail
 from app_pages.task_views import task_result
 from core.base.tasks import Task
+from core.data.decisions import apply_choice, choice_of, choice_words, choices, decision_for, summary
 from core.data.images import ImageRejected
-from core.data.overrides import apply_choice, choice_of, choice_words, choices, decision_for, summary
 from core.data.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
 from core.runs.directory import RunDirectory
 from core.training.evaluation import mistake_caption

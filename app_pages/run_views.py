@@ -13,7 +13,7 @@ import streamlit as st
 
 from app_pages.shared import follow_run, next_step
 from core.network.config import BEST_NEEDS_VALIDATION
-from core.network.distribute import placement_in_words
+from core.network.distribute import placement_details, placement_in_words
 from core.results import charts
 from core.runs.directory import RunDirectory, distinct_titles, list_runs, runs_root
 from core.runs.queue import resume_run
@@ -48,6 +48,10 @@ def live_run(run_id: str) -> None:
     devices = placement_in_words(status.placement, status.node)
     on = f" {'Training' if status.state.active else 'Trained'} on {devices}." if devices else ""
     st.caption((status.feature_mode + on).strip() or " ")  # which training mode and devices, and why
+    with st.expander("Details for specialists"):
+        details = placement_details(status.placement, status.node)
+        why = status.placement.get("precision_why", "") if status.placement else ""
+        st.caption(f"Devices: {details}. Precision: {why}." if details else "Devices: not recorded yet.")
     running = status.state is RunState.RUNNING
     st.progress(progress.fraction, text=progress.describe() if running else status.state.label)
     if status.state is RunState.INTERRUPTED and run.can_resume():

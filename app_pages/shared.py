@@ -1,26 +1,22 @@
-"""State every page shares: the settings chosen so far, the followed run, datasets, the page list and sidebar.
+"""State every page shares: the settings chosen so far, the followed run, datasets and thumbnails.
 
 Pages read state, call core, render. Widgets made from the settings' declarations are in
-`app_pages/widgets.py`.
+`app_pages/widgets.py`; the page list and the sidebar in `app_pages/navigation.py`.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.session_views import dashboard_password, keep_cookie, sign_out
 from core.base.files import safe_name
-from core.base.markup import md_literal
 from core.base.settings import with_value
 from core.data.datasets import DatasetError, DatasetReport, scan_dataset
+from core.data.decisions import decisions_home
 from core.data.images import IMAGE_EXTENSIONS, load_rgb
-from core.data.overrides import overrides_home
-from core.data.sources import resolve_source, source_label
+from core.data.sources import resolve_source
 from core.network import weights
-from core.network.backbones import BACKBONES
 from core.network.config import AUTO_SIZE, RunConfig
 from core.runs.directory import RunDirectory, list_runs, runs_root
-from core.training.evaluation import accuracy_label
 from core.training.preflight import planned_image_size, typical_side_words
 
 
@@ -61,7 +57,7 @@ def load_report(source: str) -> tuple[DatasetReport | None, str | None]:
     try:
         folder = resolve_source(source)
         stamp = folder.stat().st_mtime if folder.exists() else 0.0
-        decided = overrides_home()  # a decision in the photo review changes what a scan reports
+        decided = decisions_home()  # a decision in the photo review changes what a scan reports
         stamp += decided.stat().st_mtime if decided.exists() else 0.0
         return DatasetReport.from_dict(scan(source, stamp)), None
     except DatasetError as error:
@@ -95,32 +91,8 @@ def thumbnail(path: str, size: int = 128):
     return load_rgb(path, size)
 
 
-PAGES = [
-    ("app_pages/home.py", "Home", ":material/home:"),
-    ("app_pages/data.py", "Data", ":material/photo_library:"),
-    ("app_pages/model.py", "Model", ":material/neurology:"),
-    ("app_pages/train.py", "Train", ":material/monitoring:"),
-    ("app_pages/evaluate.py", "Evaluate", ":material/fact_check:"),
-    ("app_pages/runs.py", "Runs", ":material/table_rows:"),
-]
-
-
-def _page_icon():
-    """The tab's icon, drawn here: an icon named by emoji or Material name is fetched from Google's servers."""
-    from PIL import Image, ImageDraw
-
-    icon = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(icon)
-    draw.rounded_rectangle((2, 2, 61, 61), radius=14, fill="#2563eb")
-    for left, top in ((14, 36), (28, 24), (42, 14)):  # three rising bars: a model getting better
-        draw.rounded_rectangle((left, top, left + 9, 50), radius=3, fill="white")
-    return icon
-
-
-PAGE_ICON = _page_icon()
-
-
-def _run_named(run_id: str | None) -> RunDirectory | None:
+def run_named(run_id: str | None) -> RunDirectory | None:
+    """The run called `run_id` on this server, if there is one; a forged name finds nothing."""
     if run_id and run_id == safe_name(run_id, limit=200):  # a name from the URL never walks the file system
         candidate = runs_root() / run_id
         if (candidate / "config.json").is_file():
@@ -135,7 +107,7 @@ def current_run() -> RunDirectory | None:
     written back to the URL, so every page, the sidebar and a copied link show the same run.
     """
     wanted = st.query_params.get("run")
-    run = _run_named(wanted) or _run_named(st.session_state.get("run_id"))
+    run = run_named(wanted) or run_named(st.session_state.get("run_id"))
     if run is None:
         runs = list_runs()
         run = runs[0] if runs else None
@@ -164,55 +136,6 @@ def run_params() -> dict | None:
     """The query parameters every link carries: the followed run."""
     run_id = st.session_state.get("run_id")
     return {"run": run_id} if run_id else None
-
-
-# A sign that the page is working, on every page: Streamlit fades what a click is about to redraw
-# (`data-stale`), with nothing else to see for seconds. Shown after a second, so the sidebar's
-# and the live panel's own refreshes every second never flash it.
-WORKING_SIGN = """<style>
-body:has([data-stale="true"])::after {
-  content: "Working…"; position: fixed; top: 14px; left: 50%; transform: translateX(-50%); z-index: 999999;
-  background: #2563eb; color: #fff; padding: 6px 16px; border-radius: 999px; font: 600 14px sans-serif;
-  box-shadow: 0 2px 8px rgba(0,0,0,.2); opacity: 0; animation: studio-working 0s linear 1s forwards;
-}
-@keyframes studio-working { to { opacity: 1; } }
-</style>"""
-
-
-def sidebar() -> None:
-    """The pages (each link keeps the followed run), and where the project stands."""
-    st.html(WORKING_SIGN)
-    with st.sidebar:
-        current_run()
-        for page, title, icon in PAGES:
-            st.page_link(page, label=title, icon=icon, query_params=run_params())
-        st.divider()
-        st.markdown("### Your project")
-        project_summary()
-        keep_cookie()
-        if dashboard_password():
-            st.button("Sign out", icon=":material/logout:", on_click=sign_out, key="sign_out")
-
-
-@st.fragment(run_every=1.0)
-def project_summary() -> None:
-    """Refreshed on its own, so it shows choices the page below has just made and a run's live state."""
-    config = current_config()
-    st.markdown(f"**Photos:** {source_label(config.data)}")
-    st.markdown(f"**Network:** {BACKBONES[config.backbone].label}")
-    run = _run_named(st.session_state.get("run_id"))
-    if run is None:
-        st.caption("No training run yet.")
-        return
-    status = run.status()
-    st.markdown(f"**Run:** {md_literal(run.title())}")
-    st.markdown(f"**State:** {status.state.label}")
-    if status.state.active and status.epochs_total:
-        st.progress(min(status.epoch / status.epochs_total, 1.0))
-    if status.accuracy is not None:
-        which = accuracy_label(status.accuracy_split)
-        which = f"First model's {which.lower()}" if status.state.active else which
-        st.markdown(f"**{which}:** {status.accuracy:.1%}")
 
 
 def next_step(page: str, label: str) -> None:

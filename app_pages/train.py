@@ -14,17 +14,16 @@ from app_pages.shared import (
     say_missing_run,
     weights_downloadable,
 )
-from app_pages.task_views import task_if_done, task_result
+from app_pages.task_views import task_if_done
+from app_pages.train_views import find_learning_rate, where_runs_train
 from app_pages.widgets import recipe_picker, setting_input
 from core.base.markup import md_literal
 from core.base.processes import cluster_address
 from core.base.tasks import Task
 from core.data.sources import source_label
 from core.network.backbones import BACKBONES
-from core.network.distribute import placement_in_words
 from core.network.recipes import RECIPES
-from core.results import charts
-from core.runs.directory import RunDirectory, list_runs, run_title
+from core.runs.directory import RunDirectory, run_title
 from core.runs.queue import start_run
 from core.training.estimate import planned_seconds, speeds_request
 from core.training.monitor import format_seconds
@@ -46,44 +45,8 @@ PAIRS = [
     ("cosine_decay", "average_weights"),
     ("early_stopping_patience", "reduce_lr_patience"),
     ("keep", "class_weights"),
-    ("feature_cache", "feature_views"),
+    ("fast_mode", "feature_views"),
 ]
-
-
-def find_learning_rate() -> None:
-    """The button that sweeps phase 1's learning rate, the curve, and a button to use the suggestion."""
-    if st.button("Find a good learning rate", key="find_lr", help="Tries rates from 0.000001 to 1 on the new head"):
-        st.session_state["lr_find_for"] = current_config().to_dict()
-    if not st.session_state.get("lr_find_for"):
-        return
-    message = "Trying learning rates on the new head; the photos are prepared as for training"
-    result, error = task_result(Task.LR_FIND, {"config": st.session_state["lr_find_for"]}, message)
-    if error:
-        st.error(f"No learning rate could be suggested: {error}")
-        st.session_state.pop("lr_find_for")
-        return
-    st.plotly_chart(charts.learning_rate_sweep(result), key="lr_sweep")
-    st.caption(result.get("message", ""))
-    suggestion = result.get("suggestion")
-    if suggestion and st.button(f"Use {suggestion:g}", key="use_lr"):
-        st.session_state["draft"] = current_config().replace(head_learning_rate=float(suggestion))
-        st.session_state.pop("head_learning_rate", None)
-        st.session_state.pop("lr_find_for", None)
-        st.rerun()
-
-
-def where_runs_train() -> str:
-    """Where this server sends runs, and the devices its last run trained on (read from that run)."""
-    address = cluster_address()
-    if address:
-        text = f"Runs are sent to the Ray cluster at {address} (STUDIO_RAY_ADDRESS), each asking for its GPUs."
-    else:
-        text = "Runs train on this server, one at a time (STUDIO_RAY_ADDRESS sends them to a Ray cluster)."
-    last = next(((run, status) for run in list_runs() if (status := run.raw_status()).placement), None)
-    if last:
-        run, status = last
-        text += f' The last run ("{run.title()}") trained on {placement_in_words(status.placement, status.node)}.'
-    return text
 
 
 with st.expander("Training settings", expanded=st.session_state.get("lr_find_for") is not None):
@@ -101,7 +64,7 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
         setting_input(left, one)
         if right == "feature_views":
             setting_input(
-                right, two, disabled=not current_config().feature_cache or not current_config().augmentation.enabled
+                right, two, disabled=not current_config().fast_mode or not current_config().augmentation.enabled
             )
         elif right == "reduce_lr_patience":
             setting_input(right, two, disabled=current_config().cosine_decay)

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from app_pages.shared import PAGES
+from app_pages.navigation import PAGES
 from tests.conftest import SHARED, needs_shared_weights, wait_until
 from tests.dashboard_server import start_dashboard, stop_dashboard
 

@@ -257,7 +257,7 @@ def test_a_password_closes_the_dashboard_and_signing_in_lasts(trained, isolated_
             return False
 
         try:
-            wait_until(signed_out, 60, "the sign-in page after Sign out", 3.0)
+            wait_until(signed_out, 25, "the sign-in page after Sign out", 3.0)
             redrawn = True
         except AssertionError:
             # Once in a loaded full suite the server signed the session out (signed-out.json was written) but the

@@ -117,7 +117,7 @@ def test_help_explains_every_flag():
         "--seed",
         "--out",
         "--optimizer",
-        "--no-feature-cache",
+        "--no-fast-mode",
         "--feature-views",
         "--flip",
         "--rotation",
@@ -209,6 +209,23 @@ def test_help_lists_the_commands_people_use_and_not_the_internal_ones(capsys):
     assert "SUPPRESS" not in text
     assert internal_parser().parse_args(["task", "speeds", "{}", "out.json"]).name == "speeds"
     assert internal_parser().parse_args(["worker", "runs/x"]).run_dir == "runs/x"
+
+
+def test_a_renamed_flag_still_works_and_only_the_new_name_is_offered(capsys):
+    from core.commands.parser import build_parser, config_from_args
+
+    parser = build_parser()
+    train = ["train", "--data", "demo", "--out", "runs"]
+    assert config_from_args(parser.parse_args(train)).fast_mode is True
+    assert config_from_args(parser.parse_args([*train, "--no-fast-mode"])).fast_mode is False
+    assert (
+        config_from_args(parser.parse_args([*train, "--no-feature-cache"])).fast_mode is False
+    )  # fast mode's old name
+    assert config_from_args(parser.parse_args([*train, "--no-fast-mode", "--feature-cache"])).fast_mode is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "--no-fast-mode" in text and "feature-cache" not in text
 
 
 def test_the_package_metadata_names_what_exists():

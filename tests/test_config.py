@@ -69,6 +69,9 @@ def test_a_config_written_by_the_previous_version_is_read_as_it_meant():
     config = RunConfig.from_dict(old)
     assert config.augmentation.flip == "both" and config.augmentation.rotation == pytest.approx(18.0)
     assert config.unfreeze == UnfreezePlan.parse("block:block_6") and config.head_units == (256,)
+    assert RunConfig.from_dict({"version": 2, "feature_cache": False}).fast_mode is False  # fast mode's old name
+    with pytest.raises(ConfigError, match="Unknown config fields: feature_cache"):  # today's configs use one name
+        RunConfig.from_dict({"version": 3, "feature_cache": False})
 
 
 def test_every_setting_is_declared_once_with_words_and_bounds():

@@ -19,6 +19,7 @@ SPEEDS = StageSpeeds(
     forward_trace=1.0,
     head_epoch=0.1,
     finetune_epoch=0.15,
+    finetune_forward=0.01,
 )
 
 
@@ -29,7 +30,8 @@ def test_the_estimate_multiplies_each_measured_speed_by_the_work_of_its_stage():
     assert plan["features"] == pytest.approx(0.002 * (160 * 8 + 40) + 0.001 * 160 * 7 + 1.0, abs=0.05)
     first_model = 2 * 0.2 + 0.002 * 40 + 1.0  # saved twice and scored on the test photos
     assert plan["head"] == pytest.approx(30 * (5 * 0.002 + 0.1) + 0.5 + 0.4 + first_model, abs=0.05)
-    assert plan["finetune"] == pytest.approx(15 * (5 * 0.05 + 0.15) + 4.0 + 0.4, abs=0.05)
+    # Phase 2 validates through the blocks it trains, every epoch: not free, as phase 1's head is.
+    assert plan["finetune"] == pytest.approx(15 * (5 * 0.05 + 0.15 + 0.01 * 40) + 4.0 + 0.4, abs=0.05)
     head_only = estimate(config.replace(finetune_epochs=0), {"train": 160, "val": 40, "test": 40}, SPEEDS, True)
     assert head_only["finetune"] == 0.0
     assert head_only["head"] == pytest.approx(plan["head"] - first_model, abs=0.05)  # no first model to keep

@@ -1,9 +1,9 @@
 """Every export format, made from a trained run and checked in the runtime that loads it.
 
-Four network families: the two with real ImageNet weights in ../shared (MobileNetV2, MobileNet
-v1) and two with random weights, one caffe-preprocessed (VGG16) and one that rescales inside
-(EfficientNetB0). Each run trains a head until it is sure of its answers (int8 is judged on
-accuracy, and a head that is unsure everywhere flips on the smallest rounding).
+Three network families: the two with real ImageNet weights in ../shared (MobileNetV2, MobileNet
+v1) and one with random weights that rescales inside (EfficientNetB0). Each run trains a head until
+it is sure of its answers (int8 is judged on accuracy, and a head that is unsure everywhere flips on
+the smallest rounding).
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def trained_run(tmp_path, make_dataset, backbone: str, weights, finetune: int = 
     return run
 
 
-def _check_every_format(run, int8: bool = True) -> None:
+def _check_every_format(run, int8: bool = True, only: tuple[str, ...] = ()) -> None:
     keys = [k for k in FORMATS if k != "tfjs" or tfjs_unavailable() is None]  # TF.js is checked in Node.js
     if not int8:
         keys.remove("tflite-int8")
+    if only:
+        keys = [k for k in keys if k in only]
     if "tfjs" not in keys:
         warnings.warn(f"TF.js left out: {tfjs_unavailable()}", stacklevel=2)
     results = dict(zip(keys, export_many(run, keys, progress=lambda line: None)))
@@ -83,7 +85,8 @@ def _check_every_format(run, int8: bool = True) -> None:
             top = {name.split("/")[1] for name in archive.namelist()}
         assert top == {FORMATS[key].main, "MODEL_CARD.md", "verification.json"}, (key, top)
         assert existing(run, key) == verification  # stored with the export, read back as made
-    assert results["onnx"].details["opset"] >= 13
+    if "onnx" in results:
+        assert results["onnx"].details["opset"] >= 13
     if int8:
         assert "float_ops" in results["tflite-int8"].details  # which operators stayed float is said
 
@@ -104,7 +107,9 @@ def test_every_format_exports_and_passes_its_own_check(tmp_path, make_dataset, b
     if pretrained:  # a model sure of its answers, for int8 to be judged on more than rounding luck
         assert run.status().accuracy >= 0.8, run.status().message
     # int8 is judged on accuracy, which random weights do not have: it is checked on the pretrained families.
-    _check_every_format(run, int8=pretrained)
+    # MobileNet v1's operators are a subset of MobileNetV2's: it is checked where it differs, fine-tuned and
+    # quantised on its own weights (int8), and in the float LiteRT file int8 is compared with.
+    _check_every_format(run, int8=pretrained, only=("tflite", "tflite-int8") if backbone == "mobilenet_0.25" else ())
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,7 @@ def test_random_weights_and_the_switch_use_the_whole_network(make_dataset, tmp_p
     data = str(make_dataset({"red": 6, "green": 6}))
     run, state, _ = _train(tmp_path, tiny_config(data, finetune_epochs=0), "random")
     assert state == "succeeded" and "random weights train from scratch" in run.status().feature_mode
-    switched_off = tiny_config(data, backbone=SPEC.key, weights=weights_file, feature_cache=False, finetune_epochs=0)
+    switched_off = tiny_config(data, backbone=SPEC.key, weights=weights_file, fast_mode=False, finetune_epochs=0)
     run, state, _ = _train(tmp_path, switched_off, "off")
     assert state == "succeeded" and "turned off" in run.status().feature_mode
 

@@ -330,9 +330,9 @@ def test_a_run_name_from_the_url_never_walks_the_file_system(run_id):
 @pytest.mark.heavy
 def test_train_page_fast_mode_toggle_reaches_the_config_and_the_mode_is_shown(make_dataset):
     at = page("train").run()
-    assert at.toggle(key="feature_cache").value is True
-    at.toggle(key="feature_cache").set_value(False).run()
-    assert at.session_state["draft"].feature_cache is False
+    assert at.toggle(key="fast_mode").value is True
+    at.toggle(key="fast_mode").set_value(False).run()
+    assert at.session_state["draft"].fast_mode is False
     assert at.number_input(key="feature_views").disabled
     run = RunDirectory.create(runs_root(), tiny_config("demo"), run_id="fast")
     run.update_status(state=RunState.RUNNING, feature_mode="Fast mode: the frozen layers run once, on each photo once.")
@@ -454,7 +454,7 @@ def test_making_a_dataset_here_starts_with_its_classes(isolated_workspace):
 @pytest.mark.heavy
 def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there(make_dataset, monkeypatch):
     import app_pages.photo_views
-    from core.data.overrides import decisions
+    from core.data.decisions import decisions_about
 
     data = make_dataset({"red": 3, "green": 3})
     run = finished_run(str(data))
@@ -496,7 +496,7 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
     decision = [s for s in at.selectbox if s.key and s.key.startswith("review_")][0]
     assert decision.value == "keep" and decision.options == ["Keep as red", "Move to green", "Leave out"]
     decision.set_value("move:green").run()
-    assert [(d.action, d.to) for d in decisions(data).values()] == [("move", "green")]
+    assert [(d.action, d.to) for d in decisions_about(data).values()] == [("move", "green")]
     assert any("1 photo moved to another class" in i.value for i in at.info)
 
     at = page("data", draft=RunConfig(data=str(data))).run()
@@ -504,7 +504,7 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
     assert any("Photo review: 1 photo moved to another class" in e.label for e in at.expander)
     assert at.metric[0].value == "6"
     at.button(key="undo_review_0").click().run()
-    assert decisions(data) == {} and not any("Photo review" in e.label for e in at.expander)
+    assert decisions_about(data) == {} and not any("Photo review" in e.label for e in at.expander)
 
 
 def _app(**query) -> AppTest:
@@ -752,8 +752,9 @@ def test_train_page_hardware_settings_reach_the_config_and_the_devices_are_shown
     at = page("train").run()
     assert not at.exception
     captions = [c.value for c in at.caption]
-    assert any(
-        c.startswith("Fast mode. Training on 2 devices at once (GPU:0, GPU:1, MirroredStrategy)") for c in captions
-    )
+    # The live panel in plain words, the devices' names one click away.
+    assert "Fast mode. Training on 2 graphics cards (GPUs) at once, 64 photos at a time." in captions
+    assert any(c.startswith("Devices: 2 devices at once (GPU:0, GPU:1, MirroredStrategy)") for c in captions)
+    assert "Details for specialists" in [e.label for e in at.expander]
     where = next(c for c in captions if c.startswith("Runs are sent to the Ray cluster at head.lab:6379"))
     assert 'The last run ("Two at once") trained on 2 devices at once' in where and "rates ×1.41 for" in where

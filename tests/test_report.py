@@ -53,10 +53,12 @@ def test_the_report_holds_everything_and_asks_no_server_for_anything(two_runs):
     facts = {"devices": ["GPU:0", "GPU:1"], "replicas": 2, "strategy": "MirroredStrategy", "precision": "mixed_float16"}
     facts |= {"precision_why": "auto", "batch_per_device": 32, "global_batch": 64, "learning_rate_scale": 1.4142}
     run.update_status(placement=facts, node={"host": "gpu-7", "pid": 12})
-    assert (
-        "Trained on 2 devices of the cluster's node gpu-7 at once (GPU:0, GPU:1, MirroredStrategy) in mixed float16: "
-        "32 photos per device, 64 per step, learning rates ×1.41 for the larger batch."
-        in html.unescape(build_report(run))
+    page = html.unescape(build_report(run))
+    assert "Trained on 2 graphics cards (GPUs) of the cluster's computer gpu-7 at once, 64 photos at a time." in page
+    assert (  # the devices' names for specialists, one click away
+        "<summary>Details for specialists</summary><p>2 devices of the cluster's node gpu-7 at once (GPU:0, GPU:1, "
+        "MirroredStrategy) in mixed float16: 32 photos per device, 64 per step, learning rates ×1.41 for the larger "
+        "batch.</p>" in page
     )
     assert "CLASSES = ['blue', 'green', 'red']" in html.unescape(page)
     assert "@media print" in page
@@ -81,6 +83,12 @@ def test_the_comparison_shows_what_differs(two_runs):
     first, second = two_runs
     settings = settings_frame([first, second])
     assert sorted(settings.index[settings["differs"]]) == ["Batch size", "Head epochs"]
+    # In words for the pages and the report; as the CLI takes them for `core compare`.
+    plain, raw = settings.iloc[:, 0], settings_frame([first, second], plain=False).iloc[:, 0]
+    assert plain["Fast mode"] == "yes" and raw["Fast mode"] == "True"
+    assert plain["Validation photos"] == "taken from the photos" and raw["Validation photos"] == "None"
+    assert plain["Optimizer (both phases)"] == "Adam" and plain["Devices to train on"].startswith("Every GPU")
+    assert plain["Model to keep when training finishes"].startswith("Auto: the most accurate")
     facts = facts_frame([first, second])
     assert facts.loc["epochs trained"].tolist() == ["2 of 2", "4 of 4"]
     assert facts.loc["time to train"].tolist() == ["1.5 min", "1.5 min"]

@@ -38,13 +38,15 @@ class Setting:
         low, high: inclusive bounds of a number (of each number, for a tuple of them).
         above_low, below_high: make that bound exclusive.
         choices: the allowed values, each with its label.
-        special: values outside the bounds with a meaning of their own (image size 0: auto).
+        special: values with a meaning of their own, said in words wherever the value is shown plainly
+            (image size 0: chosen from the photos; weights "imagenet": pretrained on ImageNet).
         recipe: recipes decide this setting.
         widget: "slider" to show a number as a slider; otherwise chosen from the type.
         step, format: the widget's step and number format.
         parse, show: text (a CLI argument, a text box) to value, and back.
         kind: the value's type, when the default (None) cannot tell.
         page: where a person sets it in the dashboard ("data", "model" or "train").
+        old_flags: flags it had before a rename: still accepted, not listed in `--help`.
     """
 
     label: str
@@ -65,6 +67,7 @@ class Setting:
     kind: type | None = None
     required: bool = False
     page: str = "train"
+    old_flags: tuple[str, ...] = ()
 
     def bounds_text(self) -> str:
         """The allowed range in words: "0 to 1000", "above 0 and at most 1"."""
@@ -77,6 +80,23 @@ class Setting:
         for value, meaning in self.special.items():
             text += f", or {self.show(value) if self.show else value} ({meaning})"
         return text
+
+    def plain(self, value: Any) -> str:
+        """The value as a person reads it (the report, the Runs page): its meaning or its choice's label
+        (first sentence), yes or no, "none"; `show` or the plain text otherwise."""
+        for words in (self.special, self.choices or {}):
+            try:
+                if value in words:  # "MobileNetV2 (width 0.5): Fast and…" → its name; "Auto: when…" whole
+                    head, _, tail = words[value].split(". ")[0].partition(": ")
+                    return f"{head}: {tail}" if tail and " " not in head else head
+            except TypeError:  # an unhashable value has no label
+                break
+        if value is None or value == "" or value == ():
+            return "none"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        text = self.show(value) if self.show else str(value)
+        return "automatic" if text == "auto" else text
 
     def in_bounds(self, number: float) -> bool:
         if number in self.special:

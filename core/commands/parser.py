@@ -207,6 +207,14 @@ def add_setting_flags(parser: argparse.ArgumentParser, defaults: RunConfig) -> N
         if info.kind is bool:
             del options["metavar"]
             parser.add_argument(info.flag, action=argparse.BooleanOptionalAction, default=value, **options)
+            for old in meta.old_flags:  # a renamed flag keeps working, unlisted (its default is the new one's)
+                parser.add_argument(
+                    old,
+                    action=argparse.BooleanOptionalAction,
+                    dest=info.name,
+                    default=argparse.SUPPRESS,
+                    help=argparse.SUPPRESS,
+                )
             continue
         if meta.choices is not None:
             options["choices"] = meta.choices  # a mapping: `in` may accept more than it lists ("--devices 3")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from core.base.errors import InputError
-from core.data import overrides
+from core.data import decisions
 from core.data.images import ImageRejected, SkippedFile, inspect_image, is_junk
 
 SPLITS = ("train", "val", "test")
@@ -56,7 +56,7 @@ class DatasetReport:
     items: list[ImageItem]
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    overrides: list[dict] = field(default_factory=list)  # the photo review's decisions applied (core.data.overrides)
+    decisions: list[dict] = field(default_factory=list)  # the photo review's decisions applied (core.data.decisions)
 
     @property
     def given_splits(self) -> list[str]:
@@ -129,7 +129,7 @@ class DatasetReport:
             "skipped": [asdict(s) for s in self.skipped],
             "warnings": self.warnings,
             "items": [asdict(i) for i in self.items],
-            "overrides": self.overrides,
+            "decisions": self.decisions,
         }
 
     @classmethod
@@ -141,7 +141,7 @@ class DatasetReport:
             items=[ImageItem(**i) for i in data["items"]],
             skipped=[SkippedFile(**s) for s in data["skipped"]],
             warnings=list(data["warnings"]),
-            overrides=list(data.get("overrides", [])),
+            decisions=list(data.get("decisions", data.get("overrides", []))),  # its name before version 3
         )
 
 
@@ -200,7 +200,7 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
     report = DatasetReport(
         str(root), "split" if split_dirs else "classes", class_names, items, skipped, warnings + copy_warnings
     )
-    return overrides.apply(report)  # the photo review's decisions, kept beside the dataset
+    return decisions.apply(report)  # the photo review's decisions, kept beside the dataset
 
 
 def _candidates(root: Path, split_dirs: dict[str, Path], skipped: list[SkippedFile]):

@@ -34,7 +34,7 @@ from core.network.choices import (
 from core.network.freezing import PlanError, UnfreezePlan
 
 __all__ = ["AUTO_SIZE", "BEST_NEEDS_VALIDATION", "AugmentationConfig", "ConfigError", "RunConfig", "SETTINGS"]
-CONFIG_VERSION = 2  # 2: flips as one choice, rotation in degrees, unfreeze as a plan
+CONFIG_VERSION = 3  # 2: flips as one choice, rotation in degrees, unfreeze as a plan; 3: fast_mode
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class RunConfig:
         page="data",
         help="separate folder of class folders used for validation",
         kind=str,
+        special={None: "taken from the photos"},
     )
     test_data: str | None = setting(
         None,
@@ -62,6 +63,7 @@ class RunConfig:
         page="data",
         help="separate folder of class folders used only for the final test",
         kind=str,
+        special={None: "taken from the photos"},
     )
     backbone: str = setting(
         DEFAULT_BACKBONE,
@@ -76,6 +78,7 @@ class RunConfig:
         label="Starting weights",
         page="model",
         help="'imagenet' (Keras's cache or a download), 'none' (random: much less accurate), or a .h5 file's path",
+        special={"imagenet": "pretrained on ImageNet", "none": "random (no pretraining)"},
     )
     image_size: int = setting(
         AUTO_SIZE,
@@ -210,9 +213,10 @@ class RunConfig:
     class_weights: str = setting(
         "auto", label="Class weights", help="Even out classes with fewer photos.", choices=CLASS_WEIGHTS
     )
-    feature_cache: bool = setting(
+    fast_mode: bool = setting(
         True,
         label="Fast mode",
+        old_flags=("--feature-cache",),
         help="Computes the frozen layers' output once and reuses it in every epoch. The trained model is the "
         "same complete network either way. Off: every photo goes through the whole network in every epoch, as "
         "in a plain Keras script.",
@@ -350,6 +354,8 @@ def _upgrade(values: dict[str, Any]) -> dict[str, Any]:
         if "rotation" in aug:
             aug["rotation"] = round(float(aug["rotation"]) * 360.0, 4)  # was a fraction of a full turn
         values["augmentation"] = aug
+    if version < 3 and "feature_cache" in values:  # fast mode's old name
+        values["fast_mode"] = values.pop("feature_cache")
     return values
 
 

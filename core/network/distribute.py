@@ -86,8 +86,21 @@ class Placement:
 
 
 def placement_in_words(facts: dict, node: dict | None = None) -> str:
-    """Where a run trains, from its `placement` (and a cluster's `node`) status, to follow "Training on" or
-    "Trained on": "CPU:0 in float32, 32 photos per step"; "" when the run did not record it."""
+    """Where a run trains, in plain words, to follow "Training on" or "Trained on": "the processor, 32 photos at
+    a time"; "" when the run did not record it. `placement_details` says it for specialists."""
+    if not facts:
+        return ""
+    replicas = int(facts["replicas"])
+    where = f" of the cluster's computer {node['host']}" if node and node.get("host") else ""
+    if any(device.startswith("GPU") for device in facts["devices"]):
+        what = f"a graphics card (GPU){where}" if replicas == 1 else f"{replicas} graphics cards (GPUs){where} at once"
+    else:
+        what = f"the processor{where}" + (f", split into {replicas} parts that work at once" if replicas > 1 else "")
+    return f"{what}, {facts['global_batch']} photos at a time"
+
+
+def placement_details(facts: dict, node: dict | None = None) -> str:
+    """`placement_in_words` for specialists: "CPU:0 in float32, 32 photos per step"; "" when not recorded."""
     if not facts:
         return ""
     devices = ", ".join(facts["devices"])

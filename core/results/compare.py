@@ -66,7 +66,7 @@ def run_row(run: RunDirectory) -> dict:
         "recipe": _recipe(config),
         "settings": (
             f"{size} px, {config.head_epochs} + {config.finetune_epochs} epochs, batch {config.batch_size}"
-            + (", fast mode" if config.feature_cache else "")
+            + (", fast mode" if config.fast_mode else "")
         ),
         "accuracy": status.accuracy,
         "measured on": {"test": "test photos", "val": "validation photos"}.get(status.accuracy_split or "", ""),
@@ -93,21 +93,26 @@ def runs_frame(runs: list[RunDirectory]) -> pd.DataFrame:
     return pd.DataFrame([run_row(run) for run in runs], columns=[*columns, "notes"])
 
 
-def settings_frame(runs: list[RunDirectory]) -> pd.DataFrame:
+def settings_frame(runs: list[RunDirectory], plain: bool = True) -> pd.DataFrame:
     """Every setting (rows, by its label) of each run (columns, by title), and whether they differ.
 
-    Folders and files are named, not given as paths: the report, which a read-only link offers, shows this.
+    `plain`: values in words ("yes", a choice's label, "none"), as the pages and the report show them;
+    otherwise as the CLI takes them. Folders and files are named, not given as paths: the report, which
+    a read-only link offers, shows this.
     """
     names, values = distinct_titles(runs), {}
     for run in runs:
         config = run.config()
         column = {}
         for info in SETTINGS.values():
-            value = get_value(config, info.name)
-            show = info.declaration.show
-            if info.name in SOURCE_KEYS and value:  # a folder or file by its name, never this server's path
-                show = source_label
-            column[info.declaration.label or info.name] = show(value) if show and value is not None else str(value)
+            value, meta = get_value(config, info.name), info.declaration
+            named = value in meta.special if isinstance(value, str) else False
+            if info.name in SOURCE_KEYS and value and not named:  # a folder or file by its name, never a path
+                column[meta.label or info.name] = source_label(value)
+            elif plain:
+                column[meta.label or info.name] = meta.plain(value)
+            else:
+                column[meta.label or info.name] = meta.show(value) if meta.show and value is not None else str(value)
         values[names[run.id]] = column
     frame = pd.DataFrame(values)
     frame["differs"] = frame.nunique(axis=1) > 1
@@ -158,7 +163,7 @@ def comparison_text(runs: list[RunDirectory]) -> str:
     # Columns by id: titles are too wide for a terminal.
     ids = {title: key for key, title in distinct_titles(runs).items()}
     facts = facts_frame(runs).rename(columns=ids)
-    settings = settings_frame(runs).rename(columns=ids)
+    settings = settings_frame(runs, plain=False).rename(columns=ids)
     differing = settings[settings["differs"]].drop(columns="differs")
     classes = per_class_frame(runs).rename(columns=ids).map(lambda share: "" if pd.isna(share) else f"{share:.0%}")
     same = len(settings) - len(differing)

@@ -18,7 +18,7 @@ from pathlib import Path
 import plotly.offline
 from PIL import Image
 
-from core.network.distribute import placement_in_words
+from core.network.distribute import placement_details, placement_in_words
 from core.results import charts
 from core.runs.directory import RunDirectory
 from core.training.evaluation import accuracy_headline, mistake_caption, results_in_words
@@ -315,6 +315,11 @@ def _time_section(run: RunDirectory) -> str:
         + f", on {where}."
         + (f" Trained on {html.escape(devices)}." if devices else "")
         + "</p>"
+        + (
+            f"<details><summary>Details for specialists</summary><p>{html.escape(details)}.</p></details>"
+            if (details := placement_details(status.placement, status.node))
+            else ""
+        )
     )
     return _section("How long it took", body)
 

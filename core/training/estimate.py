@@ -35,7 +35,9 @@ class StageSpeeds:
         save: saving the model once.
         forward_trace: building the frozen network's pass, once per extraction.
         head_epoch, finetune_epoch: what an epoch of each phase costs beyond its batches (starting and
-            ending it, validating).
+            ending it).
+        finetune_forward: phase 2's pass over one validation photo in fast mode (from the stored
+            features through the blocks it trains), which every phase-2 epoch pays for each validation photo.
     """
 
     startup: float
@@ -50,6 +52,7 @@ class StageSpeeds:
     forward_trace: float = 0.0
     head_epoch: float = 0.0
     finetune_epoch: float = 0.0
+    finetune_forward: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> StageSpeeds:
@@ -71,16 +74,17 @@ def estimate(config, counts: dict[str, int], speeds: StageSpeeds, cached: bool) 
     if cached:
         work = speeds.forward * (train * views + val) + speeds.augment * train * (views - 1)
         stages[Stage.FEATURES] = work + speeds.forward_trace
-        validation = 0.0  # validation runs on stored features too: a few matrix products
+        validation = 0.0  # phase 1 validates on stored features too: a few matrix products
+        finetune_validation = speeds.finetune_forward * val  # phase 2 through the blocks it trains
     else:
         stages[Stage.FEATURES] = 0.0
-        validation = speeds.forward * val
+        validation = finetune_validation = speeds.forward * val
     # Each phase also saves checkpoints at its end.
     head_epoch = steps * speeds.head_step + speeds.head_epoch + validation
     stages[Stage.HEAD] = config.head_epochs * head_epoch + speeds.head_trace + 2 * speeds.save
     if finetunes:  # the first model: saved twice and scored on the test photos as phase 1 ends
         stages[Stage.HEAD] += 2 * speeds.save + speeds.forward * test + speeds.forward_trace
-    finetune_epoch = steps * speeds.finetune_step + speeds.finetune_epoch + validation
+    finetune_epoch = steps * speeds.finetune_step + speeds.finetune_epoch + finetune_validation
     stages[Stage.FINETUNE] = (
         config.finetune_epochs * finetune_epoch + speeds.finetune_trace + 2 * speeds.save if finetunes else 0.0
     )
@@ -111,7 +115,7 @@ def planned_seconds(config, report, speeds: dict) -> dict[str, float]:
 
     plan = make_splits(report, config.val_fraction, config.test_fraction, config.seed)
     counts = {"train": len(plan.train), "val": len(plan.val), "test": len(plan.test)}
-    cached = config.feature_cache and config.weights != "none"
+    cached = config.fast_mode and config.weights != "none"
     return estimate(config, counts, StageSpeeds.from_dict(speeds), cached)
 
 
@@ -186,22 +190,23 @@ def measure_speeds(config, image_size: int, sample_paths: list[str], classes: in
     batch = max(1, min(config.batch_size, 32))
     pixels = np.random.default_rng(0).integers(0, 255, (batch, image_size, image_size, 3)).astype("float32")
     mask = config.unfreeze.mask(spec, [layer.name for layer in base.layers])
-    cut = find_cut(base, mask) if config.feature_cache else ""
+    cut = find_cut(base, mask) if config.fast_mode else ""
     parts = split_classifier(model, base, image_size, cut)
     extractor = parts.front_both or parts.front
     forward, forward_trace = _per_call(lambda: extractor.predict_on_batch(pixels), repeats)
     augment = _per_call(lambda: build_augmenter(config.augmentation, 0)(pixels, training=True), repeats)[0]
     set_phase(base, 1, mask)
     head: tuple[Any, Any] = (
-        (parts.head, _random_like(parts.head.inputs[0], batch)) if config.feature_cache else (model, pixels)
+        (parts.head, _random_like(parts.head.inputs[0], batch)) if config.fast_mode else (model, pixels)
     )
     compile_for_phase(head[0], config.optimizer, 1e-3)
     head_step, head_trace, head_epoch = _fit_timing(*head, batch, repeats)
     set_phase(base, 2, mask)
-    top = parts.top_and_head if config.feature_cache and parts.top_and_head is not None else model
+    top = parts.top_and_head if config.fast_mode and parts.top_and_head is not None else model
     compile_for_phase(top, config.optimizer, 1e-4)
     top_inputs = pixels if top is model else _random_like(top.inputs[0], batch)
     finetune_step, finetune_trace, finetune_epoch = _fit_timing(top, top_inputs, batch, repeats)
+    finetune_forward = _per_call(lambda: top.predict_on_batch(top_inputs), repeats)[0] / batch
     with tempfile.TemporaryDirectory() as folder:
         save = _per_call(lambda: model.save(f"{folder}/m.keras"), 1)[0]
     keras.backend.clear_session()
@@ -218,6 +223,7 @@ def measure_speeds(config, image_size: int, sample_paths: list[str], classes: in
         forward_trace,
         head_epoch,
         finetune_epoch,
+        finetune_forward if top is not model else 0.0,
     )
 
 

@@ -136,10 +136,10 @@ def plan_features(config, weights_path: str | None, model, base, mask: list[bool
         weights_path: the pretrained weights file; None for random weights, where no layer stays fixed.
         finetunes: phase 2 will run (it has epochs and unfreezes something).
     """
-    if not config.feature_cache or weights_path is None:
+    if not config.fast_mode or weights_path is None:
         why = (
             "random weights train from scratch, so no layer stays fixed"
-            if config.feature_cache
+            if config.fast_mode
             else "feature caching is turned off"
         )
         return FeaturePlan(False, f"Every image goes through the whole network in every epoch ({why}).")

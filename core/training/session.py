@@ -91,7 +91,7 @@ def start_session(
     run: RunDirectory, prepared: Prepared, classifier: Classifier, echo: Echo, placement: Placement | None = None
 ) -> Session:
     """The shared state of the phases: batches, class weights, fast mode's plan and the best checkpoint."""
-    from core.network.distribute import current_placement, placement_in_words
+    from core.network.distribute import current_placement, placement_details
     from core.training.callbacks import BestCheckpoint
     from core.training.features import plan_features
 
@@ -116,7 +116,7 @@ def start_session(
     )
     session.placement = placement
     facts = placement.facts(config.batch_size, batch_size, config.optimizer)
-    echo(f"Training on {placement_in_words(facts)}. Precision: {placement.why}.")
+    echo(f"Training on {placement_details(facts)}. Precision: {placement.why}.")
     earlier = (
         [row[session.monitor] for row in run.history() if isinstance(row.get(session.monitor), float)] if resume else []
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from core.data.datasets import scan_dataset
-from core.data.overrides import decide, decisions, overrides_path, summary, undo
+from core.data.decisions import OLD_FOLDER, decide, decisions_about, decisions_path, summary, undo
 from tests.conftest import tiny_config
 
 
@@ -18,16 +18,27 @@ def test_decisions_change_what_a_scan_reports_and_never_touch_the_files(make_dat
     before = _files(root)
     decide(root, str(root / "red" / "red_00.png"), "move", was="red", to="green")
     decide(root, str(root / "green" / "green_01.png"), "exclude", was="green")
-    assert overrides_path(root).is_relative_to(isolated_workspace) and not overrides_path(root).is_relative_to(root)
+    assert decisions_path(root).is_relative_to(isolated_workspace) and not decisions_path(root).is_relative_to(root)
     report = scan_dataset(root)
     assert report.class_totals() == {"green": 6, "red": 5}
     assert any(s.path.endswith("green_01.png") and "photo review" in s.reason for s in report.skipped)
     assert next(i.label for i in report.items if i.path.endswith("red_00.png")) == "green"
-    assert summary(root) == "1 photo moved to another class, 1 left out" and len(report.overrides) == 2
+    assert summary(root) == "1 photo moved to another class, 1 left out" and len(report.decisions) == 2
     undo(root, str(root / "green" / "green_01.png"))
     assert scan_dataset(root).class_totals() == {"green": 7, "red": 5} and summary(root).endswith("another class")
     decide(root, str(root / "red" / "red_00.png"), "move", was="red", to="red")  # moved back: nothing left
-    assert decisions(root) == {} and _files(root) == before
+    assert decisions_about(root) == {} and _files(root) == before
+
+
+def test_decisions_kept_before_their_folder_was_renamed_still_apply_and_move_on_the_next(make_dataset):
+    root = make_dataset({"red": 4, "green": 4})
+    decide(root, str(root / "red" / "red_00.png"), "exclude", was="red")
+    old = decisions_path(root, decisions_path(root).parent.parent / OLD_FOLDER)
+    old.parent.mkdir(parents=True)
+    decisions_path(root).rename(old)  # as versions before 3 kept it
+    assert scan_dataset(root).class_totals() == {"green": 4, "red": 3}
+    decide(root, str(root / "green" / "green_00.png"), "exclude", was="green")
+    assert not old.exists() and len(decisions_about(root)) == 2 and decisions_path(root).exists()
 
 
 @pytest.mark.heavy
@@ -41,7 +52,7 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
     decide(root, str(root / "green" / "green_05.png"), "exclude", was="green")
     run = RunDirectory.create(tmp_path / "runs", tiny_config(str(root), finetune_epochs=0), run_id="after-review")
     assert train_run(run, echo=lambda line: None) == "succeeded", run.status().message
-    used = run.dataset()["overrides"]
+    used = run.dataset()["decisions"]
     assert {(d["path"], d["action"], d["to"]) for d in used} == {
         ("red/red_03.png", "move", "green"),
         ("green/green_05.png", "exclude", ""),
@@ -77,7 +88,7 @@ def test_near_copies_are_paired_most_alike_first_within_and_across_splits():
 
 def test_the_review_choices_read_and_record_each_decision(make_dataset):
     """The Photo review's choices (keep, move to each other class, leave out), in words and recorded."""
-    from core.data.overrides import apply_choice, choice_of, choice_words, choices, decision_for
+    from core.data.decisions import apply_choice, choice_of, choice_words, choices, decision_for
 
     root = make_dataset({"red": 2, "green": 2, "blue": 2})
     photo = str(next((root / "red").iterdir()))
@@ -96,7 +107,7 @@ def test_the_review_choices_read_and_record_each_decision(make_dataset):
 def test_a_forged_choice_is_refused_in_words(make_dataset):
 
     from core.base.errors import InputError
-    from core.data.overrides import apply_choice
+    from core.data.decisions import apply_choice
 
     root = make_dataset({"red": 2, "green": 2})
     with pytest.raises(InputError, match="Unknown decision"):

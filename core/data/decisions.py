@@ -1,7 +1,7 @@
-"""A person's decisions about photos (move to another class, leave out), kept beside the dataset.
+"""The photo review's decisions about photos (move to another class, leave out), kept beside the dataset.
 
 The person's own files are never moved, renamed or deleted: the decisions live in the app's
-data folder (`overrides/<dataset key>.json`), one per photo, and every scan of the dataset
+data folder (`decisions/<dataset key>.json`), one per photo, and every scan of the dataset
 applies them, so the Data page's counts and the next run both see them. A decision can be
 taken back one by one.
 """
@@ -27,31 +27,38 @@ class Decision:
     at: float = 0.0
 
 
-def overrides_home() -> Path:
+OLD_FOLDER = "overrides"  # where versions before 3 kept them: still read, moved on the next decision
+
+
+def decisions_home() -> Path:
     """The folder of every dataset's decisions; its time changes with each decision (each file is replaced)."""
-    return data_home() / "overrides"
+    return data_home() / "decisions"
 
 
-def overrides_path(root: str | Path) -> Path:
+def decisions_path(root: str | Path, home: Path | None = None) -> Path:
     """Where the decisions about the dataset in `root` are kept (named by the folder, never inside it)."""
     key = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
-    return overrides_home() / f"{key}.json"
+    return (home or decisions_home()) / f"{key}.json"
 
 
-def decisions(root: str | Path) -> dict[str, Decision]:
+def decisions_about(root: str | Path) -> dict[str, Decision]:
     """Every decision about the dataset, by photo (relative path)."""
+    path = decisions_path(root)
+    if not path.exists():
+        path = decisions_path(root, data_home() / OLD_FOLDER)
     try:
-        rows = json.loads(overrides_path(root).read_text())["decisions"]
+        rows = json.loads(path.read_text())["decisions"]
         return {row["path"]: Decision(**row) for row in rows}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
 
 def _save(root: str | Path, chosen: dict[str, Decision]) -> None:
-    path = overrides_path(root)
+    path = decisions_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {"dataset": str(Path(root).resolve()), "decisions": [asdict(d) for d in chosen.values()]}
     write_atomic(path, json.dumps(body, indent=1))
+    decisions_path(root, data_home() / OLD_FOLDER).unlink(missing_ok=True)  # read into `chosen` already
 
 
 def decide(root: str | Path, photo: str, action: str, was: str, to: str = "") -> Decision:
@@ -59,7 +66,7 @@ def decide(root: str | Path, photo: str, action: str, was: str, to: str = "") ->
     if action not in ("move", "exclude"):
         raise InputError(f"Unknown decision {action!r}: move or exclude.")
     relative = _relative(root, photo)
-    chosen = decisions(root)
+    chosen = decisions_about(root)
     if action == "move" and (not to or to == was):
         chosen.pop(relative, None)  # moved back where it was: no decision left
         _save(root, chosen)
@@ -71,19 +78,19 @@ def decide(root: str | Path, photo: str, action: str, was: str, to: str = "") ->
 
 def decision_for(root: str | Path, photo: str) -> Decision | None:
     """The decision about one photo, if any."""
-    return decisions(root).get(_relative(root, photo))
+    return decisions_about(root).get(_relative(root, photo))
 
 
 def undo(root: str | Path, photo: str) -> None:
     """Take back the decision about one photo."""
-    chosen = decisions(root)
+    chosen = decisions_about(root)
     if chosen.pop(_relative(root, photo), None) is not None:
         _save(root, chosen)
 
 
 def summary(root: str | Path) -> str:
     """The decisions in words ("12 photos moved to another class, 3 left out"), or "" when there are none."""
-    chosen = decisions(root).values()
+    chosen = decisions_about(root).values()
     moved = sum(d.action == "move" for d in chosen)
     excluded = sum(d.action == "exclude" for d in chosen)
     parts = []
@@ -99,7 +106,7 @@ def apply(report):
     has), left-out photos listed as skipped with the reason. The report records what it used."""
     from core.data.images import SkippedFile
 
-    chosen = decisions(report.root)
+    chosen = decisions_about(report.root)
     if not chosen:
         return report
     items, skipped, used = [], list(report.skipped), []
@@ -115,7 +122,7 @@ def apply(report):
             used.append(decision)
         else:
             items.append(item)
-    return replace(report, items=items, skipped=skipped, overrides=[asdict(d) for d in used])
+    return replace(report, items=items, skipped=skipped, decisions=[asdict(d) for d in used])
 
 
 def _relative(root: str | Path, photo: str) -> str:
