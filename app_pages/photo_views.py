@@ -16,6 +16,7 @@ from core.base.tasks import Task
 from core.data.decisions import apply_choice, choice_of, choice_words, choices, decision_for, summary
 from core.data.images import ImageRejected
 from core.data.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
+from core.results.review import review_words
 from core.runs.directory import RunDirectory
 from core.training.evaluation import mistake_caption
 
@@ -126,7 +127,7 @@ def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> N
 
 
 def _decided(root: str, photo: dict, key: str) -> None:
-    apply_choice(root, photo["path"], photo["label"], st.session_state[key])
+    apply_choice(root, photo["path"], photo["given"], st.session_state[key])
 
 
 def review_photos(run: RunDirectory, names: list[str]) -> None:
@@ -136,16 +137,24 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
         st.caption("This run's photos are no longer on the server, so they cannot be reviewed.")
         return
     st.caption(
-        "The test mistakes, and the training and validation photos this model finds hardest, most suspicious "
-        "first: often a wrong label, a poor example, or a photo of two things. Your decisions are kept beside "
-        "the dataset (your files are never moved or deleted), can be taken back, and the next run uses them."
+        "The training and validation photos that are probably in the wrong class, or unlike every class, most "
+        "suspicious first. Each is judged by a model that never saw it, so a wrong label cannot hide by being "
+        "learned. Your decisions are kept beside the dataset (your files are never moved or deleted), can be "
+        "taken back, and the next run uses them."
     )
     if not st.toggle("Review photos", key="review_on"):
         return
-    result, error = task_result(Task.REVIEW, {"run_dir": str(run.path)}, "Finding the photos the model finds hardest")
+    result, error = task_result(
+        Task.REVIEW, {"run_dir": str(run.path)}, "Judging each photo with a model that never saw it"
+    )
     if error:
         st.error(f"The photos to review could not be found: {error}")
         return
+    flagged = len(result["photos"])
+    st.caption(
+        f"{result.get('reviewed', 0)} photos judged by {result.get('judged_by', 'the model')}: "
+        + (f"{flagged} worth a look." if flagged else "none looks mislabelled or out of place.")
+    )
     done = summary(root)
     st.info(f"Decided so far: {done}. Train again to use them." if done else "No decisions yet.")
     overlays = {}
@@ -156,22 +165,19 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
     columns = st.columns(4)
     for k, photo in enumerate(result["photos"]):
         key = "review_" + hashlib.sha1(photo["path"].encode()).hexdigest()[:12]
-        options = choices(names, photo["label"])
+        options = choices(names, photo["given"])
         current = choice_of(decision_for(root, photo["path"]))
         with columns[k % 4]:
             try:
                 st.image(_picture(overlays, photo["path"]), width=160)
             except (OSError, ImageRejected):
                 continue
-            st.caption(
-                f"{photo['split']} · labelled **{photo['label']}** · the model says {photo['predicted']} "
-                f"({photo['confidence']:.0%})"
-            )
+            st.caption(review_words(photo))
             st.selectbox(
                 "Decision",
                 options,
                 index=options.index(current) if current in options else 0,
-                format_func=lambda choice, label=photo["label"]: choice_words(choice, label),
+                format_func=lambda choice, label=photo["given"]: choice_words(choice, label),
                 key=key,
                 on_change=_decided,
                 args=(root, photo, key),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, SHARED, SHARED_V2_05, needs_shared
+from tests.conftest import REPO, SHARED, SHARED_V2_05, needs_shared, tiny_config
 
 
 def cli(*args, cwd=None, timeout=600):
@@ -74,14 +74,31 @@ def test_train_succeeds_and_writes_the_promised_files(make_dataset, tmp_path):
             "--head-epochs: Head epochs must be a whole",
         ),
         (["frobnicate"], "invalid choice"),
+        (["review", "no-such-run", "--out", "r.csv"], "not a run directory"),
+        (["review", "--out", "r.csv"], "run_dir"),
     ],
 )
-@pytest.mark.heavy
-def test_bad_input_exits_2_with_one_line(args, message, tmp_path):
-    result = cli(*args, cwd=tmp_path, timeout=60)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+def test_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatch, capsys):
+    """Each refused before anything is trained or imported: in this process, as `python -m core` runs it."""
+    from core.commands.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_review_of_a_run_without_a_model_exits_2_with_one_line(tmp_path, capsys):
+    from core.commands.cli import main
+    from core.runs.directory import RunDirectory
+
+    run = RunDirectory.create(tmp_path / "runs", tiny_config("demo"), run_id="unfinished")
+    assert main(["review", str(run.path), "--out", str(tmp_path / "review.csv")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert (
+        lines == ["error: unfinished has no model yet: it has to finish first."]
+        and not (tmp_path / "review.csv").exists()
+    )
 
 
 @pytest.mark.heavy

@@ -1,5 +1,6 @@
 """The photo review's decisions: kept beside the dataset, applied by every scan, undone one by one, used by the next run."""
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def test_decisions_kept_before_their_folder_was_renamed_still_apply_and_move_on_
 
 @pytest.mark.heavy
 def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(make_dataset, tmp_path):
-    from core.results.review import review_candidates
+    from core.results.review import label_review
     from core.runs.directory import RunDirectory
     from core.training.worker import train_run
 
@@ -64,10 +65,30 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
     assert rows[str(root / "red" / "red_03.png")][1] == "green"
     assert str(root / "green" / "green_05.png") not in rows
 
-    candidates, _ = review_candidates(run)
-    assert candidates and [c["loss"] for c in candidates] == sorted((c["loss"] for c in candidates), reverse=True)
-    assert {c["split"] for c in candidates} <= {"test", "training", "validation"}
-    assert all(c["label"] in ("red", "green") and 0 <= c["confidence"] <= 1 for c in candidates)
+    # The review finds the red photo labelled green, judged by the trained model (random weights: no pretrained
+    # network to ask), and says it looks red.
+    assert rows[str(root / "red" / "red_03.png")][0] in ("train", "val")
+    reviewed, _, judged_by = label_review(run)
+    assert judged_by.startswith("the trained model") and len(reviewed) == sum(s != "test" for s, _ in rows.values())
+    first = reviewed[0]
+    assert (first.path, first.given, first.suggested, first.issue) == (
+        str(root / "red" / "red_03.png"),
+        "green",
+        "red",
+        "label",
+    )
+    assert all(0 <= row.quality <= 1 and row.split in ("training", "validation") for row in reviewed)
+    from core.commands.cli import main
+
+    assert main(["review", str(run.path), "--out", str(tmp_path / "review.csv")]) == 0
+    table = list(csv.DictReader((tmp_path / "review.csv").open()))
+    assert list(table[0]) == ["path", "given", "suggested", "quality", "issue"] and len(table) == len(reviewed)
+    assert (table[0]["path"], table[0]["given"], table[0]["suggested"], table[0]["issue"]) == (
+        str(root / "red" / "red_03.png"),
+        "green",
+        "red",
+        "label",
+    )
 
 
 def test_near_copies_are_paired_most_alike_first_within_and_across_splits():

@@ -463,18 +463,23 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
     photo = {
         "path": doubtful,
         "split": "training",
-        "label": "red",
-        "predicted": "green",
+        "given": "red",
+        "suggested": "green",
+        "quality": 0.1,
         "confidence": 0.8,
-        "loss": 2.3,
+        "issue": "label",
+        "outlier_score": 0.9,
     }
+    odd = dict(photo, path=str(data / "green" / "green_02.png"), given="**green**", issue="outlier")
     asked = []
 
     def answer(name, args, message):
         asked.append(name)
         if name == "review":
             return {
-                "photos": [photo],
+                "photos": [photo, odd],
+                "reviewed": 6,
+                "judged_by": "the pretrained network",
                 "pairs": [
                     {
                         "paths": [doubtful, doubtful],
@@ -489,11 +494,14 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
     monkeypatch.setattr(app_pages.photo_views, "task_result", answer)
     at = page("evaluate").run()
     at.toggle(key="review_on").set_value(True).run()
-    assert not at.exception and any("labelled **red**" in c.value for c in at.caption)
+    captions = [c.value for c in at.caption]
+    assert not at.exception and "training · labelled **red** · the other photos suggest **green** (80% sure)" in captions
+    assert r"training · labelled **\*\*green\*\*** · unlike the photos of every class" in captions  # escaped
+    assert "6 photos judged by the pretrained network: 2 worth a look." in captions
     assert any("99.0% alike" in c.value for c in at.caption)  # a near-copy, shown as a pair
     at.toggle(key="review_heat").set_value(True).run()
     assert asked == ["review", "review", "explain"] and not at.exception
-    decision = [s for s in at.selectbox if s.key and s.key.startswith("review_")][0]
+    decision = [s for s in at.selectbox if s.key and s.key.startswith("review_")][0]  # the first photo
     assert decision.value == "keep" and decision.options == ["Keep as red", "Move to green", "Leave out"]
     decision.set_value("move:green").run()
     assert [(d.action, d.to) for d in decisions_about(data).values()] == [("move", "green")]

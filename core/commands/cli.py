@@ -185,6 +185,31 @@ def command_explain(args: argparse.Namespace) -> int:
     return 0 if any("top" in a for a in answers) else 2
 
 
+def command_review(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from core.base.files import write_atomic
+    from core.results.review import label_review
+
+    run = _existing_run(args.run_dir)
+    rows, _, judged_by = label_review(run)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["path", "given", "suggested", "quality", "issue"])
+    writer.writerows((row.path, row.given, row.suggested, f"{row.quality:.4f}", row.issue) for row in rows)
+    try:
+        write_atomic(Path(args.out), text.getvalue())
+    except OSError as error:
+        raise CliError(f"{args.out} could not be written: {error.strerror or error}") from None
+    counts = {issue: sum(row.issue == issue for row in rows) for issue in ("label", "outlier", "near-copy")}
+    print(
+        f"{len(rows)} photos reviewed, judged by {judged_by}: {counts['label']} probably in the wrong class, "
+        f"{counts['outlier']} unlike the rest, {counts['near-copy']} near-copies. Written to {args.out}"
+    )
+    return 0
+
+
 def command_report(args: argparse.Namespace) -> int:
     from core.results.report import ReportError, write_report
 
@@ -304,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             "export": command_export,
             "predict": command_predict,
             "explain": command_explain,
+            "review": command_review,
             "report": command_report,
             "runs": command_runs,
             "pack": command_pack,

@@ -106,6 +106,15 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "review",
+        "the training and validation photos probably in the wrong class, unlike the rest, or near-copies",
+        description="Confident learning (cleanlab) on answers made without each photo: a classifier on the pretrained "
+        "network's features, trained in 5 folds. Writes one row per photo, most suspicious first: "
+        "path,given,suggested,quality,issue (issue: label, outlier, near-copy or empty; quality in [0, 1], low: the "
+        "given class is probably wrong). Exit 0, or 2 with one line on bad input.",
+        arguments=(arg("run_dir", help=RUN_DIR), arg("--out", required=True, help="the CSV file to write")),
+    ),
+    Command(
         "report",
         "a finished run as one HTML file that opens anywhere, offline, and prints cleanly",
         description="Title and notes, the data with sample photos, the network and settings in words, the "
