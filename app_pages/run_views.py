@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.shared import follow_run, next_step
+from core.base.markup import md_literal
 from core.network.config import BEST_NEEDS_VALIDATION
 from core.network.distribute import placement_details, placement_in_words
 from core.results import charts
@@ -148,6 +149,8 @@ def compare_runs(runs: list[RunDirectory]) -> None:
     if curves:
         st.plotly_chart(charts.compared_curves(curves), key="compare_curves")
     st.dataframe(compare.facts_frame(runs), key="compare_facts")
+    for line in compare.paired_tests(runs):
+        st.markdown(md_literal(line), help="McNemar's exact test on the photos where the two runs disagree.")
     settings = compare.settings_frame(runs)
     differing = int(settings["differs"].sum())
     st.markdown(f"**Settings** ({differing} differ, highlighted)" if differing else "**Settings**: all the same")

@@ -495,7 +495,9 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
     at = page("evaluate").run()
     at.toggle(key="review_on").set_value(True).run()
     captions = [c.value for c in at.caption]
-    assert not at.exception and "training · labelled **red** · the other photos suggest **green** (80% sure)" in captions
+    assert (
+        not at.exception and "training · labelled **red** · the other photos suggest **green** (80% sure)" in captions
+    )
     assert r"training · labelled **\*\*green\*\*** · unlike the photos of every class" in captions  # escaped
     assert "6 photos judged by the pretrained network: 2 worth a look." in captions
     assert any("99.0% alike" in c.value for c in at.caption)  # a near-copy, shown as a pair
@@ -544,6 +546,11 @@ def test_runs_page_lists_compares_renames_and_deletes(make_dataset):
     differing = settings.value
     assert differing.index.tolist() == ["Batch size"] and differing.loc["Batch size"].tolist() == ["4", "8"]
     assert facts.value.loc["state"].tolist() == ["Finished", "Finished"]
+    from core.base.markup import md_literal
+    from core.results.compare import paired_tests
+
+    expected = paired_tests(list_runs())  # both were tested on the same photos: is the difference more than chance?
+    assert len(expected) == 1 and md_literal(expected[0]) in [m.value for m in at.markdown]
 
     at.session_state["runs_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
     at.run()

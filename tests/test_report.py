@@ -1,6 +1,7 @@
 """The report (one HTML file that opens anywhere), the runs table and comparison, and their CLI."""
 
 import html
+import json
 import re
 import shutil
 
@@ -139,3 +140,50 @@ def test_a_trained_run_kept_as_a_file_predicts_on_another_server(make_dataset, t
     assert re.search(r"red_00.png: (red|green) \d+\.\d%, (red|green) \d+\.\d%", answer.stdout)
     report = cli("report", str(tmp_path / "there" / "run"), "--out", str(tmp_path / "report.html"))
     assert report.returncode == 0, report.stderr
+
+
+def _answers(run, wrong: list[str]) -> None:
+    """Rewrite `run`'s evaluation so that exactly the photos `wrong` were answered wrongly."""
+    evaluation = run.evaluation()
+    evaluation["misclassified"] = [
+        {"path": path, "true": "red", "predicted": "green", "confidence": 0.9} for path in wrong
+    ]
+    run.evaluation_path.write_text(json.dumps(evaluation))
+
+
+def test_mcnemar_says_whether_two_runs_differ_by_more_than_chance(make_dataset, tmp_path):
+    from core.results.compare import paired_test, paired_tests
+
+    data = make_dataset({"red": 40, "green": 40})
+    first = recorded_run(tmp_path / "runs", "first", data, seed=1, name="A")
+    second = recorded_run(tmp_path / "runs", "second", data, seed=2, name="B")
+    # The issue's example needs 19 disagreements: the test split is widened to 30 photos for both runs.
+    rows = first.splits()
+    widened = "split,label,path\n" + "".join(
+        f"{'test' if k < 30 else 'train'},{label},{path}\n" for k, (_, label, path) in enumerate(rows)
+    )
+    for run in (first, second):
+        run.splits_path.write_text(widened)
+        evaluation = run.evaluation()
+        evaluation["count"] = 30
+        run.evaluation_path.write_text(json.dumps(evaluation))
+    photos = [path for split, _, path in first.splits() if split == "test"]
+    _answers(first, photos[:14] + photos[25:27])  # B right on 14 that A gets wrong; both wrong on 2
+    _answers(second, photos[14:19] + photos[25:27])  # B wrong on 5 that A gets right
+    test = paired_test(first, second)
+    assert (test.photos, test.only_first, test.only_second) == (30, 5, 14)
+    assert round(test.chance, 4) == 0.0636  # scipy's exact binomial test, two-sided
+    assert paired_tests([first, second]) == [
+        "“B” is right on 14 photos “A” gets wrong and wrong on 5 that “A” gets right: a difference this large "
+        "happens by chance 6% of the time, so this difference may be luck: more test photos would tell."
+    ]
+    _answers(second, [])
+    assert "“B” is very probably better" in paired_tests([first, second])[0]
+    _answers(first, [])
+    assert paired_tests([first, second]) == ["“A” and “B” give the same right and wrong answers on all 30 test photos."]
+    other = recorded_run(
+        tmp_path / "runs", "other", make_dataset({"red": 6, "green": 6}, root=tmp_path / "o"), name="C"
+    )
+    assert paired_test(first, other) is None and paired_tests([first, other]) == []  # not the same photos
+    (second.splits_path).unlink()
+    assert paired_test(first, second) is None  # opened from a file without its photo list

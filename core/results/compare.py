@@ -6,6 +6,7 @@ runs`) and the report show the same numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
@@ -158,6 +159,76 @@ def validation_curves(runs: list[RunDirectory]) -> dict[str, pd.DataFrame]:
     return curves
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """Two runs' answers on the same photos, and McNemar's exact test on the photos where they disagree.
+
+    Attributes:
+        photos: the photos both were tested on.
+        only_first, only_second: photos only the first (the second) run got right.
+        chance: the two-sided p-value: how often a difference at least this large happens when both runs are
+            equally good.
+    """
+
+    photos: int
+    only_first: int
+    only_second: int
+    chance: float
+
+
+def paired_test(first: RunDirectory, second: RunDirectory) -> PairedTest | None:
+    """McNemar's exact test on `first` and `second`'s right and wrong answers, when both were tested on the same
+    photos (the same split of the same photos); None otherwise."""
+    from scipy.stats import binomtest
+
+    answers = []
+    for run in (first, second):
+        evaluation = run.evaluation() or {}
+        split = evaluation.get("split", "test")
+        try:
+            tested = {path for kind, _, path in run.splits() if kind == split}
+        except (OSError, ValueError):
+            return None
+        if not tested or len(tested) != evaluation.get("count"):
+            return None
+        answers.append((tested, {m["path"] for m in evaluation.get("misclassified", [])}))
+    (photos, wrong_first), (other, wrong_second) = answers
+    if photos != other:
+        return None
+    only_first, only_second = len(wrong_second - wrong_first), len(wrong_first - wrong_second)
+    disagree = only_first + only_second
+    chance = binomtest(min(only_first, only_second), disagree, 0.5).pvalue if disagree else 1.0
+    return PairedTest(len(photos), only_first, only_second, float(chance))
+
+
+def paired_words(test: PairedTest, first: str, second: str) -> str:
+    """The test in words: “B” is right on 14 photos “A” gets wrong and wrong on 5 that “A” gets right: …"""
+    if test.only_first > test.only_second:
+        first, second = second, first
+    better, worse = max(test.only_first, test.only_second), min(test.only_first, test.only_second)
+    if not better:
+        return f"“{first}” and “{second}” give the same right and wrong answers on all {test.photos} test photos."
+    head = (
+        f"“{second}” is right on {better} photo{'s' * (better != 1)} “{first}” gets wrong and wrong on {worse} that "
+        f"“{first}” gets right"
+    )
+    if test.chance < 0.05:
+        verdict = f"so “{second}” is very probably better on photos like these."
+    else:
+        verdict = "so this difference may be luck: more test photos would tell."
+    return f"{head}: a difference this large happens by chance {test.chance:.0%} of the time, {verdict}"
+
+
+def paired_tests(runs: list[RunDirectory]) -> list[str]:
+    """McNemar's test in words for the first run against each other run tested on the same photos."""
+    names, lines = distinct_titles(runs), []
+    for other in runs[1:]:
+        test = paired_test(runs[0], other)
+        if test is not None:
+            lines.append(paired_words(test, names[runs[0].id], names[other.id]))
+    return lines
+
+
 def comparison_text(runs: list[RunDirectory]) -> str:
     """The comparison as plain text for the CLI: facts, then the settings that differ, then each class."""
     # Columns by id: titles are too wide for a terminal.
@@ -177,4 +248,7 @@ def comparison_text(runs: list[RunDirectory]) -> str:
     if len(differing):
         parts += [differing.to_string(), f"({same} other settings are the same.)"]
     parts += ["", "Share of each class's test photos it got right:", classes.to_string()]
+    tests = paired_tests(runs)
+    if tests:
+        parts += ["", "Is the difference more than chance? (McNemar's exact test)", *tests]
     return "\n".join(parts)

@@ -62,7 +62,6 @@ def label_review(run) -> tuple[list[LabelRow], list[dict], str]:
         InputError: the run has no model, or none of its photos can be read on this machine.
     """
     from core.base.errors import InputError
-    from core.data.images import ImageRejected, load_rgb
 
     evaluation = run.evaluation() or {}
     names = evaluation.get("class_names") or run.raw_status().class_names
@@ -70,17 +69,11 @@ def label_review(run) -> tuple[list[LabelRow], list[dict], str]:
         raise InputError(f"{run.id} has no model yet: it has to finish first.")
     rows = [(s, label, path) for s, label, path in run.splits() if s in ("train", "val") and label in names]
     rows = rows[:: max(len(rows) // MAX_REVIEWED, 1)][:MAX_REVIEWED]
-    photos, kept = [], []
-    size = run.image_size()
-    for row in rows:
-        try:
-            photos.append(load_rgb(row[2], size))
-            kept.append(row)
-        except (OSError, ImageRejected):
-            continue
-    if len(kept) < 2:
+    paths, features, judged_by = cached_review_features(run, [path for _, _, path in rows])
+    if len(paths) < 2:
         raise InputError("The run's training photos are not on this machine, so they cannot be reviewed.")
-    features, judged_by = review_features(run, np.stack(photos))
+    by_path = {path: (split, label, path) for split, label, path in rows}
+    kept = [by_path[path] for path in paths]
     ranked = rank_photos([(SPLIT_WORDS[s], label, path) for s, label, path in kept], names, features, run.config().seed)
     pairs = near_copies(features[0], kept)
     paired = {path for pair in pairs for path in pair["paths"]}
@@ -119,11 +112,37 @@ def review_features(run, photos: np.ndarray) -> tuple[np.ndarray, str]:
     return features, judged_by
 
 
-def review_words(photo: dict) -> str:
-    """One reviewed photo in words (Markdown, names escaped): its split, its class and what is odd about it."""
-    from core.base.markup import md_literal
+def cached_review_features(run, paths: list[str]) -> tuple[list[str], np.ndarray, str]:
+    """The photos of `paths` that could be read, their `review_features` and which network gave them, kept in the
+    run directory (`review/features.npz`) for as long as the photos are the same: labels do not change them, so a
+    review after the person's decisions is instant."""
+    import hashlib
+    import io
+    import json
 
-    given = f"{photo['split']} · labelled **{md_literal(photo['given'])}**"
-    if photo["issue"] == "outlier":
-        return f"{given} · unlike the photos of every class"
-    return f"{given} · the other photos suggest **{md_literal(photo['suggested'])}** ({photo['confidence']:.0%} sure)"
+    from core.base.files import write_atomic
+    from core.data.images import ImageRejected, load_rgb
+
+    key = hashlib.sha256(json.dumps(paths).encode()).hexdigest()
+    stored_at = run.path / "review" / "features.npz"
+    try:
+        with np.load(stored_at, allow_pickle=False) as stored:
+            if str(stored["key"]) == key:
+                return [str(p) for p in stored["paths"]], np.asarray(stored["features"]), str(stored["judged_by"])
+    except (OSError, ValueError, KeyError):
+        pass
+    photos, kept = [], []
+    for path in paths:
+        try:
+            photos.append(load_rgb(path, run.image_size()))
+            kept.append(path)
+        except (OSError, ImageRejected):
+            continue
+    if len(kept) < 2:
+        return kept, np.zeros((1, len(kept), 1), np.float32), ""
+    features, judged_by = review_features(run, np.stack(photos))
+    buffer = io.BytesIO()
+    np.savez(buffer, key=key, paths=np.array(kept), features=features.astype(np.float32), judged_by=judged_by)
+    stored_at.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(stored_at, buffer.getvalue())
+    return kept, features, judged_by
