@@ -7,7 +7,7 @@ import pytest
 
 from core.data.datasets import scan_dataset
 from core.data.decisions import OLD_FOLDER, decide, decisions_about, decisions_path, summary, undo
-from tests.conftest import tiny_config
+from tests.conftest import CLASS_COLOURS, SHARED, needs_shared, tiny_config, write_image
 
 
 def _files(root: Path) -> list[str]:
@@ -43,6 +43,8 @@ def test_decisions_kept_before_their_folder_was_renamed_still_apply_and_move_on_
 
 
 @pytest.mark.heavy
+@pytest.mark.real
+@needs_shared
 def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(make_dataset, tmp_path):
     from core.results.review import label_review
     from core.runs.directory import RunDirectory
@@ -51,7 +53,11 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
     root = make_dataset({"red": 8, "green": 8})
     decide(root, str(root / "red" / "red_03.png"), "move", was="red", to="green")
     decide(root, str(root / "green" / "green_05.png"), "exclude", was="green")
-    run = RunDirectory.create(tmp_path / "runs", tiny_config(str(root), finetune_epochs=0), run_id="after-review")
+    weights = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+    config = tiny_config(
+        str(root), backbone="mobilenet_v2_0.35", weights=str(weights), finetune_epochs=0, head_epochs=8
+    )
+    run = RunDirectory.create(tmp_path / "runs", config, run_id="after-review")
     assert train_run(run, echo=lambda line: None) == "succeeded", run.status().message
     used = run.dataset()["decisions"]
     assert {(d["path"], d["action"], d["to"]) for d in used} == {
@@ -65,11 +71,13 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
     assert rows[str(root / "red" / "red_03.png")][1] == "green"
     assert str(root / "green" / "green_05.png") not in rows
 
-    # The review finds the red photo labelled green, judged by the trained model (random weights: no pretrained
-    # network to ask), and says it looks red.
+    # The review finds the red photo labelled green, judged by the pretrained network (which never saw the labels),
+    # and says it looks red.
     assert rows[str(root / "red" / "red_03.png")][0] in ("train", "val")
     reviewed, _, judged_by = label_review(run)
-    assert judged_by.startswith("the trained model") and len(reviewed) == sum(s != "test" for s, _ in rows.values())
+    assert judged_by.startswith("the pretrained MobileNetV2") and len(reviewed) == sum(
+        s != "test" for s, _ in rows.values()
+    )
     first = reviewed[0]
     assert (first.path, first.given, first.suggested, first.issue) == (
         str(root / "red" / "red_03.png"),
@@ -89,6 +97,31 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
         "red",
         "label",
     )
+
+    # Photos nobody has sorted: each gets the model's class, grouped by class, the least certain first.
+    unsorted = tmp_path / "unsorted"
+    for k in range(3):
+        write_image(unsorted / f"r{k}.png", CLASS_COLOURS["red"])
+        write_image(unsorted / "deeper" / f"g{k}.png", CLASS_COLOURS["green"])
+    (unsorted / "notes.txt").write_text("not a photo")
+    (unsorted / "broken.png").write_bytes(b"not a png")
+    assert main(["suggest", str(run.path), str(unsorted), "--out", str(tmp_path / "suggestions.csv")]) == 0
+    table = list(csv.DictReader((tmp_path / "suggestions.csv").open()))
+    assert list(table[0]) == ["path", "suggested", "confidence", "unlike_all"] and len(table) == 7  # not the .txt
+    by_name = {Path(row["path"]).name: row for row in table}
+    assert {by_name[f"r{k}.png"]["suggested"] for k in range(3)} == {"red"}
+    assert {by_name[f"g{k}.png"]["suggested"] for k in range(3)} == {"green"}
+    assert by_name["broken.png"] == {
+        "path": str(unsorted / "broken.png"),
+        "suggested": "",
+        "confidence": "",
+        "unlike_all": "",
+    }
+    answered = [row for row in table if row["suggested"]]
+    assert answered == sorted(
+        answered, key=lambda row: (["green", "red"].index(row["suggested"]), float(row["confidence"]))
+    )
+    assert all(row["unlike_all"] in ("true", "false") for row in answered)
 
 
 def test_near_copies_are_paired_most_alike_first_within_and_across_splits():

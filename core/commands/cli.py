@@ -186,28 +186,58 @@ def command_explain(args: argparse.Namespace) -> int:
 
 
 def command_review(args: argparse.Namespace) -> int:
-    import csv
-    import io
-
-    from core.base.files import write_atomic
     from core.results.review import label_review
 
-    run = _existing_run(args.run_dir)
-    rows, _, judged_by = label_review(run)
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["path", "given", "suggested", "quality", "issue"])
-    writer.writerows((row.path, row.given, row.suggested, f"{row.quality:.4f}", row.issue) for row in rows)
-    try:
-        write_atomic(Path(args.out), text.getvalue())
-    except OSError as error:
-        raise CliError(f"{args.out} could not be written: {error.strerror or error}") from None
+    rows, _, judged_by = label_review(_existing_run(args.run_dir))
+    table = [(row.path, row.given, row.suggested, f"{row.quality:.4f}", row.issue) for row in rows]
+    _write_csv(args.out, ["path", "given", "suggested", "quality", "issue"], table)
     counts = {issue: sum(row.issue == issue for row in rows) for issue in ("label", "outlier", "near-copy")}
     print(
         f"{len(rows)} photos reviewed, judged by {judged_by}: {counts['label']} probably in the wrong class, "
         f"{counts['outlier']} unlike the rest, {counts['near-copy']} near-copies. Written to {args.out}"
     )
     return 0
+
+
+def command_suggest(args: argparse.Namespace) -> int:
+    from core.results.suggest import photos_in, suggest_labels
+
+    run = _existing_run(args.run_dir)
+    suggestions = suggest_labels(run, photos_in(args.folder))
+    rows = [
+        (
+            s.path,
+            s.suggested,
+            f"{s.confidence:.4f}" if not s.error else "",
+            str(s.unlike_all).lower() if not s.error else "",
+        )
+        for s in suggestions
+    ]
+    _write_csv(args.out, ["path", "suggested", "confidence", "unlike_all"], rows)
+    unlike = sum(s.unlike_all for s in suggestions)
+    unread = [s for s in suggestions if s.error]
+    print(
+        f"{len(suggestions) - len(unread)} photos suggested, {unlike} of them unlike every class"
+        + (f"; {len(unread)} could not be read" if unread else "")
+        + f". Written to {args.out}"
+    )
+    return 0
+
+
+def _write_csv(out: str, header: list[str], rows) -> None:
+    import csv
+    import io
+
+    from core.base.files import write_atomic
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    try:
+        write_atomic(Path(out), text.getvalue())
+    except OSError as error:
+        raise CliError(f"{out} could not be written: {error.strerror or error}") from None
 
 
 def command_report(args: argparse.Namespace) -> int:
@@ -330,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             "predict": command_predict,
             "explain": command_explain,
             "review": command_review,
+            "suggest": command_suggest,
             "report": command_report,
             "runs": command_runs,
             "pack": command_pack,

@@ -115,6 +115,18 @@ COMMANDS: tuple[Command, ...] = (
         arguments=(arg("run_dir", help=RUN_DIR), arg("--out", required=True, help="the CSV file to write")),
     ),
     Command(
+        "suggest",
+        "the class a run's model suggests for each photo of a folder nobody has sorted yet",
+        description="Writes one row per photo: path,suggested,confidence,unlike_all (unlike_all: true when the photo "
+        "looks unlike every class the run knows). Grouped by suggested class, the least certain first. Photos that "
+        "cannot be read are listed with an empty suggestion. Exit 0, or 2 with one line on bad input.",
+        arguments=(
+            arg("run_dir", help=RUN_DIR),
+            arg("folder", help="a folder of photos (any depth)"),
+            arg("--out", required=True, help="the CSV file to write"),
+        ),
+    ),
+    Command(
         "report",
         "a finished run as one HTML file that opens anywhere, offline, and prints cleanly",
         description="Title and notes, the data with sample photos, the network and settings in words, the "

@@ -107,7 +107,11 @@ def review_features(run, photos: np.ndarray) -> tuple[np.ndarray, str]:
         judged_by = f"the pretrained {spec.label} the run started from, before it learned these labels"
     except WeightsUnavailable:
         model = load_model(run.model_path)
-        judged_by = "the trained model (the run's pretrained weights are not on this machine)"
+        judged_by = "the trained model " + (
+            "(the run started from random weights)"
+            if config.weights == "none"
+            else "(the run's pretrained weights are not on this machine)"
+        )
     features = np.stack([features_of(model, view)[0] for view in views])
     return features, judged_by
 
