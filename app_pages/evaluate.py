@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.photo_views import mistakes_gallery, review_photos, try_photos
+from app_pages.photo_views import mistakes_gallery, try_photos
+from app_pages.review_views import collect_next, review_photos
 from app_pages.run_views import first_model_line, progress_of
 from app_pages.share_views import keep_as_file, report_download, share_panel
 from app_pages.shared import current_run, follow_run, say_missing_run
@@ -104,6 +105,9 @@ else:
 
 st.subheader("Review photos")
 review_photos(run, names)
+
+st.subheader("What to collect next")
+collect_next(run)
 
 st.subheader("Try it on new photos, or with the webcam")
 try_photos(run, names)

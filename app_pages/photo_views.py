@@ -3,9 +3,7 @@ each as the photo or as a Grad-CAM heatmap of what the model looked at (made by 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from pathlib import Path
 
 import streamlit as st
 from PIL import Image
@@ -13,17 +11,15 @@ from PIL import Image
 from app_pages.shared import PHOTO_TYPES, thumbnail
 from app_pages.task_views import task_result
 from core.base.tasks import Task
-from core.data.decisions import apply_choice, choice_of, choice_words, choices, decision_for, summary
 from core.data.images import ImageRejected
 from core.data.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
-from core.results.review import review_words
 from core.runs.directory import RunDirectory
 from core.training.evaluation import mistake_caption
 
 HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
 
 
-def _heatmaps(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, str | None] | None:
+def heatmaps_of(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, str | None] | None:
     """The overlay for each photo (its path by photo; None where nothing pointed to the class, so the photo is
     shown with that said instead of an empty picture), or None with the reason shown."""
     args = {"run_dir": str(run.path), "image_paths": paths, "class_names": classes}
@@ -34,7 +30,7 @@ def _heatmaps(run: RunDirectory, paths: list[str], classes: list[str | None]) ->
     return {a["path"]: a.get("heatmap") for a in result["explanations"] if "heatmap" in a or a.get("flat")}
 
 
-def _picture(overlays: dict[str, str], path: str, size: int = 160):
+def picture_of(overlays: dict[str, str], path: str, size: int = 160):
     """The photo's heatmap overlay when there is one, else the photo itself."""
     heat = overlays.get(path)
     return Image.open(heat) if heat else thumbnail(path, size)
@@ -48,12 +44,12 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
     overlays = {}
     if view != "Photos":
         classes = [m["true"] if view == views[2] else None for m in shown]
-        overlays = _heatmaps(run, [m["path"] for m in shown], classes) or {}
+        overlays = heatmaps_of(run, [m["path"] for m in shown], classes) or {}
         st.caption(HEAT_NOTE)
     images, captions = [], []
     for mistake in shown:
         try:
-            images.append(_picture(overlays, mistake["path"]))
+            images.append(picture_of(overlays, mistake["path"]))
             flat = view != "Photos" and mistake["path"] in overlays and overlays[mistake["path"]] is None
             captions.append(mistake_caption(mistake) + (" · nothing in it pointed to that class" if flat else ""))
         except (OSError, ImageRejected):
@@ -111,7 +107,7 @@ def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> N
         return
     overlays = {}
     if st.toggle("Show what the model looked at", key="try_heat"):
-        overlays = _heatmaps(run, paths, [None] * len(paths)) or {}
+        overlays = heatmaps_of(run, paths, [None] * len(paths)) or {}
         st.caption(HEAT_NOTE)
     columns = st.columns(4)
     for k, (photo, prediction) in enumerate(zip(kept, result["predictions"], strict=True)):
@@ -119,89 +115,8 @@ def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> N
             if "error" in prediction:
                 st.error(f"{photo.name}: {prediction['error']}")
                 continue
-            st.image(_picture(overlays, photo.path), caption=photo.name, width=160)
+            st.image(picture_of(overlays, photo.path), caption=photo.name, width=160)
             if prediction.get("unfamiliar"):
                 st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
             for label, probability in prediction["top"]:
                 st.progress(probability, text=f"{label}: {probability:.0%}")
-
-
-def _decided(root: str, photo: dict, key: str) -> None:
-    apply_choice(root, photo["path"], photo["given"], st.session_state[key])
-
-
-def review_photos(run: RunDirectory, names: list[str]) -> None:
-    """The photos most worth a second look, each with a decision: keep, move to another class, or leave out."""
-    root = (run.dataset() or {}).get("root")
-    if not root or not Path(root).is_dir():
-        st.caption("This run's photos are no longer on the server, so they cannot be reviewed.")
-        return
-    st.caption(
-        "The training and validation photos that are probably in the wrong class, or unlike every class, most "
-        "suspicious first. Each is judged by a model that never saw it, so a wrong label cannot hide by being "
-        "learned. Your decisions are kept beside the dataset (your files are never moved or deleted), can be "
-        "taken back, and the next run uses them."
-    )
-    if not st.toggle("Review photos", key="review_on"):
-        return
-    result, error = task_result(
-        Task.REVIEW, {"run_dir": str(run.path)}, "Judging each photo with a model that never saw it"
-    )
-    if error:
-        st.error(f"The photos to review could not be found: {error}")
-        return
-    flagged = len(result["photos"])
-    st.caption(
-        f"{result.get('reviewed', 0)} photos judged by {result.get('judged_by', 'the model')}: "
-        + (f"{flagged} worth a look." if flagged else "none looks mislabelled or out of place.")
-    )
-    done = summary(root)
-    st.info(f"Decided so far: {done}. Train again to use them." if done else "No decisions yet.")
-    overlays = {}
-    if st.toggle("Show what the model looked at", key="review_heat"):
-        paths = [photo["path"] for photo in result["photos"]]
-        overlays = _heatmaps(run, paths, [None] * len(paths)) or {}
-        st.caption(HEAT_NOTE)
-    columns = st.columns(4)
-    for k, photo in enumerate(result["photos"]):
-        key = "review_" + hashlib.sha1(photo["path"].encode()).hexdigest()[:12]
-        options = choices(names, photo["given"])
-        current = choice_of(decision_for(root, photo["path"]))
-        with columns[k % 4]:
-            try:
-                st.image(_picture(overlays, photo["path"]), width=160)
-            except (OSError, ImageRejected):
-                continue
-            st.caption(review_words(photo))
-            st.selectbox(
-                "Decision",
-                options,
-                index=options.index(current) if current in options else 0,
-                format_func=lambda choice, label=photo["given"]: choice_words(choice, label),
-                key=key,
-                on_change=_decided,
-                args=(root, photo, key),
-                label_visibility="collapsed",
-            )
-    near_copies(result.get("pairs") or [])
-
-
-def near_copies(pairs: list[dict]) -> None:
-    """Photos that are nearly the same picture, side by side: one of each pair is usually worth leaving out,
-    and a pair across training and test makes the test score look better than it is."""
-    st.markdown("**Near-copies**")
-    if not pairs:
-        st.caption("No two photos are near-copies of each other.")
-        return
-    st.caption("Pairs the model sees as nearly the same picture, most alike first.")
-    for pair in pairs:
-        images = []
-        for path in pair["paths"]:
-            try:
-                images.append(thumbnail(path, 120))
-            except (OSError, ImageRejected):
-                break
-        if len(images) == 2:
-            captions = [f"{split} · {label}" for split, label in zip(pair["splits"], pair["labels"], strict=True)]
-            st.image(images, caption=captions, width=120)
-            st.caption(f"{pair['similarity']:.1%} alike")

@@ -454,6 +454,7 @@ def test_making_a_dataset_here_starts_with_its_classes(isolated_workspace):
 @pytest.mark.heavy
 def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there(make_dataset, monkeypatch):
     import app_pages.photo_views
+    import app_pages.review_views
     from core.data.decisions import decisions_about
 
     data = make_dataset({"red": 3, "green": 3})
@@ -489,9 +490,17 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
                     }
                 ],
             }, None
+        if name == "collect":
+            curves = {"fractions": [0.25, 0.5, 0.75, 1.0], "curves": {"red": [0.5, 0.6, 0.7, 0.8]}, "draws": 3}
+            return {
+                "curves": curves,
+                "pairs": [],
+                "words": ["More photos of “red” would probably help: *still*."],
+            }, None
         return {"explanations": [{"path": doubtful, "heatmap": str(data / "red" / "red_00.png")}]}, None
 
     monkeypatch.setattr(app_pages.photo_views, "task_result", answer)
+    monkeypatch.setattr(app_pages.review_views, "task_result", answer)
     at = page("evaluate").run()
     at.toggle(key="review_on").set_value(True).run()
     captions = [c.value for c in at.caption]
@@ -503,6 +512,12 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
     assert any("99.0% alike" in c.value for c in at.caption)  # a near-copy, shown as a pair
     at.toggle(key="review_heat").set_value(True).run()
     assert asked == ["review", "review", "explain"] and not at.exception
+    at.toggle(key="collect_on").set_value(True).run()  # what to collect next: in words (escaped), and the curves
+    assert not at.exception and r"More photos of “red” would probably help: \*still\*." in [
+        m.value for m in at.markdown
+    ]
+    assert at.get("plotly_chart") and asked[-1] == "collect"
+    at.toggle(key="collect_on").set_value(False).run()
     decision = [s for s in at.selectbox if s.key and s.key.startswith("review_")][0]  # the first photo
     assert decision.value == "keep" and decision.options == ["Keep as red", "Move to green", "Leave out"]
     decision.set_value("move:green").run()

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from core.results.collect_next import confused_pairs
 from core.results.compare import comparison_text, facts_frame, per_class_frame, runs_frame, settings_frame
 from core.results.explain import heatmap_path
 from core.results.report import ReportError, accuracy_interval, build_report
@@ -187,3 +188,28 @@ def test_mcnemar_says_whether_two_runs_differ_by_more_than_chance(make_dataset, 
     assert paired_test(first, other) is None and paired_tests([first, other]) == []  # not the same photos
     (second.splits_path).unlink()
     assert paired_test(first, second) is None  # opened from a file without its photo list
+
+
+def test_the_report_says_what_to_collect_next(two_runs):
+    run = two_runs[0]
+    page = html.unescape(build_report(run))
+    pair = confused_pairs(run.evaluation())[0]
+    assert (
+        "What to collect next" in page
+        and f"“{pair['classes'][0]}” and “{pair['classes'][1]}” are mixed up most" in page
+    )
+    assert "learning curve appears here once it has been drawn on the Evaluate page" in page
+    curves = {
+        "fractions": [0.25, 0.5, 0.75, 1.0],
+        "curves": {"red": [0.4, 0.5, 0.6, 0.8], "<b>": [1, 1, 1, 1]},
+        "draws": 3,
+    }
+    (run.path / "review").mkdir()
+    words = ["More photos of “red” would probably help.", "“<b>” has levelled off."]
+    (run.path / "review" / "collect.json").write_text(json.dumps({"curves": curves, "pairs": [], "words": words}))
+    page = build_report(run)
+    assert "More photos of “red” would probably help." in page and "“&lt;b&gt;” has levelled off." in page
+    assert (
+        "learning curve appears here" not in page
+        and "<b>" not in page.split("What to collect next")[1].split("</section>")[0]
+    )

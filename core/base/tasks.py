@@ -33,6 +33,7 @@ class Task(StrEnum):
     EXPORT = "export"  # one export made and checked
     EXPLAIN = "explain"  # heatmaps of photos
     REVIEW = "review"  # the photos worth a second look
+    COLLECT = "collect"  # each class's learning curve: what to collect next
     LR_FIND = "lr_find"  # the learning-rate sweep
 
 

@@ -151,6 +151,14 @@ def explain_task(run_dir: str, image_paths: list[str], class_names: list[str | N
     return {"explanations": explain_photos(RunDirectory(run_dir), image_paths, class_names)}
 
 
+def collect_task(run_dir: str) -> dict[str, Any]:
+    """Each class's learning curve and the pair of classes mixed up most, in words (`core.results.collect_next`)."""
+    from core.results.review import what_to_collect
+    from core.runs.directory import RunDirectory
+
+    return what_to_collect(RunDirectory(run_dir))
+
+
 def review_task(run_dir: str) -> dict[str, Any]:
     """The photos worth a second look under a run's kept model, and its near-copies (`core.results.review`)."""
     from core.results.review import review
@@ -197,5 +205,6 @@ BODIES: dict[Task, Callable[..., dict[str, Any]]] = {
     Task.EXPORT: export_task,
     Task.EXPLAIN: explain_task,
     Task.REVIEW: review_task,
+    Task.COLLECT: collect_task,
     Task.LR_FIND: lr_find_task,
 }

@@ -134,3 +134,30 @@ def compared_classes(per_class: pd.DataFrame) -> go.Figure:
     )
     figure.update_yaxes(tickformat=".0%", range=[0, 1])
     return figure
+
+
+def class_learning_curves(curves: dict) -> go.Figure:
+    """Each class's learning curve (`core.results.collect_next.learning_curves`): how often its photos were found with
+    25 to 100% of them to learn from."""
+    rows = [
+        {"class": name, "share of its photos learned from": fraction, "found": recall}
+        for name, values in curves["curves"].items()
+        for fraction, recall in zip(curves["fractions"], values, strict=True)
+    ]
+    figure = px.line(
+        pd.DataFrame(rows),
+        x="share of its photos learned from",
+        y="found",
+        color="class",
+        markers=True,
+        color_discrete_sequence=px.colors.qualitative.Safe,
+    )
+    figure.update_layout(
+        title="Each class's learning curve: still climbing at the right means more photos would help",
+        height=340,
+        margin={"t": 40, "b": 30},
+        legend={"title": None},
+    )
+    figure.update_xaxes(tickformat=".0%")
+    figure.update_yaxes(tickformat=".0%", title="its photos found")
+    return figure

@@ -60,6 +60,7 @@ def build_report(run: RunDirectory) -> str:
         _curves_section(run),
         _results_section(run, evaluation),
         _mistakes_section(run, evaluation),
+        _collect_section(run, evaluation),
         _time_section(run),
         _use_section(run, evaluation),
     ]
@@ -283,6 +284,30 @@ def _mistakes_section(run: RunDirectory, evaluation: dict) -> str:
         f"it was most sure about are below.{heat_note}</p>"
     )
     return _section("Mistakes, most confident first", text + f'<div class="mistakes">{"".join(tiles)}</div>')
+
+
+def _collect_section(run: RunDirectory, evaluation: dict) -> str:
+    """What to collect next: the learning curves once the Evaluate page has drawn them, and the pair mixed up most."""
+    from core.base.tasks import read_result
+    from core.results.collect_next import collect_words, confused_pairs
+    from core.training.evaluation import photos_of
+
+    stored = read_result(run.path / "review" / "collect.json")
+    if stored and isinstance(stored.get("words"), list):
+        words, curves = [str(line) for line in stored["words"]], stored.get("curves") or {}
+    else:
+        tested = photos_of(int(evaluation.get("count", 0)), evaluation.get("split", "test"))
+        words, curves = collect_words({"curves": {}}, confused_pairs(evaluation), tested), {}
+    if not words:
+        return ""
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in words)
+    if curves.get("curves"):
+        body += _figure(charts.class_learning_curves(curves))
+    else:
+        body += (
+            "<p class='muted'>Each class's learning curve appears here once it has been drawn on the Evaluate page.</p>"
+        )
+    return _section("What to collect next", body)
 
 
 def _time_section(run: RunDirectory) -> str:

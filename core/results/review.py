@@ -61,24 +61,37 @@ def label_review(run) -> tuple[list[LabelRow], list[dict], str]:
     Raises:
         InputError: the run has no model, or none of its photos can be read on this machine.
     """
+    names, kept, features, judged_by = reviewed_photos(run)
+    ranked = rank_photos([(SPLIT_WORDS[s], label, path) for s, label, path in kept], names, features, run.config().seed)
+    pairs = near_copies(features[0], kept)
+    paired = {path for pair in pairs for path in pair["paths"]}
+    ranked = [replace(row, issue="near-copy") if not row.issue and row.path in paired else row for row in ranked]
+    return ranked, pairs, judged_by
+
+
+def reviewed_photos(run) -> tuple[list[str], list[tuple[str, str, str]], np.ndarray, str]:
+    """The run's class names; its training and validation photos that can be read, as (split, label, path); their
+    features (`cached_review_features`) and which network gave them.
+
+    Raises:
+        InputError: the run has no model, or its photos are not on this machine.
+    """
     from core.base.errors import InputError
 
     evaluation = run.evaluation() or {}
     names = evaluation.get("class_names") or run.raw_status().class_names
     if not names or not run.model_path.exists():
         raise InputError(f"{run.id} has no model yet: it has to finish first.")
-    rows = [(s, label, path) for s, label, path in run.splits() if s in ("train", "val") and label in names]
+    try:
+        rows = [(s, label, path) for s, label, path in run.splits() if s in ("train", "val") and label in names]
+    except OSError:
+        rows = []
     rows = rows[:: max(len(rows) // MAX_REVIEWED, 1)][:MAX_REVIEWED]
     paths, features, judged_by = cached_review_features(run, [path for _, _, path in rows])
     if len(paths) < 2:
         raise InputError("The run's training photos are not on this machine, so they cannot be reviewed.")
     by_path = {path: (split, label, path) for split, label, path in rows}
-    kept = [by_path[path] for path in paths]
-    ranked = rank_photos([(SPLIT_WORDS[s], label, path) for s, label, path in kept], names, features, run.config().seed)
-    pairs = near_copies(features[0], kept)
-    paired = {path for pair in pairs for path in pair["paths"]}
-    ranked = [replace(row, issue="near-copy") if not row.issue and row.path in paired else row for row in ranked]
-    return ranked, pairs, judged_by
+    return names, [by_path[path] for path in paths], features, judged_by
 
 
 def review_features(run, photos: np.ndarray) -> tuple[np.ndarray, str]:
@@ -150,3 +163,33 @@ def cached_review_features(run, paths: list[str]) -> tuple[list[str], np.ndarray
     stored_at.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(stored_at, buffer.getvalue())
     return kept, features, judged_by
+
+
+def what_to_collect(run) -> dict:
+    """Each class's learning curve, the pair the model mixes up most, and both in words (`core.results.collect_next`);
+    kept in the run directory (`review/collect.json`) for the report."""
+    import json
+
+    from core.base.files import write_atomic
+    from core.results.collect_next import collect_words, confused_pairs, learning_curves
+    from core.training.evaluation import photos_of
+
+    names, kept, features, _ = reviewed_photos(run)
+    labels = np.array([names.index(label) for _, label, _ in kept])
+    curves = learning_curves(features.mean(axis=0), labels, names, run.config().seed)
+    evaluation = run.evaluation() or {}
+    pairs = confused_pairs(evaluation)
+    tested = photos_of(int(evaluation.get("count", 0)), evaluation.get("split", "test"))
+    result = {"curves": curves, "pairs": pairs, "words": collect_words(curves, pairs, tested)}
+    write_atomic(run.path / "review" / "collect.json", json.dumps(result, indent=1))
+    return result
+
+
+def review_words(photo: dict) -> str:
+    """One reviewed photo in words (Markdown, names escaped): its split, its class and what is odd about it."""
+    from core.base.markup import md_literal
+
+    given = f"{photo['split']} · labelled **{md_literal(photo['given'])}**"
+    if photo["issue"] == "outlier":
+        return f"{given} · unlike the photos of every class"
+    return f"{given} · the other photos suggest **{md_literal(photo['suggested'])}** ({photo['confidence']:.0%} sure)"
