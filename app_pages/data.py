@@ -6,10 +6,12 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.make_here import make_dataset_here
-from app_pages.shared import current_config, load_report, next_step, set_setting, thumbnail
+from app_pages.shared import current_config, current_run, load_report, next_step, set_setting, thumbnail
 from app_pages.task_views import task_result
+from app_pages.unsorted_views import photos_without_labels
 from app_pages.widgets import dataset_summary, setting_input
 from core.base.files import data_root, safe_name
+from core.base.markup import md_literal
 from core.base.tasks import Task
 from core.data.collect import made_root
 from core.data.datasets import DatasetError
@@ -30,8 +32,9 @@ def review_decisions(root: str) -> None:
     with st.expander(f"Photo review: {summary(root)}. Training uses these; your files are unchanged."):
         for k, decision in enumerate(decided.values()):
             words, button = st.columns([5, 1], vertical_alignment="center")
-            what = f"moved from {decision.was} to {decision.to}" if decision.action == "move" else "left out"
-            words.caption(f"{decision.path}: {what}")
+            what = {"move": f"moved from {decision.was} to {decision.to}", "add": f"added to {decision.to}"}
+            name = Path(decision.path).name if decision.action == "add" else decision.path
+            words.caption(md_literal(f"{name}: {what.get(decision.action, 'left out')}"))
             if button.button("Undo", key=f"undo_review_{k}"):
                 undo(root, str(Path(root) / decision.path))
                 st.rerun()
@@ -140,6 +143,9 @@ samples = {
 for name, paths in samples.items():
     st.markdown(f"**{name}**")
     st.image([thumbnail(p) for p in paths], width=110)
+
+st.subheader("Photos without labels")
+photos_without_labels(report.root, current_run())
 
 st.subheader("Augmentation")
 st.caption("During training each photo is randomly changed like this, so the model learns the subject, not the shot.")

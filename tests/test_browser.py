@@ -12,9 +12,11 @@ import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
 
 from app_pages.navigation import PAGES
+from core.data.demo_data import draw_shape
 from tests.conftest import SHARED, needs_shared_weights, wait_until
 from tests.dashboard_server import start_dashboard, stop_dashboard
 
@@ -122,6 +124,16 @@ def chromium_page(playwright, name: str, camera: bool = False):
         browser.close()
 
 
+def _dataset(run_id: str) -> dict:
+    """The photos a run uses (its `dataset.json`), once it has written them."""
+    from core.runs.directory import runs_root
+
+    try:
+        return json.loads((runs_root() / run_id / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _run_in_url(page) -> str:
     """The run in the address bar, read in the page (Playwright's `page.url` misses history.pushState here)."""
     query = parse_qs(urlparse(page.evaluate("location.href")).query)
@@ -155,7 +167,7 @@ def _go(page, name: str) -> None:
 
 
 @needs_shared_weights
-def test_main_flow_in_chromium(server):
+def test_main_flow_in_chromium(server, isolated_workspace):
     """Data, Model, Train, Evaluate on the demo, following the same run on every page and in every URL."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
@@ -229,8 +241,14 @@ def test_main_flow_in_chromium(server):
         _shot(page, "4-evaluate-heatmaps")
         page.locator(".st-key-review_on label").click()
         expect(main_area.get_by_text("No decisions yet")).to_be_visible(timeout=120_000)
+        expect(main_area.get_by_text(re.compile(r"^\d+ photos judged by the pretrained MobileNetV2"))).to_be_visible()
         main_area.get_by_text("Near-copies", exact=True).scroll_into_view_if_needed()
         _shot(page, "4-evaluate-review")
+        page.locator(".st-key-collect_on label").click()  # what to collect next: the curves and the words
+        words = main_area.get_by_text(re.compile(r"(levelled off|would probably help|still improving slowly)")).first
+        expect(words).to_be_visible(timeout=120_000)
+        words.scroll_into_view_if_needed()
+        _shot(page, "4-evaluate-collect")
         page.locator(".st-key-try_source").get_by_text("The webcam").click()
         _take_photo(main_area, lambda: main_area.get_by_role("button", name="Clear photo").count())
         answer = main_area.get_by_text(re.compile(r"^(circle|square|star|triangle): \d+%$")).first
@@ -238,10 +256,35 @@ def test_main_flow_in_chromium(server):
         answer.scroll_into_view_if_needed()
         _shot(page, "4-evaluate-webcam")
 
+        # Photos without labels: the run's model suggests a class for each; added, the next run trains on them.
+        _go(page, "Data")
+        unsorted = isolated_workspace / "unsorted-photos"
+        unsorted.mkdir()
+        rng = np.random.default_rng(7)
+        for k, shape in enumerate(("circle", "circle", "square")):
+            draw_shape(shape, rng, 128).save(unsorted / f"new_{k}.png")
+        uploader = page.locator(".st-key-unsorted_upload [data-testid='stFileUploaderDropzoneInput']")
+        uploader.set_input_files([str(path) for path in sorted(unsorted.iterdir())])
+        add_all = main_area.get_by_role("button", name=re.compile(r"^Add all \d+ as "))
+        expect(add_all.first).to_be_visible(timeout=120_000)
+        add_all.first.scroll_into_view_if_needed()
+        _shot(page, "1-data-unsorted")
+        groups = add_all.count()
+        for _ in range(groups):  # each group at once: the page redraws after each
+            _rerun(page, lambda: main_area.get_by_role("button", name=re.compile(r"^Add all \d+ as ")).first.click())
+        expect(main_area.get_by_text(re.compile(r"3 photos without labels added"))).to_be_visible()
+        _shot(page, "1-data-unsorted-added")
+
         _go(page, "Train")
         _set_epochs(page, 40, 2)  # a second run, long enough to look at while it trains
         page.get_by_role("button", name="Start training").click()
         second_id = wait_until(lambda: _run_in_url(page) not in ("", first_id) and _run_in_url(page), 30, "run 2")
+        used = wait_until(lambda: _dataset(second_id).get("decisions"), 120, "the second run's photos")
+        assert sorted(Path(d["path"]).name for d in used if d["action"] == "add") == [
+            "new_0.png",
+            "new_1.png",
+            "new_2.png",
+        ]
         wait_until(
             lambda: _status(second_id).get("stage") == "head" and _status(second_id).get("epoch"), 120, "training"
         )

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from core.base.errors import InputError
 from core.data.datasets import scan_dataset
 from core.data.decisions import OLD_FOLDER, decide, decisions_about, decisions_path, summary, undo
 from tests.conftest import CLASS_COLOURS, SHARED, needs_shared, tiny_config, write_image
@@ -166,3 +167,41 @@ def test_a_forged_choice_is_refused_in_words(make_dataset):
     root = make_dataset({"red": 2, "green": 2})
     with pytest.raises(InputError, match="Unknown decision"):
         apply_choice(root, str(next((root / "red").iterdir())), "red", "delete:everything")
+
+
+def test_photos_without_labels_join_a_class_by_decision_and_leave_by_undo(make_dataset, isolated_workspace):
+    from core.data.decisions import unsorted_home
+
+    root = make_dataset({"red": 4, "green": 4})
+    before = _files(root)
+    upload = unsorted_home() / "upload-1"
+    new = [write_image(upload / f"new_{k}.png", CLASS_COLOURS["red"]) for k in range(2)]
+    (upload / "broken.png").write_bytes(b"not a png")
+    for path in new:
+        decide(root, str(path), "add", was="", to="red")
+    decide(root, str(upload / "broken.png"), "add", was="", to="green")
+    decide(root, str(new[0]), "add", was="", to="red")  # twice: one decision
+    report = scan_dataset(root)
+    assert report.class_totals() == {"green": 4, "red": 6} and summary(root) == "3 photos without labels added"
+    added = [item for item in report.items if item.path in map(str, new)]
+    assert [(item.label, item.format, item.width) for item in added] == [("red", "png", 32)] * 2
+    assert any(s.path.endswith("broken.png") for s in report.skipped)  # said, not used
+    assert len(report.decisions) == 3 and _files(root) == before  # the dataset's own files untouched
+    undo(root, str(new[1]))
+    assert scan_dataset(root).class_totals() == {"green": 4, "red": 5}
+    decide(root, str(new[1]), "add", was="", to="purple")  # a class the dataset does not have: not used
+    assert scan_dataset(root).class_totals() == {"green": 4, "red": 5}
+
+
+def test_only_uploaded_photos_without_labels_can_be_added(make_dataset, isolated_workspace, tmp_path):
+    from core.data.decisions import unsorted_home
+
+    root = make_dataset({"red": 4, "green": 4})
+    outside = write_image(tmp_path / "elsewhere" / "secret.png", CLASS_COLOURS["red"])
+    sneaky = unsorted_home() / "upload-1" / ".." / ".." / ".." / outside.relative_to(outside.anchor)
+    for photo in (str(outside), str(sneaky), "/etc/passwd"):
+        with pytest.raises(InputError, match="Only photos uploaded as photos without labels"):
+            decide(root, photo, "add", was="", to="red")
+    with pytest.raises(InputError, match="Unknown decision"):
+        decide(root, str(outside), "copy", was="red")
+    assert decisions_about(root) == {}

@@ -788,3 +788,18 @@ def test_train_page_hardware_settings_reach_the_config_and_the_devices_are_shown
     assert "Details for specialists" in [e.label for e in at.expander]
     where = next(c for c in captions if c.startswith("Runs are sent to the Ray cluster at head.lab:6379"))
     assert 'The last run ("Two at once") trained on 2 devices at once' in where and "rates ×1.41 for" in where
+
+
+def test_data_page_offers_photos_without_labels_once_a_run_has_trained_on_them(make_dataset):
+    from tests.conftest import recorded_run
+
+    data = make_dataset({"red": 4, "green": 4})
+    at = page("data", draft=RunConfig(data=str(data))).run()
+    assert not at.exception and "Photos without labels" in [h.value for h in at.subheader]
+    assert any(c.value.startswith("Once a run has trained on these photos") for c in at.caption)
+    assert not at.get("file_uploader")
+    recorded_run(runs_root(), "trained", data)  # its dataset.json names these photos
+    at = page("data", draft=RunConfig(data=str(data))).run()
+    assert not at.exception and [u.label for u in at.get("file_uploader")] == [
+        "Photos without labels, or a zip of them"
+    ]

@@ -59,12 +59,11 @@ def _one_view_ranking(run) -> list[str]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from core.results.review import cached_review_features
+    from core.results.review import reviewed_photos
 
-    rows = [(split, label, path) for split, label, path in run.splits() if split in ("train", "val")]
-    paths, features, _ = cached_review_features(run, [path for _, _, path in rows])  # the review's own, first view
-    assert paths == [path for _, _, path in rows]
-    features = features[0]
+    _, kept, features, _ = reviewed_photos(run)  # the review's own features (kept in the run), first version
+    learned = [k for k, (split, _, _) in enumerate(kept) if split != "test"]
+    rows, features = [kept[k] for k in learned], features[0, learned]
     names = sorted({label for _, label, _ in rows})
     labels = np.array([names.index(label) for _, label, _ in rows])
     given = np.zeros(len(rows))

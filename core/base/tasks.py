@@ -34,6 +34,7 @@ class Task(StrEnum):
     EXPLAIN = "explain"  # heatmaps of photos
     REVIEW = "review"  # the photos worth a second look
     COLLECT = "collect"  # each class's learning curve: what to collect next
+    SUGGEST = "suggest"  # a class suggested for each photo without a label
     LR_FIND = "lr_find"  # the learning-rate sweep
 
 

@@ -159,6 +159,16 @@ def collect_task(run_dir: str) -> dict[str, Any]:
     return what_to_collect(RunDirectory(run_dir))
 
 
+def suggest_task(run_dir: str, folder: str) -> dict[str, Any]:
+    """A class suggested for each photo of `folder` (photos nobody has sorted) by a run's kept model."""
+    from dataclasses import asdict
+
+    from core.results.suggest import photos_in, suggest_labels
+    from core.runs.directory import RunDirectory
+
+    return {"suggestions": [asdict(s) for s in suggest_labels(RunDirectory(run_dir), photos_in(folder))]}
+
+
 def review_task(run_dir: str) -> dict[str, Any]:
     """The photos worth a second look under a run's kept model, and its near-copies (`core.results.review`)."""
     from core.results.review import review
@@ -206,5 +216,6 @@ BODIES: dict[Task, Callable[..., dict[str, Any]]] = {
     Task.EXPLAIN: explain_task,
     Task.REVIEW: review_task,
     Task.COLLECT: collect_task,
+    Task.SUGGEST: suggest_task,
     Task.LR_FIND: lr_find_task,
 }

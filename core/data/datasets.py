@@ -200,7 +200,7 @@ def scan_dataset(root: str | os.PathLike, decode: bool = True, workers: int = 4)
     report = DatasetReport(
         str(root), "split" if split_dirs else "classes", class_names, items, skipped, warnings + copy_warnings
     )
-    return decisions.apply(report)  # the photo review's decisions, kept beside the dataset
+    return decisions.apply(report, ImageItem)  # the photo review's decisions, kept beside the dataset
 
 
 def _candidates(root: Path, split_dirs: dict[str, Path], skipped: list[SkippedFile]):

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from core.base.errors import InputError
 from core.base.files import data_home, write_atomic
@@ -61,12 +63,23 @@ def _save(root: str | Path, chosen: dict[str, Decision]) -> None:
     decisions_path(root, data_home() / OLD_FOLDER).unlink(missing_ok=True)  # read into `chosen` already
 
 
+def unsorted_home() -> Path:
+    """Where photos nobody has sorted yet are kept once uploaded (one folder per upload); only photos in here can
+    be added to a dataset by a decision."""
+    return data_home() / "unsorted"
+
+
 def decide(root: str | Path, photo: str, action: str, was: str, to: str = "") -> Decision:
-    """Record that `photo` (a path inside `root`) moves to class `to`, or is left out ("exclude")."""
-    if action not in ("move", "exclude"):
-        raise InputError(f"Unknown decision {action!r}: move or exclude.")
-    relative = _relative(root, photo)
+    """Record that `photo` (a path inside `root`) moves to class `to`, or is left out ("exclude"); or that an unsorted
+    photo (a path inside `unsorted_home()`) joins the dataset as class `to` ("add")."""
+    if action not in ("move", "exclude", "add"):
+        raise InputError(f"Unknown decision {action!r}: move, exclude or add.")
+    relative = _added(photo) if action == "add" else _relative(root, photo)
     chosen = decisions_about(root)
+    if action == "add":
+        chosen[relative] = Decision(relative, "add", to, "", time.time())
+        _save(root, chosen)
+        return chosen[relative]
     if action == "move" and (not to or to == was):
         chosen.pop(relative, None)  # moved back where it was: no decision left
         _save(root, chosen)
@@ -76,15 +89,27 @@ def decide(root: str | Path, photo: str, action: str, was: str, to: str = "") ->
     return chosen[relative]
 
 
+def _added(photo: str) -> str:
+    """An unsorted photo's key: its full path, which must lie in `unsorted_home()`."""
+    resolved = Path(photo).resolve()
+    if not resolved.is_relative_to(unsorted_home().resolve()):
+        raise InputError("Only photos uploaded as photos without labels can be added to a dataset.")
+    return str(resolved)
+
+
+def _key(root: str | Path, photo: str) -> str:
+    return _added(photo) if Path(photo).resolve().is_relative_to(unsorted_home().resolve()) else _relative(root, photo)
+
+
 def decision_for(root: str | Path, photo: str) -> Decision | None:
     """The decision about one photo, if any."""
-    return decisions_about(root).get(_relative(root, photo))
+    return decisions_about(root).get(_key(root, photo))
 
 
 def undo(root: str | Path, photo: str) -> None:
-    """Take back the decision about one photo."""
+    """Take back the decision about one photo (moved, left out, or added)."""
     chosen = decisions_about(root)
-    if chosen.pop(_relative(root, photo), None) is not None:
+    if chosen.pop(_key(root, photo), None) is not None:
         _save(root, chosen)
 
 
@@ -93,23 +118,29 @@ def summary(root: str | Path) -> str:
     chosen = decisions_about(root).values()
     moved = sum(d.action == "move" for d in chosen)
     excluded = sum(d.action == "exclude" for d in chosen)
+    added = sum(d.action == "add" for d in chosen)
     parts = []
     if moved:
         parts.append(f"{moved} photo{'s' * (moved != 1)} moved to another class")
     if excluded:
         parts.append(f"{excluded} left out")
+    if added:
+        parts.append(f"{added} photo{'s' * (added != 1)} without labels added")
     return ", ".join(parts)
 
 
-def apply(report):
+def apply(report, make_item: Callable[..., Any]):
     """`report` (a DatasetReport) with the decisions applied: moved photos relabelled (to a class the dataset
-    has), left-out photos listed as skipped with the reason. The report records what it used."""
+    has), left-out photos listed as skipped with the reason, accepted photos without labels added (made by `make_item`,
+    the scan's record of a photo). The report records what it used."""
     from core.data.images import SkippedFile
 
     chosen = decisions_about(report.root)
     if not chosen:
         return report
-    items, skipped, used = [], list(report.skipped), []
+    items: list[Any] = []
+    skipped, used = list(report.skipped), []
+    given_split = any(item.split for item in report.items)
     for item in report.items:
         decision = chosen.get(_relative(report.root, item.path))
         if decision is None:
@@ -122,7 +153,23 @@ def apply(report):
             used.append(decision)
         else:
             items.append(item)
+    for accepted in chosen.values():  # photos without labels the person accepted into a class, after the others
+        if accepted.action == "add" and accepted.to in report.class_names and Path(accepted.path).is_file():
+            added = _added_item(accepted, "train" if given_split else "", make_item)
+            (skipped if isinstance(added, SkippedFile) else items).append(added)
+            used.append(accepted)
     return replace(report, items=items, skipped=skipped, decisions=[asdict(d) for d in used])
+
+
+def _added_item(decision: Decision, split: str, make_item: Callable[..., Any]):
+    """An accepted photo as the scan lists a photo (`make_item`: the scan's record type), or why it cannot be used."""
+    from core.data.images import ImageRejected, SkippedFile, inspect_image
+
+    try:
+        info = inspect_image(decision.path, decode=False)
+    except ImageRejected as error:
+        return SkippedFile(decision.path, str(error))
+    return make_item(decision.path, decision.to, split, info.format.lower(), info.width, info.height)
 
 
 def _relative(root: str | Path, photo: str) -> str:

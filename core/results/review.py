@@ -62,16 +62,18 @@ def label_review(run) -> tuple[list[LabelRow], list[dict], str]:
         InputError: the run has no model, or none of its photos can be read on this machine.
     """
     names, kept, features, judged_by = reviewed_photos(run)
-    ranked = rank_photos([(SPLIT_WORDS[s], label, path) for s, label, path in kept], names, features, run.config().seed)
-    pairs = near_copies(features[0], kept)
+    learned = [k for k, (split, _, _) in enumerate(kept) if split != "test"]  # the test photos judge, not learn
+    rows = [(SPLIT_WORDS[kept[k][0]], kept[k][1], kept[k][2]) for k in learned]
+    ranked = rank_photos(rows, names, features[:, learned], run.config().seed)
+    pairs = near_copies(features[0], kept)  # across every split: a copy in the test photos flatters the score
     paired = {path for pair in pairs for path in pair["paths"]}
     ranked = [replace(row, issue="near-copy") if not row.issue and row.path in paired else row for row in ranked]
     return ranked, pairs, judged_by
 
 
 def reviewed_photos(run) -> tuple[list[str], list[tuple[str, str, str]], np.ndarray, str]:
-    """The run's class names; its training and validation photos that can be read, as (split, label, path); their
-    features (`cached_review_features`) and which network gave them.
+    """The run's class names; its photos that can be read (every split), as (split, label, path); their features
+    (`cached_review_features`) and which network gave them.
 
     Raises:
         InputError: the run has no model, or its photos are not on this machine.
@@ -83,7 +85,7 @@ def reviewed_photos(run) -> tuple[list[str], list[tuple[str, str, str]], np.ndar
     if not names or not run.model_path.exists():
         raise InputError(f"{run.id} has no model yet: it has to finish first.")
     try:
-        rows = [(s, label, path) for s, label, path in run.splits() if s in ("train", "val") and label in names]
+        rows = [(s, label, path) for s, label, path in run.splits() if s in SPLIT_WORDS and label in names]
     except OSError:
         rows = []
     rows = rows[:: max(len(rows) // MAX_REVIEWED, 1)][:MAX_REVIEWED]
@@ -140,7 +142,8 @@ def cached_review_features(run, paths: list[str]) -> tuple[list[str], np.ndarray
     from core.base.files import write_atomic
     from core.data.images import ImageRejected, load_rgb
 
-    key = hashlib.sha256(json.dumps(paths).encode()).hexdigest()
+    model = run.model_path.stat().st_mtime_ns if run.model_path.exists() else 0  # the trained model's, when it judges
+    key = hashlib.sha256(json.dumps([paths, run.config().weights, model]).encode()).hexdigest()
     stored_at = run.path / "review" / "features.npz"
     try:
         with np.load(stored_at, allow_pickle=False) as stored:
@@ -175,8 +178,9 @@ def what_to_collect(run) -> dict:
     from core.training.evaluation import photos_of
 
     names, kept, features, _ = reviewed_photos(run)
-    labels = np.array([names.index(label) for _, label, _ in kept])
-    curves = learning_curves(features.mean(axis=0), labels, names, run.config().seed)
+    learned = [k for k, (split, _, _) in enumerate(kept) if split != "test"]
+    labels = np.array([names.index(kept[k][1]) for k in learned])
+    curves = learning_curves(features[:, learned].mean(axis=0), labels, names, run.config().seed)
     evaluation = run.evaluation() or {}
     pairs = confused_pairs(evaluation)
     tested = photos_of(int(evaluation.get("count", 0)), evaluation.get("split", "test"))
