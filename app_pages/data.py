@@ -29,7 +29,7 @@ def review_decisions(root: str) -> None:
     decided = decisions_about(root)
     if not decided:
         return
-    with st.expander(f"Photo review: {summary(root)}. Training uses these; your files are unchanged."):
+    with st.expander(f"Your decisions: {summary(root)}. Training uses these; your files are unchanged."):
         for k, decision in enumerate(decided.values()):
             words, button = st.columns([5, 1], vertical_alignment="center")
             what = {"move": f"moved from {decision.was} to {decision.to}", "add": f"added to {decision.to}"}

@@ -70,7 +70,8 @@ def _suggestions(root: str, suggestions: list[dict]) -> None:
         st.markdown(
             f"**{md_literal(name)}**: {len(group)} photo{'s' * (len(group) != 1)}, {len(group) - len(waiting)} added"
         )
-        if waiting and st.button(f"Add all {len(waiting)} as {md_literal(name)}", key=f"unsorted_all_{k}"):
+        what = f"all {len(waiting)}" if len(waiting) > 1 else "the photo"
+        if waiting and st.button(f"Add {what} as {md_literal(name)}", key=f"unsorted_all_{k}"):
             for suggestion in waiting:
                 decide(root, suggestion["path"], "add", was="", to=name)
             st.rerun()

@@ -265,14 +265,19 @@ def test_main_flow_in_chromium(server, isolated_workspace):
             draw_shape(shape, rng, 128).save(unsorted / f"new_{k}.png")
         uploader = page.locator(".st-key-unsorted_upload [data-testid='stFileUploaderDropzoneInput']")
         uploader.set_input_files([str(path) for path in sorted(unsorted.iterdir())])
-        add_all = main_area.get_by_role("button", name=re.compile(r"^Add all \d+ as "))
+        add_all = main_area.get_by_role("button", name=re.compile(r"^Add (all \d+|the photo) as "))
         expect(add_all.first).to_be_visible(timeout=120_000)
         add_all.first.scroll_into_view_if_needed()
         _shot(page, "1-data-unsorted")
-        groups = add_all.count()
-        for _ in range(groups):  # each group at once: the page redraws after each
-            _rerun(page, lambda: main_area.get_by_role("button", name=re.compile(r"^Add all \d+ as ")).first.click())
-        expect(main_area.get_by_text(re.compile(r"3 photos without labels added"))).to_be_visible()
+
+        def all_added() -> bool:  # each group at once; the page redraws after each click
+            if main_area.get_by_text(re.compile(r"3 photos without labels added")).count():
+                return True
+            if add_all.count():
+                _rerun(page, lambda: add_all.first.click())
+            return False
+
+        wait_until(all_added, 120, "every suggested photo added", 1.0)
         _shot(page, "1-data-unsorted-added")
 
         _go(page, "Train")

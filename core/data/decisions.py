@@ -169,7 +169,7 @@ def _added_item(decision: Decision, split: str, make_item: Callable[..., Any]):
         info = inspect_image(decision.path, decode=False)
     except ImageRejected as error:
         return SkippedFile(decision.path, str(error))
-    return make_item(decision.path, decision.to, split, info.format.lower(), info.width, info.height)
+    return make_item(decision.path, decision.to, split, info.format, info.width, info.height)
 
 
 def _relative(root: str | Path, photo: str) -> str:
