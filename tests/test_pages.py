@@ -790,6 +790,7 @@ def test_train_page_hardware_settings_reach_the_config_and_the_devices_are_shown
     assert 'The last run ("Two at once") trained on 2 devices at once' in where and "rates ×1.41 for" in where
 
 
+@pytest.mark.heavy  # the page draws its augmentation preview in a task process
 def test_data_page_offers_photos_without_labels_once_a_run_has_trained_on_them(make_dataset):
     from tests.conftest import recorded_run
 
