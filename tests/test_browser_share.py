@@ -123,7 +123,9 @@ def test_compare_two_runs_and_open_a_run_kept_as_a_file(server_with_runs, tmp_pa
         expect(main.locator(".js-plotly-plot")).to_have_count(4)  # curves, classes, two confusion matrices
         # Both were tested on the same photos: whether the difference is more than chance (McNemar's exact test).
         expect(
-            main.get_by_text(re.compile(r"(happens by chance \d+% of the time|same right and wrong answers)"))
+            main.get_by_text(
+                re.compile(r"(happens by chance (\d+%|less than 1%) of the time|same right and wrong answers)")
+            )
         ).to_be_visible()
         main.get_by_role("heading", name="Comparing 2 runs").scroll_into_view_if_needed()
         _shot(page, "5-runs-compare")

@@ -180,8 +180,12 @@ def test_mcnemar_says_whether_two_runs_differ_by_more_than_chance(make_dataset, 
     ]
     _answers(second, [])
     assert "“B” is very probably better" in paired_tests([first, second])[0]
+    _answers(first, photos[:20])
+    assert "happens by chance less than 1% of the time" in paired_tests([first, second])[0]
     _answers(first, [])
-    assert paired_tests([first, second]) == ["“A” and “B” give the same right and wrong answers on all 30 test photos."]
+    assert paired_tests([first, second]) == [
+        "“A” and “B” give the same right and wrong answers on all 30 photos both were tested on."
+    ]
     other = recorded_run(
         tmp_path / "runs", "other", make_dataset({"red": 6, "green": 6}, root=tmp_path / "o"), name="C"
     )

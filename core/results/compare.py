@@ -207,7 +207,7 @@ def paired_words(test: PairedTest, first: str, second: str) -> str:
         first, second = second, first
     better, worse = max(test.only_first, test.only_second), min(test.only_first, test.only_second)
     if not better:
-        return f"“{first}” and “{second}” give the same right and wrong answers on all {test.photos} test photos."
+        return f"“{first}” and “{second}” give the same right and wrong answers on all {test.photos} photos both were tested on."
     head = (
         f"“{second}” is right on {better} photo{'s' * (better != 1)} “{first}” gets wrong and wrong on {worse} that "
         f"“{first}” gets right"
@@ -216,7 +216,8 @@ def paired_words(test: PairedTest, first: str, second: str) -> str:
         verdict = f"so “{second}” is very probably better on photos like these."
     else:
         verdict = "so this difference may be luck: more test photos would tell."
-    return f"{head}: a difference this large happens by chance {test.chance:.0%} of the time, {verdict}"
+    often = "less than 1%" if test.chance < 0.01 else f"{test.chance:.0%}"
+    return f"{head}: a difference this large happens by chance {often} of the time, {verdict}"
 
 
 def paired_tests(runs: list[RunDirectory]) -> list[str]:
