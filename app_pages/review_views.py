@@ -16,7 +16,7 @@ from core.base.tasks import Task
 from core.data.decisions import apply_choice, choice_of, choice_words, choices, decision_for, summary
 from core.data.images import ImageRejected
 from core.results import charts
-from core.results.review import review_words
+from core.results.review import review_summary, review_words
 from core.runs.directory import RunDirectory
 
 
@@ -44,11 +44,7 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
     if error:
         st.error(f"The photos to review could not be found: {error}")
         return
-    flagged = len(result["photos"])
-    st.caption(
-        f"{result.get('reviewed', 0)} photos judged by {result.get('judged_by', 'the model')}: "
-        + (f"{flagged} worth a look." if flagged else "none looks mislabelled or out of place.")
-    )
+    st.caption(review_summary(result))
     done = summary(root)
     st.info(f"Decided so far: {done}. Train again to use them." if done else "No decisions yet.")
     overlays = {}

@@ -81,3 +81,15 @@ def test_the_versions_follow_the_run_s_augmentation():
     assert len(flipped) == 2 and np.array_equal(flipped[1][:, :, 0], photos[:, :, -1])
     both = views_of(photos, flip=True, zoom=True)
     assert len(both) == 4 and all(view.shape == photos.shape for view in both)
+
+
+def test_the_review_says_how_many_it_found_even_when_it_shows_fewer():
+    from core.results.review import review_summary
+
+    shown = [{"issue": "label"}] * 24
+    result = {"photos": shown, "reviewed": 4317, "judged_by": "the pretrained network", "flagged": {"label": 951}}
+    assert review_summary(result) == (
+        "4317 photos judged by the pretrained network: 951 probably in the wrong class; the 24 most suspicious are below."
+    )
+    quiet = {"photos": [], "reviewed": 40, "judged_by": "the trained model", "flagged": {"label": 0, "outlier": 0}}
+    assert review_summary(quiet) == "40 photos judged by the trained model: none looks mislabelled or out of place."

@@ -480,6 +480,7 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
             return {
                 "photos": [photo, odd],
                 "reviewed": 6,
+                "flagged": {"label": 1, "outlier": 1},
                 "judged_by": "the pretrained network",
                 "pairs": [
                     {
@@ -508,7 +509,10 @@ def test_a_photo_review_decision_is_kept_shown_on_the_data_page_and_undone_there
         not at.exception and "training · labelled **red** · the other photos suggest **green** (80% sure)" in captions
     )
     assert r"training · labelled **\*\*green\*\*** · unlike the photos of every class" in captions  # escaped
-    assert "6 photos judged by the pretrained network: 2 worth a look." in captions
+    assert (
+        "6 photos judged by the pretrained network: 1 probably in the wrong class and 1 unlike the rest, below."
+        in captions
+    )
     assert any("99.0% alike" in c.value for c in at.caption)  # a near-copy, shown as a pair
     at.toggle(key="review_heat").set_value(True).run()
     assert asked == ["review", "review", "explain"] and not at.exception

@@ -24,8 +24,12 @@ def review(run, limit: int = SHOWN) -> dict:
     """The photos worth a second look (`photos`: probable wrong labels, then photos unlike the rest), the near-copies
     (`pairs`), and which network's features judged them (`judged_by`)."""
     rows, pairs, judged_by = label_review(run)
-    photos = [asdict(row) for row in rows if row.issue in ("label", "outlier")][:limit]
-    return {"photos": photos, "pairs": pairs, "judged_by": judged_by, "reviewed": len(rows)}
+    photos = [asdict(row) for row in rows if row.issue in ("label", "outlier")]
+    counts = {
+        "label": sum(p["issue"] == "label" for p in photos),
+        "outlier": sum(p["issue"] == "outlier" for p in photos),
+    }
+    return {"photos": photos[:limit], "pairs": pairs, "judged_by": judged_by, "reviewed": len(rows), "flagged": counts}
 
 
 def near_copies(features: np.ndarray, rows: list[tuple[str, str, str]], limit: int = PAIRS) -> list[dict]:
@@ -197,3 +201,14 @@ def review_words(photo: dict) -> str:
     if photo["issue"] == "outlier":
         return f"{given} · unlike the photos of every class"
     return f"{given} · the other photos suggest **{md_literal(photo['suggested'])}** ({photo['confidence']:.0%} sure)"
+
+
+def review_summary(result: dict) -> str:
+    """What the review found, in one sentence: how many photos, judged by which network, how many flagged."""
+    counts = result.get("flagged") or {}
+    wrong, odd, shown = counts.get("label", 0), counts.get("outlier", 0), len(result["photos"])
+    head = f"{result.get('reviewed', 0)} photos judged by {result.get('judged_by', 'the model')}: "
+    if not wrong and not odd:
+        return head + "none looks mislabelled or out of place."
+    found = f"{wrong} probably in the wrong class" + (f" and {odd} unlike the rest" if odd else "")
+    return head + found + (f"; the {shown} most suspicious are below." if shown < wrong + odd else ", below.")
