@@ -43,6 +43,8 @@ def test_a_run_on_the_cluster_is_followed_to_the_end(dashboard_on_a_cluster):
         page.get_by_role("button", name="Quick first model").click()
         expect(_state(main, "Finished")).to_be_visible(timeout=240_000)
         host = socket.gethostname()
-        expect(main.get_by_text(f"Trained on CPU:0 of the cluster's node {host} in float32")).to_be_visible()
+        expect(main.get_by_text(f"Trained on the processor of the cluster's computer {host}")).to_be_visible()
+        main.get_by_text("Details for specialists").last.click()  # the live panel's: the devices' names, one click away
+        expect(main.get_by_text(f"Devices: CPU:0 of the cluster's node {host} in float32")).to_be_visible()
         _shot(page, "cluster-finished")
         assert page.locator('[data-testid="stException"]').count() == 0

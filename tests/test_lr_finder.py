@@ -51,7 +51,7 @@ def test_the_train_page_shows_the_sweep_and_uses_the_suggestion(monkeypatch):
         rates = list(np.geomspace(1e-6, 1, 50))
         return {"rates": rates, "losses": [1.0] * 50, "suggestion": 0.003, "message": "Suggested 0.003"}, None
 
-    monkeypatch.setattr("app_pages.task_views.task_result", fake_task)
+    monkeypatch.setattr("app_pages.train_views.task_result", fake_task)  # where the finder asks for it
     at = page("train").run()
     at.button(key="find_lr").click().run()
     assert not at.exception and asked == [("lr_find", "demo")]
