@@ -43,6 +43,10 @@ def live_run(run_id: str) -> None:
     """
     run = RunDirectory(runs_root() / run_id)
     progress, status = progress_of(run)
+    ended_here = st.session_state.get(f"live_active_{run_id}") and not status.state.active
+    st.session_state[f"live_active_{run_id}"] = status.state.active
+    if ended_here:  # the page around this panel (Start, "still training") was drawn while it trained
+        st.rerun(scope="app")
     st.markdown(f"### {run.title()}: {status.state.label}")
     show = {RunState.FAILED: st.error, RunState.INTERRUPTED: st.warning, RunState.SUCCEEDED: st.success}
     show.get(status.state, st.info)(status.message)

@@ -204,6 +204,9 @@ def test_main_flow_in_chromium(server, isolated_workspace):
         expect(_state(main_area, "Training")).to_be_visible()
         _shot(page, "3-train-live")
         expect(_state(main_area, "Finished")).to_be_visible(timeout=240_000)
+        # The page around the live panel follows: no "still training" left, Start offered again.
+        expect(main_area.get_by_text("is still training")).to_have_count(0)
+        expect(page.get_by_role("button", name="Start training")).to_be_enabled()
         # The list is live. Its grid is drawn on a canvas; the cells' text lives in the canvas's
         # accessible table, which has no box on screen of its own, so it is read, not "seen".
         runs_row = main_area.get_by_test_id("stDataFrame").last.locator('[role="row"]').filter(has_text=title)
