@@ -32,14 +32,14 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
         return
     st.caption(
         "The training and validation photos that are probably in the wrong class, or unlike every class, most "
-        "suspicious first. Each is judged by a model that never saw it, so a wrong label cannot hide by being "
-        "learned. Your decisions are kept beside the dataset (your files are never moved or deleted), can be "
+        "suspicious first. Each is judged by a classifier trained without that photo, so its own label cannot "
+        "sway the verdict. Your decisions are kept beside the dataset (your files are never moved or deleted), can be "
         "taken back, and the next run uses them."
     )
     if not st.toggle("Review photos", key="review_on"):
         return
     result, error = task_result(
-        Task.REVIEW, {"run_dir": str(run.path)}, "Judging each photo with a model that never saw it"
+        Task.REVIEW, {"run_dir": str(run.path)}, "Judging each photo with a classifier trained without it"
     )
     if error:
         st.error(f"The photos to review could not be found: {error}")

@@ -808,3 +808,25 @@ def test_data_page_offers_photos_without_labels_once_a_run_has_trained_on_them(m
     assert not at.exception and [u.label for u in at.get("file_uploader")] == [
         "Photos without labels, or a zip of them"
     ]
+
+
+def test_suggested_photos_with_hostile_names_are_shown_escaped_and_added_only_from_the_upload_folder(make_dataset):
+    from core.data.decisions import decisions_about, unsorted_home
+    from tests.conftest import CLASS_COLOURS, write_image
+
+    data = make_dataset({"red": 4, "green": 4})
+    photo = write_image(unsorted_home() / "upload" / "new.png", CLASS_COLOURS["red"])
+    hostile = "**red** [x](http://evil.example)"
+
+    def view(root: str, path: str, name: str) -> None:
+        from app_pages.unsorted_views import _suggestions
+
+        _suggestions(root, [{"path": path, "suggested": name, "confidence": 0.9, "unlike_all": True, "error": ""}])
+
+    at = AppTest.from_function(view, args=(str(data), str(photo), hostile), default_timeout=60).run()
+    assert not at.exception
+    # shown as typed: the emphasis and the link's brackets escaped (`md_literal`), so neither forms
+    assert at.markdown[0].value == r"**\*\*red\*\* \[x\](http://evil.example)**: 1 photo, 0 added"
+    assert "90% sure · unlike every class" in [c.value for c in at.caption]
+    at.button(key="unsorted_all_0").click().run()
+    assert [(d.action, d.to) for d in decisions_about(data).values()] == [("add", hostile)]

@@ -213,7 +213,7 @@ def paired_words(test: PairedTest, first: str, second: str) -> str:
         f"“{first}” gets right"
     )
     if test.chance < 0.05:
-        verdict = f"so “{second}” is very probably better on photos like these."
+        verdict = f"so the difference is unlikely to be luck: “{second}” does better on photos like these."
     else:
         verdict = "so this difference may be luck: more test photos would tell."
     often = "less than 1%" if test.chance < 0.01 else f"{test.chance:.0%}"

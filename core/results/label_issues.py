@@ -4,7 +4,7 @@ A model trained on a photo has partly learned that photo's label, wrong or not, 
 are weakest exactly where a label is wrong. Confident learning (Northcutt et al., JAIR 2021, through
 `cleanlab`) needs answers made *without* each photo instead: here a logistic regression on the
 pretrained network's features, trained in K folds, each photo answered by the fold that never saw
-it. The features are the frozen network's (as fast mode stores them), averaged over the altered
+it. The features are the pretrained network's, the one fast mode freezes, averaged over the altered
 versions the run's augmentation allows (the original, its mirror image, a closer crop), so one
 unlucky crop does not decide. Measured on flowers5 and hymenoptera with labels flipped on purpose:
 `bench/label_issues.py`, `docs/review.md`.
