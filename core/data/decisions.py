@@ -1,4 +1,5 @@
-"""The photo review's decisions about photos (move to another class, leave out), kept beside the dataset.
+"""A person's decisions about photos (move to another class, leave out, add a photo without a label), kept
+beside the dataset.
 
 The person's own files are never moved, renamed or deleted: the decisions live in the app's
 data folder (`decisions/<dataset key>.json`), one per photo, and every scan of the dataset
@@ -22,9 +23,9 @@ from core.base.files import data_home, write_atomic
 
 @dataclass(frozen=True)
 class Decision:
-    path: str  # the photo, relative to the dataset's folder
-    action: str  # "move" or "exclude"
-    to: str = ""  # the class a moved photo now belongs to
+    path: str  # the photo, relative to the dataset's folder; for "add", its full path in `unsorted_home()`
+    action: str  # "move", "exclude" or "add"
+    to: str = ""  # the class a moved or added photo now belongs to
     was: str = ""  # its class before
     at: float = 0.0
 
