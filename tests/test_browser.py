@@ -4,6 +4,7 @@ Screenshots of each page are saved to `test-artifacts/` for a person to look at.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from app_pages.navigation import PAGES
-from core.data.demo_data import draw_shape
+from core.data.demo_data import draw_shape, ensure_demo_dataset
 from tests.conftest import SHARED, needs_shared_weights, wait_until
 from tests.dashboard_server import start_dashboard, stop_dashboard
 
@@ -134,6 +135,19 @@ def _dataset(run_id: str) -> dict:
         return {}
 
 
+def _splits(run_id: str) -> dict[str, str]:
+    """Each photo's class in a run's `splits.csv`, once it has written it."""
+    import csv
+
+    from core.runs.directory import runs_root
+
+    try:
+        with (runs_root() / run_id / "splits.csv").open(newline="") as rows:
+            return {row["path"]: row["label"] for row in csv.DictReader(rows)}
+    except OSError:
+        return {}
+
+
 def _run_in_url(page) -> str:
     """The run in the address bar, read in the page (Playwright's `page.url` misses history.pushState here)."""
     query = parse_qs(urlparse(page.evaluate("location.href")).query)
@@ -172,6 +186,12 @@ def test_main_flow_in_chromium(server, isolated_workspace):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
+    # One star filed with the circles, as a person's photos often have: the review should find it, and once it is
+    # moved back, the next run should train on it as a star. (It falls in the training photos, so the test
+    # photos, and their count below, are the demo's own.)
+    demo = ensure_demo_dataset(isolated_workspace / "data" / "demo")
+    planted = demo / "circle" / "star_000.png"
+    (demo / "star" / "star_000.png").rename(planted)
     expect.set_options(timeout=60_000)  # the first page that imports TensorFlow takes a few seconds on 2 cores
     with sync_playwright() as playwright, chromium_page(playwright, "main-flow", camera=True) as page:
         page.goto(server)
@@ -245,8 +265,16 @@ def test_main_flow_in_chromium(server, isolated_workspace):
         page.locator(".st-key-review_on label").click()
         expect(main_area.get_by_text("No decisions yet")).to_be_visible(timeout=120_000)
         expect(main_area.get_by_text(re.compile(r"^\d+ photos judged by the pretrained MobileNetV2"))).to_be_visible()
-        main_area.get_by_text("Near-copies", exact=True).scroll_into_view_if_needed()
+        flagged = page.locator(".st-key-review_" + hashlib.sha1(str(planted.resolve()).encode()).hexdigest()[:12])
+        expect(flagged).to_be_visible()  # the planted star is among the photos shown, said to look like a star
+        expect(main_area.get_by_text("training · labelled circle · the other photos suggest star")).to_be_visible()
+        flagged.scroll_into_view_if_needed()
         _shot(page, "4-evaluate-review")
+        flagged.get_by_test_id("stSelectbox").click()
+        _rerun(page, lambda: page.get_by_role("option", name="Move to star").click())
+        expect(main_area.get_by_text("Decided so far: 1 photo moved to another class")).to_be_visible()
+        main_area.get_by_text("Near-copies", exact=True).scroll_into_view_if_needed()
+        _shot(page, "4-evaluate-review-near-copies")
         page.locator(".st-key-collect_on label").click()  # what to collect next: the curves and the words
         words = main_area.get_by_text(re.compile(r"(levelled off|would probably help|still improving slowly)")).first
         expect(words).to_be_visible(timeout=120_000)
@@ -293,6 +321,9 @@ def test_main_flow_in_chromium(server, isolated_workspace):
             "new_1.png",
             "new_2.png",
         ]
+        assert [(d["path"], d["to"]) for d in used if d["action"] == "move"] == [("circle/star_000.png", "star")]
+        splits = wait_until(lambda: _splits(second_id), 120, "the second run's splits")
+        assert splits[str(planted.resolve())] == "star"  # moved back: it trains as a star
         wait_until(
             lambda: _status(second_id).get("stage") == "head" and _status(second_id).get("epoch"), 120, "training"
         )
