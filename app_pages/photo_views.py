@@ -1,5 +1,5 @@
 """Photos under the model's eye: the mistakes gallery, and trying new photos (files or the webcam),
-each as the photo or as a Grad-CAM heatmap of what the model looked at (made by the `explain` task)."""
+each as the photo or as a heatmap of what the model looked at (made by the `explain` task)."""
 
 from __future__ import annotations
 
@@ -13,27 +13,35 @@ from app_pages.task_views import task_result
 from core.base.tasks import Task
 from core.data.images import ImageRejected
 from core.data.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
+from core.results.explain import METHOD_NOTE
 from core.runs.directory import RunDirectory
 from core.training.evaluation import mistake_caption
 
-HEAT_NOTE = "Warm colours: the parts of the photo that pushed the model towards that class."
+HEAT_NOTE = METHOD_NOTE
 
 
-def heatmaps_of(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, str | None] | None:
-    """The overlay for each photo (its path by photo; None where nothing pointed to the class, so the photo is
-    shown with that said instead of an empty picture), or None with the reason shown."""
+def heatmaps_of(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, dict] | None:
+    """Each photo's answer by path: its overlay (`heatmap`), or why none is worth showing (`not_shown`: nothing
+    pointed to the class, or the model is unsure), so the photo is shown with that said instead. None, with the
+    reason shown, when the heatmaps could not be made."""
     args = {"run_dir": str(run.path), "image_paths": paths, "class_names": classes}
     result, error = task_result(Task.EXPLAIN, args, "Working out where the model looked")
     if error:
         st.error(f"The heatmaps could not be made: {error}")
         return None
-    return {a["path"]: a.get("heatmap") for a in result["explanations"] if "heatmap" in a or a.get("flat")}
+    return {a["path"]: a for a in result["explanations"] if "heatmap" in a or "not_shown" in a}
 
 
-def picture_of(overlays: dict[str, str], path: str, size: int = 160):
+def picture_of(overlays: dict[str, dict], path: str, size: int = 160):
     """The photo's heatmap overlay when there is one, else the photo itself."""
-    heat = overlays.get(path)
+    heat = (overlays.get(path) or {}).get("heatmap")
     return Image.open(heat) if heat else thumbnail(path, size)
+
+
+def not_shown(overlays: dict[str, dict], path: str) -> str:
+    """Why the photo is shown without its heatmap (" · " and the words), or ""."""
+    why = (overlays.get(path) or {}).get("not_shown")
+    return f" · {why}" if why else ""
 
 
 def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
@@ -50,8 +58,7 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
     for mistake in shown:
         try:
             images.append(picture_of(overlays, mistake["path"]))
-            flat = view != "Photos" and mistake["path"] in overlays and overlays[mistake["path"]] is None
-            captions.append(mistake_caption(mistake) + (" · nothing in it pointed to that class" if flat else ""))
+            captions.append(mistake_caption(mistake) + not_shown(overlays, mistake["path"]))
         except (OSError, ImageRejected):
             continue
     if images:
@@ -115,7 +122,7 @@ def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> N
             if "error" in prediction:
                 st.error(f"{photo.name}: {prediction['error']}")
                 continue
-            st.image(picture_of(overlays, photo.path), caption=photo.name, width=160)
+            st.image(picture_of(overlays, photo.path), caption=photo.name + not_shown(overlays, photo.path), width=160)
             if prediction.get("unfamiliar"):
                 st.warning(f"This photo does not look like any of your classes ({', '.join(names)}).")
             for label, probability in prediction["top"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.photo_views import HEAT_NOTE, heatmaps_of, picture_of
+from app_pages.photo_views import HEAT_NOTE, heatmaps_of, not_shown, picture_of
 from app_pages.shared import thumbnail
 from app_pages.task_views import task_result
 from core.base.markup import md_literal
@@ -62,7 +62,7 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
                 st.image(picture_of(overlays, photo["path"]), width=160)
             except (OSError, ImageRejected):
                 continue
-            st.caption(review_words(photo))
+            st.caption(review_words(photo) + not_shown(overlays, photo["path"]))
             st.selectbox(
                 "Decision",
                 options,

@@ -286,6 +286,12 @@ def test_main_flow_in_chromium(server, isolated_workspace):
         expect(answer).to_be_visible(timeout=120_000)
         answer.scroll_into_view_if_needed()
         _shot(page, "4-evaluate-webcam")
+        page.locator(".st-key-try_heat label").click()  # where it looked, by the same method as the mistakes
+        expect(
+            main_area.get_by_text(re.compile(r"^Made by Grad-CAM at the network's last layer, sharpened"))
+        ).to_have_count(2)
+        main_area.get_by_role("img").last.scroll_into_view_if_needed()
+        _shot(page, "4-evaluate-webcam-heatmap")
 
         # Photos without labels: the run's model suggests a class for each; added, the next run trains on them.
         _go(page, "Data")

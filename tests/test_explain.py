@@ -1,4 +1,5 @@
-"""Grad-CAM heatmaps: for every backbone, on the CLI, and on the object that decides the class."""
+"""Heatmaps: for every backbone, on the CLI, on the object that decides the class, and not painted when they
+would say nothing true."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.network.backbones import BACKBONES
-from tests.conftest import SHARED, needs_shared, tiny_config
+from tests.conftest import SHARED, SHARED_V2_05, needs_shared, tiny_config
 
 
 def _classifier(key: str, size: int, classes: int = 3):
@@ -27,12 +28,12 @@ def test_every_backbone_in_the_registry_can_be_explained(key):
     """The backbone is nested inside the classifier, where the naive two-output model is "Graph disconnected"."""
     import keras
 
-    from core.results.explain import gradcam
+    from core.results.explain import heatmaps
 
     size = max(BACKBONES[key].min_size, 32)
     model = _classifier(key, size)
     photos = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
-    explanations = gradcam(model, photos, classes=[None, 2])
+    explanations = heatmaps(model, photos, [None, 2])
     keras.backend.clear_session()
     assert [e.heatmap.shape for e in explanations] == [(size, size)] * 2
     assert all(e.heatmap.dtype == np.float32 and e.heatmap.min() >= 0 and e.heatmap.max() <= 1 for e in explanations)
@@ -113,13 +114,13 @@ def test_the_heatmap_peak_falls_on_the_small_object_that_decides_the_class(tmp_p
         hits += left - margin <= x <= right + margin and top - margin <= y <= bottom + margin
     area = (2 * size // 12 + 2 * margin) ** 2 / size**2  # the share of the photo a peak at random would hit
     print(f"heatmap peak on the object in {hits}/{len(test)} test photos (a random peak: about {area:.0%})")
-    assert hits >= 0.6 * len(test), (hits, len(test))  # 17, 15 and 13 of 18 with seeds 7, 1 and 2
+    assert hits >= 0.8 * len(test), (hits, len(test))  # 18 of 18 with seed 7 (Grad-CAM at the last layer alone: 17)
 
 
 def test_a_heatmap_with_nothing_to_show_is_called_flat_rather_than_painted():
     """When nothing in the photo pushes the model towards the class asked for (here: a class whose weights are
     zero), the map is all zeros: it is flagged, so the pages say so instead of showing an empty picture."""
-    from core.results.explain import gradcam
+    from core.results.explain import heatmaps
 
     model = _classifier("mobilenet_0.25", 96, classes=2)
     final = model.layers[-1]
@@ -127,6 +128,43 @@ def test_a_heatmap_with_nothing_to_show_is_called_flat_rather_than_painted():
     kernel[:, 0] = 1.0  # every feature the backbone gives counts towards class 0; none towards class 1
     final.kernel.assign(kernel)
     photo = np.random.default_rng(1).uniform(0, 255, (1, 96, 96, 3)).astype(np.float32)
-    asked, blind = gradcam(model, photo, [0])[0], gradcam(model, photo, [1])[0]
+    asked, blind = heatmaps(model, photo, [0])[0], heatmaps(model, photo, [1])[0]
     assert blind.flat and float(blind.heatmap.max()) == 0.0
     assert not asked.flat
+
+
+# The share of right answers whose heatmap's peak is on the object, seed 0, 40 training photos a class: the chosen
+# method's floor and the last layer's Grad-CAM (bench/heatmaps.py has the means over seeds, docs/heatmaps.md).
+POINTING_FLOORS = {160: 0.85, 224: 0.85}  # measured: 95.7% and 87.3% (Grad-CAM at the last layer: 17.1%, 42.3%)
+
+
+@pytest.mark.heavy
+@pytest.mark.real
+@needs_shared
+@pytest.mark.parametrize("size", [160, 224])
+def test_the_chosen_heatmaps_point_at_the_object_and_hiding_what_they_show_hurts(size):
+    """The pointing game on cluttered photos whose class is one small object's colour, MobileNetV2 0.5 with the
+    shared weights: the chosen method's peak falls on the object for most right answers, far more often than the
+    last layer's Grad-CAM alone, and hiding its hottest parts lowers the answer more than hiding random parts."""
+    import keras
+
+    from core.results.explain import heatmaps
+    from core.results.heatmap_check import deletion_drops, points_at, scene_classifier
+
+    keras.backend.clear_session()
+    model, test = scene_classifier("mobilenet_v2_0.5", size, str(SHARED_V2_05), seed=0, per_class=40)
+    pixels = np.stack([s.pixels for s in test]).astype(np.float32)
+    answers = model.predict(pixels, verbose=0).argmax(axis=1)
+    assert np.mean(answers == [s.label for s in test]) >= 0.75
+    right = [s for s, answer in zip(test, answers, strict=True) if answer == s.label and s.box]
+    photos = np.stack([s.pixels for s in right]).astype(np.float32)
+    chosen, last_layer = heatmaps(model, photos, None), heatmaps(model, photos, None, "gradcam")
+    share = np.mean([points_at(e.heatmap, s.box) for e, s in zip(chosen, right, strict=True)])
+    before = np.mean([points_at(e.heatmap, s.box) for e, s in zip(last_layer, right, strict=True)])
+    print(
+        f"{size} px: the chosen method points at the object for {share:.1%} of {len(right)} right answers, "
+        f"Grad-CAM at the last layer for {before:.1%}"
+    )
+    assert share >= POINTING_FLOORS[size] and share >= before + 0.25
+    ours, chance = deletion_drops(model, right, [e.heatmap for e in chosen], [s.label for s in right], (0.1, 0.2), 0)
+    assert np.mean(ours) >= 1.5 * np.mean(chance), (ours, chance)

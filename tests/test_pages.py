@@ -423,7 +423,11 @@ def test_the_mistakes_turn_into_heatmaps_for_its_answer_or_the_right_class(make_
 
     def explain(name, args, message):
         asked.append((name, args["class_names"]))
-        answers = [{"path": p, "heatmap": str(overlay), "top": [["green", 0.9]]} for p in args["image_paths"]]
+        if args["class_names"][0] is None:
+            answers = [{"path": p, "heatmap": str(overlay), "top": [["green", 0.9]]} for p in args["image_paths"]]
+        else:  # not worth painting: said in words under the photo
+            unsure = "no heatmap: the model is unsure of this photo (its top answer is 41%)"
+            answers = [{"path": p, "not_shown": unsure, "top": [["green", 0.41]]} for p in args["image_paths"]]
         return {"explanations": answers}, None
 
     monkeypatch.setattr(app_pages.photo_views, "task_result", explain)
@@ -431,9 +435,15 @@ def test_the_mistakes_turn_into_heatmaps_for_its_answer_or_the_right_class(make_
     assert not at.exception and not asked  # photos first: nothing is computed until asked
     at.button_group(key="mistake_view").set_value("Heatmap of its answer").run()
     assert not at.exception and asked == [("explain", [None])]
-    assert any("pushed the model towards that class" in c.value for c in at.caption)
+    assert any(  # the method that made the picture, in one sentence
+        c.value.startswith("Made by Grad-CAM at the network's last layer, sharpened by LayerCAM")
+        and "pushed the model towards that class" in c.value
+        for c in at.caption
+    )
     at.button_group(key="mistake_view").set_value("Heatmap of the right class").run()
     assert asked[-1] == ("explain", ["red"])  # the true class of the mistake
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert any(c.endswith(" · no heatmap: the model is unsure of this photo (its top answer is 41%)") for c in captions)
     assert run.evaluation()["misclassified"][0]["true"] == "red"
 
 

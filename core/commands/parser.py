@@ -97,7 +97,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "explain",
-        "what the model looks at: a Grad-CAM heatmap per photo, and its top classes",
+        "what the model looks at: a heatmap per photo (Grad-CAM sharpened by LayerCAM), and its top classes",
         arguments=(
             arg("run_dir", help=RUN_DIR),
             arg("images", nargs="+", help="photos to explain"),

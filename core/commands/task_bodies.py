@@ -144,7 +144,7 @@ def export_task(run_dir: str, format: str) -> dict[str, Any]:
 
 
 def explain_task(run_dir: str, image_paths: list[str], class_names: list[str | None] | None = None) -> dict[str, Any]:
-    """Grad-CAM overlays of photos under a run's kept model, kept in the run's `heatmaps/` (`core.results.explain`)."""
+    """Heatmap overlays of photos under a run's kept model, kept in the run's `heatmaps/` (`core.results.explain`)."""
     from core.results.explain import explain_photos
     from core.runs.directory import RunDirectory
 

@@ -1,12 +1,15 @@
-"""What the model looks at: Grad-CAM heatmaps (the keras.io Grad-CAM example's method).
+"""What the model looks at: heatmaps, by the method that measured best (`bench/heatmaps.py`, `docs/heatmaps.md`).
 
-The classifier holds its backbone as a nested model, so the example's one-liner
-`Model(model.inputs, [conv_output, model.output])` would raise "Graph disconnected". Instead
-the photo goes through the layers before the backbone, the backbone's last convolutional
-output is recorded on a gradient tape, and the head after it is applied layer by layer; the
-class score is the final layer's logit (before softmax, whose saturation would flatten the
-gradients of a confident answer). The heatmap is the ReLU of the feature maps weighted by
-their mean gradient, scaled to [0, 1] and resized to the model's input size.
+The chosen method multiplies two class-activation maps of the same forward and backward pass: Grad-CAM at the
+backbone's last layer (the keras.io example's method: which features speak for the class) and LayerCAM at the layer
+whose grid is twice as fine (Jiang et al., 2021: where, to half a cell, they are). At 160 px the last layer is a 5x5
+grid, and its peak alone fell on a small object for a fifth of right answers; the product, for nine in ten.
+
+The classifier holds its backbone as a nested model, so the example's one-liner `Model(model.inputs,
+[conv_output, model.output])` would raise "Graph disconnected". Instead the photo goes through the layers before
+the backbone, a copy of the backbone that also returns the finer layer records both on a gradient tape, and the
+head after it is applied layer by layer; the class score is the final layer's logit (before softmax, whose
+saturation would flatten the gradients of a confident answer).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from PIL import Image
 
 # A perceptually ordered colour scale (dark blue, purple, orange, yellow) for the overlay.
 _STOPS = np.array([[13, 8, 135], [126, 3, 168], [204, 71, 120], [248, 149, 64], [240, 249, 33]], np.float32)
+UNSURE_BELOW = 0.5  # a top answer under this: no heatmap is painted (measured in docs/heatmaps.md)
 
 
 @dataclass
@@ -30,6 +34,11 @@ class Explanation:
     probabilities: np.ndarray  # float32 [classes]
     class_index: int  # the class the heatmap is for
     flat: bool = False  # nothing in the photo pushed the model towards that class: a picture would show nothing
+
+    @property
+    def unsure(self) -> bool:
+        """The model's top answer is too weak for its heatmap to say where it looked."""
+        return float(self.probabilities.max()) < UNSURE_BELOW
 
 
 def _parts(model):
@@ -43,8 +52,61 @@ def _parts(model):
     return layers[:at], layers[at], layers[at + 1 :]
 
 
-def gradcam(model, pixels: np.ndarray, classes: list[int | None] | None = None) -> list[Explanation]:
-    """Heatmaps for a batch of RGB 0-255 photos at the model's size; `classes[i]` None means its predicted class."""
+def finer_layer(base, factor: int = 2) -> str | None:
+    """The backbone's last layer whose grid is `factor` times as fine as its final one (at 2: stride 16 in most
+    families), or None where there is none. Its maps place things to a `factor`th of a final cell."""
+    final = base.output.shape[1]
+    best = None
+    for layer in base.layers:
+        shape = getattr(getattr(layer, "output", None), "shape", None)
+        if shape is not None and len(shape) == 4 and shape[1] == factor * final and shape[2] == factor * final:
+            best = layer.name
+    return best
+
+
+_PROBES: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}
+
+
+def _probe(base, names: tuple[str, ...]):
+    """The backbone with the named layers' outputs as well as its own (built once per backbone)."""
+    import keras
+
+    if not names:
+        return base
+    key = (id(base), names)
+    if key not in _PROBES or _PROBES[key][0] is not base:
+        if len(_PROBES) >= 4:  # a task explains one model; a benchmark, one after another
+            _PROBES.clear()
+        outputs = [base.get_layer(name).output for name in names]
+        _PROBES[key] = (base, keras.Model(base.inputs, [*outputs, base.output]))
+    return _PROBES[key][1]
+
+
+@dataclass
+class _Pass:
+    maps: list[np.ndarray]  # each [n, h, w, c]: the named layers' activations, then the backbone's output
+    gradients: list[np.ndarray]  # the class score's gradients with respect to them
+    probabilities: np.ndarray  # [n, classes]
+    wanted: list[int]
+
+
+def _gradients(model, pixels: np.ndarray, classes, names: tuple[str, ...], batch: int = 8) -> _Pass:
+    """Forward and backward passes, `batch` photos at a time: the watched layers' activations and the gradients
+    of each photo's class score (the final layer's logit, before softmax, whose saturation would flatten a
+    confident answer's)."""
+    wanted = classes or [None] * len(pixels)
+    parts = [
+        _one_pass(model, pixels[k : k + batch], wanted[k : k + batch], names) for k in range(0, len(pixels), batch)
+    ]
+    return _Pass(
+        [np.concatenate([part.maps[i] for part in parts]) for i in range(len(parts[0].maps))],
+        [np.concatenate([part.gradients[i] for part in parts]) for i in range(len(parts[0].gradients))],
+        np.concatenate([part.probabilities for part in parts]),
+        [c for part in parts for c in part.wanted],
+    )
+
+
+def _one_pass(model, pixels: np.ndarray, classes, names: tuple[str, ...]) -> _Pass:
     import tensorflow as tf
 
     before, base, head = _parts(model)
@@ -52,33 +114,143 @@ def gradcam(model, pixels: np.ndarray, classes: list[int | None] | None = None) 
     x = tf.convert_to_tensor(pixels, tf.float32)
     for layer in before:
         x = layer(x, training=False)
+    probe = _probe(base, names)
     with tf.GradientTape() as tape:
-        features = base(x, training=False)
-        tape.watch(features)
-        y = features
+        tape.watch(x)
+        outputs = probe(x, training=False)
+        maps = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+        y = maps[-1]
         for layer in head[:-1]:
             y = layer(y, training=False)
         logits = tf.matmul(y, final.kernel) + final.bias
         probabilities = tf.nn.softmax(logits)
         wanted = [
-            int(np.argmax(p)) if c is None else int(c)
-            for p, c in zip(probabilities.numpy(), classes or [None] * len(pixels), strict=True)
+            int(np.argmax(p)) if c is None else int(c) for p, c in zip(probabilities.numpy(), classes, strict=True)
         ]
         score = tf.gather(logits, wanted, axis=1, batch_dims=1)
-    gradients = tape.gradient(score, features)
-    weights = tf.reduce_mean(gradients, axis=(1, 2))
-    maps = tf.nn.relu(tf.einsum("nhwc,nc->nhw", features, weights)).numpy()
+    gradients = tape.gradient(score, maps)
+    return _Pass([m.numpy() for m in maps], [g.numpy() for g in gradients], probabilities.numpy(), wanted)
+
+
+def _gradcam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al., 2017): the maps weighted by their mean gradient."""
+    return np.maximum(np.einsum("nhwc,nc->nhw", a, g.mean(axis=(1, 2))), 0)
+
+
+def _gradcam_plus(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Grad-CAM++ (Chattopadhyay et al., 2018), in its usual closed form for an exponentiated score."""
+    g2, g3 = g**2, g**3
+    denominator = 2 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3
+    alpha = g2 / np.where(denominator != 0, denominator, 1)
+    weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2))
+    return np.maximum(np.einsum("nhwc,nc->nhw", a, weights), 0)
+
+
+def _layercam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """LayerCAM (Jiang et al., 2021): each place weighted by its own positive gradients."""
+    return np.maximum((np.maximum(g, 0) * a).sum(axis=-1), 0)
+
+
+def _hirescam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """HiResCAM (Draelos and Carin, 2020): activations times gradients, place by place."""
+    return np.maximum((g * a).sum(axis=-1), 0)
+
+
+CAMS = {"gradcam": _gradcam, "gradcam_plus": _gradcam_plus, "layercam": _layercam, "hirescam": _hirescam}
+GRIDS = {"final": 1, "fine": 2, "finer": 4}  # how many times finer than the backbone's last grid
+
+
+def _resized(heat: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(heat.astype(np.float32), "F").resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _scaled(heat: np.ndarray) -> tuple[np.ndarray, bool]:
+    peak = float(heat.max())
+    return (heat / peak if peak > 0 else heat).astype(np.float32), not peak > 0
+
+
+def occlusion_maps(model, pixels: np.ndarray, wanted: list[int], cells: int = 8, batch: int = 64):
+    """Occlusion sensitivity (Zeiler and Fergus, 2014): a patch of the photo's mean colour a quarter of it wide,
+    slid in `cells` steps each way; the map is how far the class's probability falls with each place hidden."""
     size = pixels.shape[1]
+    patch = max(2, size // 4)
+    starts = np.linspace(0, size - patch, cells).round().astype(int)
+    places = [(top, left) for top in starts for left in starts]
+    heats = []
+    for photo, c in zip(pixels, wanted, strict=True):
+        hidden = np.repeat(photo[None], len(places) + 1, axis=0)
+        fill = photo.reshape(-1, 3).mean(axis=0)
+        for k, (top, left) in enumerate(places, start=1):
+            hidden[k, top : top + patch, left : left + patch] = fill
+        scores = model.predict(hidden, verbose=0, batch_size=batch)[:, c]
+        heat = np.zeros((size, size), np.float32)
+        count = np.zeros((size, size), np.float32)
+        for fallen, (top, left) in zip(scores[0] - scores[1:], places, strict=True):
+            heat[top : top + patch, left : left + patch] += fallen
+            count[top : top + patch, left : left + patch] += 1
+        heats.append(np.maximum(heat / np.maximum(count, 1), 0))
+    return heats
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str
+    parts: tuple[str, ...]  # the maps multiplied: "CAM@GRID" (a key of CAMS at a key of GRIDS) or "occlusion"
+    words: str  # what made the picture, in the words the page and the report use
+
+
+METHODS = {
+    m.key: m
+    for m in (
+        Method("gradcam", ("gradcam@final",), "Grad-CAM at the network's last layer"),
+        Method("gradcam_fine", ("gradcam@fine",), "Grad-CAM at a layer with a twice finer grid"),
+        Method("gradcam_plus", ("gradcam_plus@final",), "Grad-CAM++ at the network's last layer"),
+        Method("layercam", ("layercam@final",), "LayerCAM at the network's last layer"),
+        Method("layercam_fine", ("layercam@fine",), "LayerCAM at a layer with a twice finer grid"),
+        Method("hirescam_fine", ("hirescam@fine",), "HiResCAM at a layer with a twice finer grid"),
+        Method("occlusion", ("occlusion",), "hiding each part of the photo in turn"),
+        Method(
+            "gradcam_x_layercam_fine",
+            ("gradcam@final", "layercam@fine"),
+            "Grad-CAM at the network's last layer, sharpened by LayerCAM at a layer with a twice finer grid",
+        ),
+        Method("layercam_fine_x_finer", ("layercam@fine", "layercam@finer"), "LayerCAM at two finer layers"),
+    )
+}
+CHOSEN = "gradcam_x_layercam_fine"  # the best at 160 and 224 px (docs/heatmaps.md)
+METHOD_NOTE = (
+    "Made by " + METHODS[CHOSEN].words + ": warm colours are the parts of the photo that pushed the model towards "
+    "that class."
+)
+
+
+def heatmaps(
+    model, pixels: np.ndarray, classes: list[int | None] | None, method: str = CHOSEN, batch: int = 8
+) -> list[Explanation]:
+    """Heatmaps by `method` (a key of METHODS) for RGB 0-255 photos at the model's size, `batch` at a time (the
+    backward pass keeps every layer's activations); `classes[i]` None means its predicted class. Each map is in
+    [0, 1] at the photo's size; several parts are multiplied."""
+    _, base, _ = _parts(model)
+    size = pixels.shape[1]
+    parts = METHODS[method].parts
+    grids = {part: part.split("@")[1] for part in parts if "@" in part}
+    layers = {grid: finer_layer(base, GRIDS[grid]) for grid in set(grids.values()) if grid != "final"}
+    names = tuple(sorted({name for name in layers.values() if name}))
+    found = _gradients(model, pixels, classes, names, batch)  # also gives the answers that occlusion explains
+    product = np.ones((len(pixels), size, size), np.float32)
+    for part in parts:
+        if part == "occlusion":
+            maps = occlusion_maps(model, pixels, found.wanted)
+        else:
+            name = layers.get(grids[part])
+            at = names.index(name) if name else -1  # a backbone too small for the finer grid: its last layer
+            maps = list(CAMS[part.split("@")[0]](found.maps[at], found.gradients[at]))
+        for k, heat in enumerate(maps):
+            product[k] *= _scaled(np.clip(_resized(_scaled(heat)[0], size), 0, 1))[0]
     explanations = []
-    for heat, p, c in zip(maps, probabilities.numpy(), wanted, strict=True):
-        peak = float(heat.max())
-        heat = heat / peak if peak > 0 else heat
-        resized = np.asarray(
-            Image.fromarray(heat.astype(np.float32), "F").resize((size, size), Image.Resampling.BILINEAR)
-        )
-        explanations.append(
-            Explanation(np.clip(resized, 0, 1).astype(np.float32), p.astype(np.float32), c, flat=not peak > 0)
-        )
+    for heat, p, c in zip(product, found.probabilities, found.wanted, strict=True):
+        scaled, flat = _scaled(heat)
+        explanations.append(Explanation(np.clip(scaled, 0, 1), np.asarray(p, np.float32), c, flat=flat))
     return explanations
 
 
@@ -125,7 +297,7 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
         except ImageRejected as error:
             answers.append({"path": path, "error": str(error)})
             continue
-        explanation = gradcam(model, photo[None].astype(np.float32))[0]
+        explanation = heatmaps(model, photo[None].astype(np.float32), None)[0]
         name = safe_name(Path(path).stem, limit=80) or "photo"
         while name in used:
             name += "_"
@@ -147,6 +319,16 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
     return answers
 
 
+def _not_shown(explanation: Explanation) -> str:
+    """Why a heatmap is not worth painting, in words, or "" when it is."""
+    if explanation.flat:
+        return "nothing in it pointed to that class"
+    if explanation.unsure:
+        top = float(explanation.probabilities.max())
+        return f"no heatmap: the model is unsure of this photo (its top answer is {top:.0%})"
+    return ""
+
+
 def heatmap_path(run, photo: str, class_name: str | None) -> Path:
     """Where the overlay of `photo` for `class_name` (None: the class the model chose) is kept in the run."""
     from core.data.uploads import tried_photos_home
@@ -160,15 +342,15 @@ def heatmap_path(run, photo: str, class_name: str | None) -> Path:
         model = run.model_path.stat().st_mtime_ns  # the first model's heatmaps are not the final one's
     except OSError:
         model = 0
-    key = hashlib.sha1(f"{photo}|{stamp}|{class_name or ''}|{model}".encode()).hexdigest()[:20]
+    key = hashlib.sha1(f"{photo}|{stamp}|{class_name or ''}|{model}|{CHOSEN}".encode()).hexdigest()[:20]
     return run.path / "heatmaps" / f"{key}.png"
 
 
 def explain_photos(run, paths: list[str], class_names: list[str | None] | None = None) -> list[dict]:
     """Overlays for photos of a run (the dashboard's `explain` task), kept in `heatmaps/` so each is made once.
 
-    Each answer has `heatmap` (the PNG's path) and `top` (the model's top classes), or `flat` (nothing in the
-    photo pointed to that class, so there is no picture to show), or `error`.
+    Each answer has `heatmap` (the PNG's path) and `top` (the model's top classes), or `not_shown` (why no
+    picture is worth showing, in words), or `error`.
     """
     from core.base.files import write_atomic
     from core.data.images import ImageRejected, read_photo
@@ -189,11 +371,12 @@ def explain_photos(run, paths: list[str], class_names: list[str | None] | None =
             quiet_tensorflow()
             model = inference_model(load_model(run.model_path))
         index = names.index(class_name) if class_name in names else None
-        explanation = gradcam(model, photo[None].astype(np.float32), [index])[0]
+        explanation = heatmaps(model, photo[None].astype(np.float32), [index])[0]
         order = np.argsort(explanation.probabilities)[::-1][:3]
         top = [(names[i], float(explanation.probabilities[i])) for i in order]
-        if explanation.flat:  # said in words; an empty picture would look like a fault
-            answers.append({"path": path, "flat": True, "for_class": names[explanation.class_index], "top": top})
+        why = _not_shown(explanation)
+        if why:  # said in words: an empty picture would look like a fault, a confident one would mislead
+            answers.append({"path": path, "not_shown": why, "for_class": names[explanation.class_index], "top": top})
             continue
         if not target.exists():
             buffer = io.BytesIO()
