@@ -290,7 +290,7 @@ def test_main_flow_in_chromium(server, isolated_workspace):
         expect(
             main_area.get_by_text(re.compile(r"^Made by Grad-CAM at the network's last layer, sharpened"))
         ).to_have_count(2)
-        main_area.get_by_role("img").last.scroll_into_view_if_needed()
+        page.locator(".st-key-try_heat").scroll_into_view_if_needed()
         _shot(page, "4-evaluate-webcam-heatmap")
 
         # Photos without labels: the run's model suggests a class for each; added, the next run trains on them.

@@ -212,7 +212,7 @@ METHODS = {
         Method(
             "gradcam_x_layercam_fine",
             ("gradcam@final", "layercam@fine"),
-            "Grad-CAM at the network's last layer, sharpened by LayerCAM at a layer with a twice finer grid",
+            "Grad-CAM at the network's last layer, sharpened by LayerCAM at a more detailed layer",
         ),
         Method("layercam_fine_x_finer", ("layercam@fine", "layercam@finer"), "LayerCAM at two finer layers"),
     )
