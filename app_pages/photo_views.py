@@ -13,11 +13,9 @@ from app_pages.task_views import task_result
 from core.base.tasks import Task
 from core.data.images import ImageRejected
 from core.data.uploads import TRY_MAX_BYTES, TRY_PER_PICK, TriedPhoto, forget_tried_photos, keep_tried_photos
-from core.results.explain import METHOD_NOTE
+from core.results.explain import heatmap_note
 from core.runs.directory import RunDirectory
 from core.training.evaluation import mistake_caption
-
-HEAT_NOTE = METHOD_NOTE
 
 
 def heatmaps_of(run: RunDirectory, paths: list[str], classes: list[str | None]) -> dict[str, dict] | None:
@@ -53,7 +51,7 @@ def mistakes_gallery(run: RunDirectory, mistakes: list[dict]) -> None:
     if view != "Photos":
         classes = [m["true"] if view == views[2] else None for m in shown]
         overlays = heatmaps_of(run, [m["path"] for m in shown], classes) or {}
-        st.caption(HEAT_NOTE)
+        st.caption(heatmap_note(run))
     images, captions = [], []
     for mistake in shown:
         try:
@@ -115,7 +113,7 @@ def _answers(run: RunDirectory, names: list[str], photos: list[TriedPhoto]) -> N
     overlays = {}
     if st.toggle("Show what the model looked at", key="try_heat"):
         overlays = heatmaps_of(run, paths, [None] * len(paths)) or {}
-        st.caption(HEAT_NOTE)
+        st.caption(heatmap_note(run))
     columns = st.columns(4)
     for k, (photo, prediction) in enumerate(zip(kept, result["predictions"], strict=True)):
         with columns[k % 4]:

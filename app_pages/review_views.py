@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.photo_views import HEAT_NOTE, heatmaps_of, not_shown, picture_of
+from app_pages.photo_views import heatmaps_of, not_shown, picture_of
 from app_pages.shared import thumbnail
 from app_pages.task_views import task_result
 from core.base.markup import md_literal
@@ -16,6 +16,7 @@ from core.base.tasks import Task
 from core.data.decisions import apply_choice, choice_of, choice_words, choices, decision_for, summary
 from core.data.images import ImageRejected
 from core.results import charts
+from core.results.explain import heatmap_note
 from core.results.review import review_summary, review_words
 from core.runs.directory import RunDirectory
 
@@ -51,7 +52,7 @@ def review_photos(run: RunDirectory, names: list[str]) -> None:
     if st.toggle("Show what the model looked at", key="review_heat"):
         paths = [photo["path"] for photo in result["photos"]]
         overlays = heatmaps_of(run, paths, [None] * len(paths)) or {}
-        st.caption(HEAT_NOTE)
+        st.caption(heatmap_note(run))
     columns = st.columns(4)
     for k, photo in enumerate(result["photos"]):
         key = "review_" + hashlib.sha1(photo["path"].encode()).hexdigest()[:12]

@@ -168,3 +168,39 @@ def test_the_chosen_heatmaps_point_at_the_object_and_hiding_what_they_show_hurts
     assert share >= POINTING_FLOORS[size] and share >= before + 0.25
     ours, chance = deletion_drops(model, right, [e.heatmap for e in chosen], [s.label for s in right], (0.1, 0.2), 0)
     assert np.mean(ours) >= 1.5 * np.mean(chance), (ours, chance)
+
+
+def test_each_family_and_size_gets_the_method_that_measured_best_for_it():
+    from core.results.explain import BEST_ELSEWHERE, CHOSEN, METHODS, method_for
+
+    assert method_for("mobilenet_v2_0.5", 160) == method_for("mobilenet_v2_0.5", 224) == CHOSEN
+    assert method_for("mobilenet_0.25", 150) == "layercam_fine_x_finer"  # the nearest size measured: 160
+    assert method_for("mobilenet_0.25", 224) == CHOSEN
+    assert method_for("no_such_backbone", 160) == CHOSEN
+    assert set(BEST_ELSEWHERE.values()) <= set(METHODS)
+
+
+@pytest.mark.parametrize("method", ["gradcam_x_layercam_fine", "layercam_fine_x_finer", "occlusion"])
+def test_every_kind_of_method_gives_a_map_in_range_for_the_class_asked(method):
+    """The finer layers are found in the nested backbone (at 64 px MobileNet's four-times-finer grid is 8x8)."""
+    from core.results.explain import heatmaps
+
+    model = _classifier("mobilenet_0.25", 64)
+    photos = np.random.default_rng(2).uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)
+    maps = heatmaps(model, photos, [None, 1, 2], method, batch=2)  # two batches
+    assert [e.heatmap.shape for e in maps] == [(64, 64)] * 3 and [e.class_index for e in maps][1:] == [1, 2]
+    assert all(e.heatmap.dtype == np.float32 and 0 <= e.heatmap.min() <= e.heatmap.max() <= 1 for e in maps)
+    np.testing.assert_allclose([e.probabilities for e in maps], model.predict(photos, verbose=0), atol=1e-4)
+
+
+def test_a_heatmap_is_not_painted_when_the_map_is_flat_or_the_model_unsure():
+    from core.results.explain import UNSURE_BELOW, Explanation, why_not_shown
+
+    heat = np.zeros((8, 8), np.float32)
+    sure = np.array([0.9, 0.05, 0.05], np.float32)
+    unsure = np.array([UNSURE_BELOW - 0.01, 0.3, 0.21], np.float32)
+    assert why_not_shown(Explanation(heat + 1, sure, 0)) == ""
+    assert why_not_shown(Explanation(heat, sure, 1, flat=True)) == "nothing in it pointed to that class"
+    assert why_not_shown(Explanation(heat + 1, unsure, 0)) == (
+        f"no heatmap: the model is unsure of this photo (its top answer is {UNSURE_BELOW - 0.01:.0%})"
+    )

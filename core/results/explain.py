@@ -217,11 +217,28 @@ METHODS = {
         Method("layercam_fine_x_finer", ("layercam@fine", "layercam@finer"), "LayerCAM at two finer layers"),
     )
 }
-CHOSEN = "gradcam_x_layercam_fine"  # the best at 160 and 224 px (docs/heatmaps.md)
-METHOD_NOTE = (
-    "Made by " + METHODS[CHOSEN].words + ": warm colours are the parts of the photo that pushed the model towards "
-    "that class."
-)
+CHOSEN = "gradcam_x_layercam_fine"  # the best for MobileNetV2 at 160 and 224 px, and most others (docs/heatmaps.md)
+# Where another method measured best: (the family's keras.applications module, the size measured) -> method.
+BEST_ELSEWHERE = {("mobilenet", 160): "layercam_fine_x_finer"}
+MEASURED_SIZES = (160, 224)
+
+
+def method_for(backbone: str, image_size: int) -> str:
+    """The method that measured best for the backbone's family at the measured size nearest `image_size`."""
+    from core.network.backbones import BACKBONES
+
+    spec = BACKBONES.get(backbone)
+    nearest = min(MEASURED_SIZES, key=lambda size: abs(size - image_size))
+    return BEST_ELSEWHERE.get((spec.module, nearest), CHOSEN) if spec else CHOSEN
+
+
+def heatmap_note(run) -> str:
+    """One sentence under a run's heatmaps: which method made them and how to read them."""
+    method = method_for(run.config().backbone, run.image_size())
+    return (
+        f"Made by {METHODS[method].words}: warm colours are the parts of the photo that pushed the model towards "
+        "that class."
+    )
 
 
 def heatmaps(
@@ -289,6 +306,7 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
     model = inference_model(load_model(run.model_path))
     class_names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
     size = run.image_size()
+    method = method_for(run.config().backbone, size)
     answers: list[dict[str, Any]] = []
     used: set[str] = set()
     for path in paths:
@@ -297,7 +315,7 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
         except ImageRejected as error:
             answers.append({"path": path, "error": str(error)})
             continue
-        explanation = heatmaps(model, photo[None].astype(np.float32), None)[0]
+        explanation = heatmaps(model, photo[None].astype(np.float32), None, method)[0]
         name = safe_name(Path(path).stem, limit=80) or "photo"
         while name in used:
             name += "_"
@@ -319,7 +337,7 @@ def explain_files(run, paths: list[str], out, top: int = 3) -> list[dict]:
     return answers
 
 
-def _not_shown(explanation: Explanation) -> str:
+def why_not_shown(explanation: Explanation) -> str:
     """Why a heatmap is not worth painting, in words, or "" when it is."""
     if explanation.flat:
         return "nothing in it pointed to that class"
@@ -342,7 +360,8 @@ def heatmap_path(run, photo: str, class_name: str | None) -> Path:
         model = run.model_path.stat().st_mtime_ns  # the first model's heatmaps are not the final one's
     except OSError:
         model = 0
-    key = hashlib.sha1(f"{photo}|{stamp}|{class_name or ''}|{model}|{CHOSEN}".encode()).hexdigest()[:20]
+    method = method_for(run.config().backbone, run.image_size())
+    key = hashlib.sha1(f"{photo}|{stamp}|{class_name or ''}|{model}|{method}".encode()).hexdigest()[:20]
     return run.path / "heatmaps" / f"{key}.png"
 
 
@@ -359,6 +378,7 @@ def explain_photos(run, paths: list[str], class_names: list[str | None] | None =
     wanted = class_names or [None] * len(paths)
     names = (run.evaluation() or {}).get("class_names") or run.raw_status().class_names
     size, model = run.image_size(), None
+    method = method_for(run.config().backbone, size)
     answers: list[dict[str, Any]] = []
     for path, class_name in zip(paths, wanted, strict=True):
         target = heatmap_path(run, path, class_name)
@@ -371,10 +391,10 @@ def explain_photos(run, paths: list[str], class_names: list[str | None] | None =
             quiet_tensorflow()
             model = inference_model(load_model(run.model_path))
         index = names.index(class_name) if class_name in names else None
-        explanation = heatmaps(model, photo[None].astype(np.float32), [index])[0]
+        explanation = heatmaps(model, photo[None].astype(np.float32), [index], method)[0]
         order = np.argsort(explanation.probabilities)[::-1][:3]
         top = [(names[i], float(explanation.probabilities[i])) for i in order]
-        why = _not_shown(explanation)
+        why = why_not_shown(explanation)
         if why:  # said in words: an empty picture would look like a fault, a confident one would mislead
             answers.append({"path": path, "not_shown": why, "for_class": names[explanation.class_index], "top": top})
             continue

@@ -263,7 +263,7 @@ def _results_section(run: RunDirectory, evaluation: dict) -> str:
 
 
 def _mistakes_section(run: RunDirectory, evaluation: dict) -> str:
-    from core.results.explain import METHOD_NOTE, heatmap_path
+    from core.results.explain import heatmap_note, heatmap_path
 
     mistakes = evaluation.get("misclassified") or []
     if not mistakes:
@@ -278,7 +278,7 @@ def _mistakes_section(run: RunDirectory, evaluation: dict) -> str:
         pictures = (photo or "<div class='missing'>photo not on this machine</div>") + (heatmap or "")
         tiles.append(f"<figure>{pictures}<figcaption>{caption}</figcaption></figure>")
     heat_note = (
-        f" Beside a photo, its heatmap of where the model looked for its answer. {html.escape(METHOD_NOTE)}"
+        f" Beside a photo, its heatmap of where the model looked for its answer. {html.escape(heatmap_note(run))}"
         if with_heatmaps
         else ""
     )
