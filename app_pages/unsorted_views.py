@@ -14,7 +14,7 @@ from app_pages.task_views import task_result
 from core.base.markup import md_literal
 from core.base.tasks import Task
 from core.data.datasets import DatasetError
-from core.data.decisions import decide, decisions_about, undo, unsorted_home
+from core.data.decisions import decide, decisions_about, prune_unsorted, undo, unsorted_home
 from core.data.images import ImageRejected
 from core.data.uploads import extract_zip, store_upload
 from core.runs.directory import RunDirectory
@@ -37,6 +37,8 @@ def photos_without_labels(root: str, run: RunDirectory | None) -> None:
     if not uploads:
         return
     folder = unsorted_home() / hashlib.sha1("/".join(u.file_id for u in uploads).encode()).hexdigest()[:16]
+    if not folder.exists():
+        prune_unsorted(keep=folder)  # uploads from over a week ago that nobody added anything from
     limit = st.get_option("server.maxUploadSize") * 1024 * 1024
     try:
         for upload in uploads:

@@ -1,6 +1,7 @@
 """The photo review's decisions: kept beside the dataset, applied by every scan, undone one by one, used by the next run."""
 
 import csv
+import time
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,27 @@ def test_only_uploaded_photos_without_labels_can_be_added(make_dataset, isolated
     with pytest.raises(InputError, match="Unknown decision"):
         decide(root, str(outside), "copy", was="red")
     assert decisions_about(root) == {}
+
+
+def test_old_uploads_of_photos_without_labels_go_unless_a_photo_was_added_from_them(
+    make_dataset, isolated_workspace, tmp_path
+):
+    """The app's data folder does not fill up with uploads nobody used; an upload a photo was added from stays
+    (the next run needs it), as does a recent one; a link is never followed out of the folder."""
+    import os
+
+    from core.data.decisions import prune_unsorted, unsorted_home
+
+    root = make_dataset({"red": 4, "green": 4})
+    folders = {name: unsorted_home() / name for name in ("old-unused", "old-used", "recent", "current")}
+    for folder in folders.values():
+        write_image(folder / "photo.png", CLASS_COLOURS["red"])
+    decide(root, str(folders["old-used"] / "photo.png"), "add", was="", to="red")
+    outside = write_image(tmp_path / "precious" / "keep.png", CLASS_COLOURS["red"])
+    (unsorted_home() / "a-link").symlink_to(outside.parent, target_is_directory=True)
+    week_ago = time.time() - 8 * 24 * 3600
+    for name in ("old-unused", "old-used", "current"):
+        os.utime(folders[name], (week_ago, week_ago))
+    assert prune_unsorted(keep=folders["current"]) == 1
+    assert sorted(p.name for p in unsorted_home().iterdir()) == ["a-link", "current", "old-used", "recent"]
+    assert outside.exists() and scan_dataset(root).class_totals() == {"green": 4, "red": 5}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -68,6 +69,33 @@ def unsorted_home() -> Path:
     """Where photos nobody has sorted yet are kept once uploaded (one folder per upload); only photos in here can
     be added to a dataset by a decision."""
     return data_home() / "unsorted"
+
+
+UNSORTED_KEPT_FOR = 7 * 24 * 3600  # seconds an upload of photos without labels is kept when none of it was added
+
+
+def prune_unsorted(keep: Path | None = None, older_than: float = UNSORTED_KEPT_FOR) -> int:
+    """Delete the uploads of photos without labels (folders in `unsorted_home()`) that no decision adds a photo
+    from, older than `older_than` seconds, except `keep`; links are never followed. Returns how many went."""
+    home = unsorted_home()
+    if not home.is_dir():
+        return 0
+    added: list[Path] = []
+    for file in decisions_home().glob("*.json"):
+        try:
+            rows = json.loads(file.read_text())["decisions"]
+            added += [Path(row["path"]) for row in rows if row.get("action") == "add"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    removed, now = 0, time.time()
+    for folder in home.iterdir():
+        if folder.is_symlink() or not folder.is_dir() or (keep is not None and folder == keep):
+            continue
+        if any(path.is_relative_to(folder.resolve()) for path in added) or now - folder.stat().st_mtime < older_than:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def decide(root: str | Path, photo: str, action: str, was: str, to: str = "") -> Decision:
