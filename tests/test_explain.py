@@ -176,6 +176,7 @@ def test_each_family_and_size_gets_the_method_that_measured_best_for_it():
     assert method_for("mobilenet_v2_0.5", 160) == method_for("mobilenet_v2_0.5", 224) == CHOSEN
     assert method_for("mobilenet_0.25", 150) == "layercam_fine_x_finer"  # the nearest size measured: 160
     assert method_for("mobilenet_0.25", 224) == CHOSEN
+    assert method_for("efficientnet_b0", 128) == method_for("efficientnet_b0", 224) == "occlusion"
     assert method_for("no_such_backbone", 160) == CHOSEN
     assert set(BEST_ELSEWHERE.values()) <= set(METHODS)
 

@@ -219,17 +219,25 @@ METHODS = {
 }
 CHOSEN = "gradcam_x_layercam_fine"  # the best for MobileNetV2 at 160 and 224 px, and most others (docs/heatmaps.md)
 # Where another method measured best: (the family's keras.applications module, the size measured) -> method.
-BEST_ELSEWHERE = {("mobilenet", 160): "layercam_fine_x_finer"}
+BEST_ELSEWHERE: dict[tuple[str, int | None], str] = {
+    ("mobilenet", 160): "layercam_fine_x_finer",
+    # Measured at 160 px with random weights (none are in ../shared), where gradients say little: hiding parts
+    # says more. Applied at every size (None): 224 px was not measured.
+    ("efficientnet", None): "occlusion",
+}
 MEASURED_SIZES = (160, 224)
 
 
 def method_for(backbone: str, image_size: int) -> str:
-    """The method that measured best for the backbone's family at the measured size nearest `image_size`."""
+    """The method that measured best for the backbone's family at the measured size nearest `image_size` (or at
+    any size, where only one was measured)."""
     from core.network.backbones import BACKBONES
 
     spec = BACKBONES.get(backbone)
     nearest = min(MEASURED_SIZES, key=lambda size: abs(size - image_size))
-    return BEST_ELSEWHERE.get((spec.module, nearest), CHOSEN) if spec else CHOSEN
+    if spec is None:
+        return CHOSEN
+    return BEST_ELSEWHERE.get((spec.module, nearest)) or BEST_ELSEWHERE.get((spec.module, None)) or CHOSEN
 
 
 def heatmap_note(run) -> str:
