@@ -50,9 +50,7 @@ def test_the_report_holds_everything_and_asks_no_server_for_anything(two_runs):
     for name in ("red", "green", "blue"):
         assert f"<figcaption>{name}</figcaption>" in page  # the sample grid, a row per class
     assert page.count("data:image/jpeg;base64,") >= 3 * 4 + 2  # samples, a mistake and its heatmap
-    assert (
-        "where the model looked" in page and "Made by Grad-CAM at the network&#x27;s last layer, sharpened by" in page
-    )
+    assert "where the model looked" in page and "Made by LayerCAM at two more detailed layers: warm colours" in page
     assert "2 CPU cores (test CPU), no GPU" in page and "Trained on" not in page  # a run that did not record it
     facts = {"devices": ["GPU:0", "GPU:1"], "replicas": 2, "strategy": "MirroredStrategy", "precision": "mixed_float16"}
     facts |= {"precision_why": "auto", "batch_per_device": 32, "global_batch": 64, "learning_rate_scale": 1.4142}

@@ -214,7 +214,7 @@ METHODS = {
             ("gradcam@final", "layercam@fine"),
             "Grad-CAM at the network's last layer, sharpened by LayerCAM at a more detailed layer",
         ),
-        Method("layercam_fine_x_finer", ("layercam@fine", "layercam@finer"), "LayerCAM at two finer layers"),
+        Method("layercam_fine_x_finer", ("layercam@fine", "layercam@finer"), "LayerCAM at two more detailed layers"),
     )
 }
 CHOSEN = "gradcam_x_layercam_fine"  # the best for MobileNetV2 at 160 and 224 px, and most others (docs/heatmaps.md)
