@@ -51,10 +51,18 @@ def decisions_about(root: str | Path) -> dict[str, Decision]:
     if not path.exists():
         path = decisions_path(root, data_home() / OLD_FOLDER)
     try:
-        rows = json.loads(path.read_text())["decisions"]
-        return {row["path"]: Decision(**row) for row in rows}
-    except (OSError, ValueError, KeyError, TypeError):
+        return {row["path"]: Decision(**row) for row in _rows(path)}
+    except (KeyError, TypeError):
         return {}
+
+
+def _rows(path: Path) -> list[dict]:
+    """The decisions kept in one file, as written; none when it is missing or unreadable."""
+    try:
+        rows = json.loads(path.read_text())["decisions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return rows if isinstance(rows, list) else []
 
 
 def _save(root: str | Path, chosen: dict[str, Decision]) -> None:
@@ -80,18 +88,18 @@ def prune_unsorted(keep: Path | None = None, older_than: float = UNSORTED_KEPT_F
     home = unsorted_home()
     if not home.is_dir():
         return 0
-    added: list[Path] = []
-    for file in decisions_home().glob("*.json"):
-        try:
-            rows = json.loads(file.read_text())["decisions"]
-            added += [Path(row["path"]) for row in rows if row.get("action") == "add"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+    added = [
+        Path(row["path"])
+        for file in decisions_home().glob("*.json")
+        for row in _rows(file)
+        if isinstance(row, dict) and row.get("action") == "add" and isinstance(row.get("path"), str)
+    ]
     removed, now = 0, time.time()
     for folder in home.iterdir():
         if folder.is_symlink() or not folder.is_dir() or (keep is not None and folder == keep):
             continue
-        if any(path.is_relative_to(folder.resolve()) for path in added) or now - folder.stat().st_mtime < older_than:
+        inside = folder.resolve()
+        if any(path.is_relative_to(inside) for path in added) or now - folder.stat().st_mtime < older_than:
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed += 1

@@ -263,7 +263,15 @@ def heatmaps(
     grids = {part: part.split("@")[1] for part in parts if "@" in part}
     layers = {grid: finer_layer(base, GRIDS[grid]) for grid in set(grids.values()) if grid != "final"}
     names = tuple(sorted({name for name in layers.values() if name}))
-    found = _gradients(model, pixels, classes, names, batch)  # also gives the answers that occlusion explains
+    if grids:  # the gradient pass also gives the answers that occlusion explains
+        found = _gradients(model, pixels, classes, names, batch)
+    else:  # occlusion alone needs only the answers
+        probabilities = model.predict(pixels, verbose=0, batch_size=batch)
+        wanted = [
+            int(np.argmax(p)) if c is None else int(c)
+            for p, c in zip(probabilities, classes or [None] * len(pixels), strict=True)
+        ]
+        found = _Pass([], [], probabilities, wanted)
     product = np.ones((len(pixels), size, size), np.float32)
     for part in parts:
         if part == "occlusion":

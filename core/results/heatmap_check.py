@@ -4,8 +4,8 @@
 The photos: textured clutter of grey and dull-coloured shapes, and one small object whose colour is the class, at
 a random place, its box recorded. A fifth class, photos with no coloured object, keeps the model from naming a
 colour by the absence of the others (with four classes alone, it learned "green" that way: hiding the green
-object hardly changed its answer, so no faithful heatmap could point at it). `bench/heatmaps.py` compares the heatmap methods on them; a test holds the chosen
-method to its floor.
+object hardly changed its answer, so no faithful heatmap could point at it). `bench/heatmaps.py` compares the
+heatmap methods on them; a test holds the chosen method to its floor.
 """
 
 from __future__ import annotations
