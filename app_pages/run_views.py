@@ -70,6 +70,8 @@ def live_run(run_id: str) -> None:
     with st.empty():
         if status.first_model and status.state.active:
             st.success(first_model_line(status))
+        elif status.finetune_decision:
+            st.info(status.finetune_decision)
     keeps_best = keep_choice(run.config().keep, status.images.get("val", 0), BEST_NEEDS_VALIDATION) == "best"
     warning = memorising(progress.epochs, keeps_best or status.kept == "best", status.state.active)
     with st.empty():

@@ -22,6 +22,7 @@ from core.base.processes import cluster_address
 from core.base.tasks import Task
 from core.data.sources import source_label
 from core.network.backbones import BACKBONES
+from core.network.choices import FINETUNE_PATIENCE, HEAD_FITS
 from core.network.recipes import RECIPES
 from core.runs.directory import RunDirectory, run_title
 from core.runs.queue import start_run
@@ -44,8 +45,9 @@ PAIRS = [
     ("optimizer", "batch_size"),
     ("cosine_decay", "average_weights"),
     ("early_stopping_patience", "reduce_lr_patience"),
-    ("keep", "class_weights"),
+    ("keep", "finetune_until"),
     ("fast_mode", "feature_views"),
+    ("class_weights", "seed"),
 ]
 
 
@@ -70,7 +72,6 @@ with st.expander("Training settings", expanded=st.session_state.get("lr_find_for
             setting_input(right, two, disabled=current_config().cosine_decay)
         else:
             setting_input(right, two)
-    setting_input("seed")
 with st.expander("Hardware (for administrators)"):
     one, two = st.columns(2)
     setting_input("devices", one)
@@ -79,10 +80,11 @@ with st.expander("Hardware (for administrators)"):
 recipe_picker("train", recipe_slot)
 
 
-def planned_time(config, report) -> dict | None:
-    """Seconds each stage should take on this machine, from its measured speeds; None until they are measured."""
+def planned_time(config, report, shortest: bool = False) -> dict | None:
+    """Seconds each stage should take on this machine, from its measured speeds; None until they are measured
+    (`shortest`: if fine-tuning ends at its earliest)."""
     speeds = task_if_done(Task.SPEEDS, speeds_request(config, report))
-    return planned_seconds(config, report, speeds) if speeds else None
+    return planned_seconds(config, report, speeds, shortest) if speeds else None
 
 
 @st.fragment(run_every=1.0)
@@ -101,7 +103,16 @@ def time_needed(config, report) -> None:
     }
     steps = ", ".join(f"{parts[k]} {format_seconds(v)}" for k, v in planned.items() if v >= 0.5)
     where = "on this server; the cluster's nodes may be faster" if cluster_address() else "on this machine"
-    st.caption(f"Expected to take **about {format_seconds(sum(planned.values()))}** {where} ({steps}).")
+    total = sum(planned.values())
+    shortest = sum((planned_time(config, report, shortest=True) or planned).values())
+    early = (
+        f" If the new head alone proves enough, **as little as {format_seconds(shortest)}**: fine-tuning is skipped "
+        f"where the head already tells apart {HEAD_FITS:.0%} of its training photos, and ends once "
+        f"{FINETUNE_PATIENCE} epochs in a row do not improve the validation photos."
+        if shortest < total - 0.5
+        else ""
+    )
+    st.caption(f"Expected to take **about {format_seconds(total)}** {where} ({steps}).{early}")
 
 
 def start_panel() -> None:

@@ -22,16 +22,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench.recipes import PLAIN, run_once  # noqa: E402
-from bench.speed import DATASETS, WEIGHTS, machine  # noqa: E402
+from bench.speed import DATASETS, DERIVED, WEIGHTS, machine, source  # noqa: E402
 
 STAGES = ("preparing", "features", "head", "finetune", "evaluating")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="*", choices=sorted(DATASETS), default=["hymenoptera", "flowers5"])
+    parser.add_argument(
+        "--datasets", nargs="*", choices=sorted([*DATASETS, *DERIVED]), default=["hymenoptera", "flowers5", "flowers2"]
+    )
     parser.add_argument("--hymenoptera-seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4, 5])
     parser.add_argument("--flowers5-seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--flowers2-seeds", type=int, nargs="+", default=[42, 1, 2])
     parser.add_argument("--recipes", nargs="*", default=[PLAIN, "quick", "studio"], choices=[PLAIN, "quick", "studio"])
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS")
     args = parser.parse_args()
@@ -45,14 +48,21 @@ def main() -> None:
     print(f"Machine: {machine()}")
     summaries = []
     for name in args.datasets:
-        seeds = args.hymenoptera_seeds if name == "hymenoptera" else args.flowers5_seeds
+        seeds = getattr(args, f"{name}_seeds")
         rows = {}
         for key in [*args.recipes, *variants]:
             results = []
             for seed in seeds:
-                result = run_once(key, DATASETS[name], seed, variants)
+                result = run_once(key, source(name), seed, variants)
                 results.append(result)
-                print(f"  {name} {key} seed {seed}: {result['accuracy']:.3f} in {result['wall']:.1f} s", flush=True)
+                said = f" {result['decision']}" if result.get("decision") else ""
+                if result.get("phase2"):
+                    said += (
+                        f" Phase 2's validation accuracy by epoch: {' '.join(f'{v:.3f}' for v in result['phase2'])}."
+                    )
+                print(
+                    f"  {name} {key} seed {seed}: {result['accuracy']:.3f} in {result['wall']:.1f} s.{said}", flush=True
+                )
             rows[key] = results
         summaries.append((name, seeds, rows))
     for name, seeds, rows in summaries:

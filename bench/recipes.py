@@ -48,7 +48,17 @@ def run_recipe(key: str, data: Path, out: Path, env: dict, seed: int, flags: lis
         "rss": rss,
         "stages": status.get("stage_seconds", {}),
         "first": status.get("first_model", {}),
+        "decision": status.get("finetune_decision", ""),
+        # Each phase-2 epoch's validation accuracy: how the decision to go on or stop was reached.
+        "phase2": [float(row["val_accuracy"]) for row in _history(out) if row["phase"] == "2" and row["val_accuracy"]],
     }
+
+
+def _history(out: Path) -> list[dict]:
+    import csv
+
+    with open(out / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 PLAIN = "plain_keras_guide"

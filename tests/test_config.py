@@ -31,6 +31,8 @@ def test_defaults_are_valid_and_round_trip_through_json():
         ("dropout", 1.0, "Dropout must be at least 0 and below 1"),
         ("class_weights", "maybe", "Class weights must be one of auto, on, off"),
         ("keep", "latest", "must be one of auto, final, best"),
+        ("finetune_until", "forever", "How long to fine-tune must be one of pays, all"),
+        ("finetune_until", "<script>", "How long to fine-tune must be one of pays, all"),
         ("image_size", -1, "Image size"),
         ("val_fraction", 0.0, "Validation share must be above 0 and below 0.5"),
         ("data", "", "Photos must be given"),
@@ -72,6 +74,9 @@ def test_a_config_written_by_the_previous_version_is_read_as_it_meant():
     assert RunConfig.from_dict({"version": 2, "feature_cache": False}).fast_mode is False  # fast mode's old name
     with pytest.raises(ConfigError, match="Unknown config fields: feature_cache"):  # today's configs use one name
         RunConfig.from_dict({"version": 3, "feature_cache": False})
+    # Runs made before fine-tuning could end early ran, and resume, every epoch set.
+    assert RunConfig.from_dict({"version": 3}).finetune_until == "all"
+    assert RunConfig.from_dict(RunConfig().to_dict()).finetune_until == "pays"
 
 
 def test_every_setting_is_declared_once_with_words_and_bounds():

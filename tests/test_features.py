@@ -14,9 +14,10 @@ from core.network.model import build_classifier
 from core.runs.directory import RunDirectory
 from core.training.features import FeatureKey, extract, feature_dataset, split_classifier
 from core.training.worker import train_run
-from tests.conftest import SHARED, needs_shared, tiny_config
+from tests.conftest import SHARED, needs_shared, needs_shared_weights, tiny_config
 
 SPEC = BACKBONES["mobilenet_v2_0.35"]
+SHARED_V2_035 = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
 
 
 @pytest.fixture
@@ -99,6 +100,41 @@ def test_feature_batches_pick_one_view_per_image(in_memory, monkeypatch):
     assert set(rows[:, 0] // 10) <= {0, 1, 2}
 
 
+def test_phase_2_makes_each_altered_version_as_an_epoch_begins_and_stores_them_once_all_exist(tmp_path, monkeypatch):
+    from core.training import features
+
+    monkeypatch.setattr(features, "features_dir", lambda: tmp_path)
+    model, base = _classifier(AugmentationConfig(flip="horizontal", rotation=72.0))
+    parts = split_classifier(model, base, 32, "block_13_expand")
+    images = np.random.default_rng(1).integers(0, 255, (10, 32, 32, 3)).astype("uint8")
+    originals = FeatureKey("imgs", SPEC.key, "w", "block_13_expand", "", 1, 0)
+    (stored,), _ = extract(parts.front, images, [("bottom", originals)])
+    key = FeatureKey("imgs", SPEC.key, "w", "block_13_expand", "aug", 3, 0)
+    views = features.LazyViews(stored, images, parts.front, parts.augment, key, lambda: False)
+    dataset = features.lazy_dataset(views, np.arange(10) % 2, 10, seed=0)
+    first = next(dataset.as_numpy_iterator())[0]
+    totals = np.sort(np.asarray(stored[0], np.float32).sum(axis=(1, 2, 3)))
+    assert np.allclose(np.sort(first.sum(axis=(1, 2, 3))), totals)  # before any version is made: the originals
+    assert views.add_view() and views.ready == 2 and not views.path.exists()
+    assert not np.array_equal(np.asarray(views.array[1]), np.asarray(stored[0]))  # an altered version
+    epoch = next(dataset.as_numpy_iterator())[0]  # the epoch trains on the version made as it began
+    made = np.sort(np.asarray(views.array[1], np.float32).sum(axis=(1, 2, 3)))
+    assert np.allclose(np.sort(epoch.sum(axis=(1, 2, 3))), made, rtol=1e-3)
+    stopped = features.LazyViews(stored, images, parts.front, parts.augment, key, lambda: True)
+    assert not stopped.add_view() and stopped.ready == 1  # Stop pressed: the phase ends, no version is made
+    stopped.close()
+    assert views.add_view() and views.ready == 3 and views.path.exists()  # all made: stored for later runs
+    assert not views.add_view()
+    views.close()
+    (again,), cached = extract(parts.front, images, [("bottom", key)], views=3)
+    assert cached and np.array_equal(np.asarray(again), np.asarray(views.array))
+    four = FeatureKey("imgs", SPEC.key, "w", "block_13_expand", "aug", 4, 0)
+    unfinished = features.LazyViews(stored, images, parts.front, parts.augment, four, lambda: False)
+    unfinished.add_view()
+    unfinished.close()  # a phase that ended early leaves no file behind
+    assert sorted(path.name.split("-")[0] for path in tmp_path.iterdir()) == ["bottom", "bottom"]
+
+
 def _train(tmp_path, config, name):
     run = RunDirectory.create(tmp_path / "runs", config, run_id=name)
     lines = []
@@ -121,7 +157,8 @@ def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache
     run, state, log = _train(tmp_path, config, "first")
     assert state == "succeeded", log
     status = run.status()
-    assert status.feature_mode.startswith("Fast mode") and "2 versions of each training photo" in log
+    assert status.feature_mode.startswith("Fast mode: the pretrained network reads each photo once")
+    assert "Phase 2 adds up to 1 randomly altered version of each training photo (2 versions in all)" in log
     assert "Computed the frozen layers' output" in log
     assert set(status.phase_seconds) == {"1", "2"}
     assert [row["phase"] for row in run.history()] == [1, 1, 2, 2]
@@ -134,8 +171,13 @@ def test_training_on_cached_features_saves_a_complete_model_and_reuses_the_cache
 
     _, state, log = _train(tmp_path, config, "second")
     assert state == "succeeded" and log.count("Reused the cached output of the frozen layers") == 2
+    # Phase 1 stores the original photos only, whatever the number of versions; phase 2 makes the altered
+    # versions as its epochs begin: with 3 versions and 2 epochs, 2 new ones, then stored for later runs.
     _, state, log = _train(tmp_path, config.replace(feature_views=3), "third")
-    assert state == "succeeded" and "Computed the frozen layers' output" in log
+    assert state == "succeeded" and log.count("Reused the cached output of the frozen layers") == 2, log
+    assert "Phase 2 made 2 altered versions of each training photo as its epochs began, in " in log
+    _, state, log = _train(tmp_path, config.replace(feature_views=3), "fourth")
+    assert state == "succeeded" and "Phase 2 made" not in log, log  # all 3 versions were stored by the third
     # Flatten keeps every position (at 64 px, a 2x2 map: 4 times the averaged features' size), so
     # it needs a cache of its own; so does max pooling.
     for pooling in (
@@ -176,7 +218,7 @@ def test_a_head_only_run_calibrates_from_the_stored_features_as_the_kept_model_w
     from core.training.prepare import prepare
 
     data = str(make_dataset({"red": 10, "green": 10, "blue": 10}))
-    weights = str(SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")
+    weights = str(SHARED_V2_035)
     config = tiny_config(data, backbone=SPEC.key, weights=weights, head_epochs=2, finetune_epochs=0)
     run, state, log = _train(tmp_path, config, "head-only")
     assert state == "succeeded", log
@@ -188,3 +230,34 @@ def test_a_head_only_run_calibrates_from_the_stored_features_as_the_kept_model_w
     again = calibrate_model(model, prepared.data["train"], prepared.data["val"], len(names), config.seed)
     assert np.allclose(stored["centres"], again["centres"], atol=2e-3)  # float16 storage
     assert stored["threshold"] == pytest.approx(again["threshold"], rel=0.05, abs=2e-3)
+
+
+@pytest.mark.heavy
+@needs_shared_weights  # a randomly initialised base's features are about 1e-11, zeros in float16: nothing to fit
+@pytest.mark.parametrize("fits", [True, False])
+def test_fine_tuning_is_skipped_where_the_head_alone_fits_its_training_photos(
+    make_dataset, tmp_path, monkeypatch, fits
+):
+    from core.training import keep, phases
+
+    for module in (keep, phases):  # this tiny set's validation photos count as enough
+        monkeypatch.setattr(module, "BEST_NEEDS_VALIDATION", 2)
+    if not fits:
+        monkeypatch.setattr(phases, "HEAD_FITS", 1.01)  # no head fits more than all its photos
+    data = str(make_dataset({"red": 12, "green": 12, "blue": 12}))
+    config = tiny_config(
+        data, backbone=SPEC.key, weights=str(SHARED_V2_035), head_epochs=10, head_learning_rate=0.03, finetune_epochs=4
+    )
+    run, state, log = _train(tmp_path, config, "judged")
+    assert state == "succeeded", log
+    status = run.status()
+    phases_run = [row["phase"] for row in run.history()]
+    if fits:
+        assert phases_run == [1] * 10, log
+        assert status.finetune_decision.startswith("Fine-tuning was skipped: the new head alone already tells apart ")
+        assert status.kept == "first" and run.evaluation()["model"] == "first"
+        assert "The first model (only its new head trained) was kept." in status.kept_in_words()
+    else:
+        assert "of its training photos (" in log and ": fine-tuning adapts the network's features" in log
+        assert 1 <= phases_run.count(2) <= 4 and status.finetune_decision.startswith("Fine-tuning ")
+    assert status.finetune_decision in log

@@ -840,3 +840,29 @@ def test_suggested_photos_with_hostile_names_are_shown_escaped_and_added_only_fr
     assert "90% sure · unlike every class" in [c.value for c in at.caption]
     at.button(key="unsorted_all_0").click().run()
     assert [(d.action, d.to) for d in decisions_about(data).values()] == [("add", hostile)]
+
+
+def test_train_page_gives_the_time_if_fine_tuning_stops_early_and_says_what_a_run_decided(monkeypatch):
+    from core.training.estimate import StageSpeeds
+
+    speeds = StageSpeeds(4.0, 0.001, 0.02, 0.01, 0.002, 0.2, 0.5, 4.0, 0.2, 1.0, 0.1, 0.15, 0.01).__dict__
+    monkeypatch.setattr("app_pages.task_views.task_if_done", lambda name, args: speeds)
+    monkeypatch.setattr("core.network.weights.downloads_possible", lambda timeout=2.0: True)
+    monkeypatch.setattr("core.network.choices.BEST_NEEDS_VALIDATION", 10)  # the demo's validation photos suffice
+    run = RunDirectory.create(runs_root(), RunConfig(data="demo"), run_id="judged")
+    decision = (
+        "Fine-tuning stopped after 3 of 15 epochs: it did not improve on the new head alone (97.0% of the "
+        "validation photos at best, against 97.4%), so more would only have cost time."
+    )
+    run.update_status(state=RunState.SUCCEEDED, finetune_decision=decision)
+    at = page("train").run()
+    assert not at.exception
+    assert decision in [i.value for i in at.info]
+    said = " ".join(c.value for c in at.caption)
+    assert "Expected to take **about " in said
+    assert "If the new head alone proves enough, **as little as " in said
+    assert "skipped where the head already tells apart 90% of its training photos, and ends once 3 epochs" in said
+    monkeypatch.setattr("core.network.choices.BEST_NEEDS_VALIDATION", 200)  # too few: every epoch runs
+    at = page("train").run()
+    assert "Expected to take **about " in " ".join(c.value for c in at.caption)
+    assert "as little as" not in " ".join(c.value for c in at.caption)

@@ -341,3 +341,92 @@ def test_the_first_model_wins_only_on_a_higher_validation_score(make_dataset, tm
     assert _first_does_better(session, 0.7)
     assert not _first_does_better(session, 0.8)  # a tie goes to the fine-tuned model
     assert not _first_does_better(session, None)  # no validation photos: nothing to compare by
+
+
+def _judged_run(tmp_path, make_dataset, monkeypatch, name, **changes):
+    """A run whose phase 2 may end once it stops paying, with this tiny set's validation photos counted as enough."""
+    from core.training import keep, phases
+
+    _use_tiny_backbone(monkeypatch)
+    for module in (keep, phases):
+        monkeypatch.setattr(module, "BEST_NEEDS_VALIDATION", 2)
+    data = make_dataset({"red": 20, "green": 20, "blue": 20})
+    config = tiny_config(str(data), backbone="tiny", finetune_until="pays", **changes)
+    return _run(tmp_path, config, name)
+
+
+@pytest.mark.heavy
+def test_fine_tuning_stops_after_three_epochs_that_do_not_beat_the_head_alone(make_dataset, tmp_path, monkeypatch):
+    run, state, lines = _judged_run(
+        tmp_path, make_dataset, monkeypatch, "enough", head_epochs=10, head_learning_rate=0.03, finetune_epochs=10
+    )
+    assert state is RunState.SUCCEEDED, lines
+    status = run.status()
+    assert status.first_model["val_accuracy"] == 1.0  # nothing left for fine-tuning to win
+    assert [row["phase"] for row in run.history()].count(2) == 3
+    assert status.finetune_decision == (
+        "Fine-tuning stopped after 3 of 10 epochs: it did not improve on the new head alone (100.0% of the "
+        "validation photos at best, against 100.0%), so more would only have cost time."
+    )
+    assert status.finetune_decision in lines and status.finetune_decision in status.kept_in_words()
+
+
+@pytest.mark.heavy
+def test_fine_tuning_runs_on_while_it_improves_the_validation_photos(make_dataset, tmp_path, monkeypatch):
+    # The head barely learns (one epoch at a tiny rate), so fine-tuning has everything to win.
+    run, state, lines = _judged_run(
+        tmp_path,
+        make_dataset,
+        monkeypatch,
+        "pays",
+        head_epochs=1,
+        head_learning_rate=1e-6,
+        finetune_epochs=3,
+        finetune_learning_rate=0.03,
+    )
+    assert state is RunState.SUCCEEDED, lines
+    status = run.status()
+    assert [row["phase"] for row in run.history()].count(2) == 3
+    head = status.first_model["val_accuracy"]
+    assert head < 0.7
+    assert status.finetune_decision == (
+        f"Fine-tuning ran all 3 epochs: it improved the validation photos (from {head:.1%} with the new head alone "
+        "to 100.0% at best) and never went 3 epochs in a row without improving."
+    )
+    assert status.finetune_decision in lines
+
+
+@pytest.mark.heavy
+def test_every_fine_tuning_epoch_runs_with_too_few_validation_photos_and_says_so(make_dataset, tmp_path, monkeypatch):
+    _use_tiny_backbone(monkeypatch)
+    data = make_dataset({"red": 20, "green": 20, "blue": 20})
+    config = tiny_config(
+        str(data), backbone="tiny", head_epochs=10, head_learning_rate=0.03, finetune_epochs=5, finetune_until="pays"
+    )
+    run, state, lines = _run(tmp_path, config, "few")
+    assert state is RunState.SUCCEEDED, lines
+    assert [row["phase"] for row in run.history()].count(2) == 5
+    assert (
+        "validation photos are too few to tell when it stops paying (200 are needed)" in run.status().finetune_decision
+    )
+
+
+def test_the_fine_tuning_decision_in_one_plain_sentence():
+    from core.training.phases import finetune_decision
+
+    said = finetune_decision("pays", 650, 4, 15, 0.80, [0.78, 0.81, 0.80, 0.805], stopped_early=True)
+    assert said == (
+        "Fine-tuning stopped after 4 of 15 epochs: it no longer improved the validation photos (81.0% at best, "
+        "against 80.0% for the new head alone)."
+    )
+    said = finetune_decision("pays", 650, 15, 15, 0.73, [0.70, 0.79], stopped_early=False)
+    assert said == (
+        "Fine-tuning ran all 15 epochs: it improved the validation photos (from 73.0% with the new head alone to "
+        "79.0% at best) and never went 3 epochs in a row without improving."
+    )
+    assert finetune_decision("pays", 650, 3, 3, 0.9, [0.8, 0.85, 0.9], stopped_early=False).startswith(
+        "Fine-tuning ran all 3 epochs without improving on the new head alone (90.0%"
+    )
+    assert finetune_decision("all", 650, 1, 1, None, [], stopped_early=False) == "Fine-tuning ran all 1 epoch, as set."
+    few = finetune_decision("pays", 36, 15, 15, 0.9, [0.95], stopped_early=False)
+    assert few.startswith("Fine-tuning ran all 15 epochs (from 90.0% with the new head alone to 95.0% at best): 36 ")

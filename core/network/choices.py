@@ -123,6 +123,21 @@ KEEP = {
 }
 
 
+# Fine-tuning "while it pays" stops once this many epochs in a row have not improved the validation photos
+# (beyond the new head alone, and beyond fine-tuning's best so far), given BEST_NEEDS_VALIDATION of them.
+FINETUNE_PATIENCE = 3
+# ...and is skipped where the new head alone already tells apart this share of its own training photos: the
+# pretrained features then separate the classes, and fine-tuning, which changes them, does not pay. Measured
+# (bench/quick.py, docs/speed.md): the head fitted 0.77-0.78 of flowers5's training photos, where fine-tuning
+# added 4-5 points; 0.94-0.95 of flowers2's and 0.995 of hymenoptera's, where it added nothing.
+HEAD_FITS = 0.9
+FINETUNE_UNTIL = {
+    "pays": f"While it pays: skipped where the new head alone already fits {HEAD_FITS:.0%} of its training photos, "
+    f"and stopped after {FINETUNE_PATIENCE} epochs in a row that do not improve the validation photos (given "
+    f"{BEST_NEEDS_VALIDATION} or more)",
+    "all": "Every epoch set",
+}
+
 EPOCHS: dict[str, Any] = {"low": 0, "high": 1000, "step": 1}
 PATIENCE: dict[str, Any] = {"low": 0, "high": 1000, "step": 1, "recipe": True}
 RATE: dict[str, Any] = {"low": 0.0, "high": 1.0, "above_low": True, "recipe": True}

@@ -19,6 +19,7 @@ from core.network.choices import (
     BEST_NEEDS_VALIDATION,
     CLASS_WEIGHTS,
     EPOCHS,
+    FINETUNE_UNTIL,
     KEEP,
     OPTIMIZERS,
     PATIENCE,
@@ -34,7 +35,7 @@ from core.network.choices import (
 from core.network.freezing import PlanError, UnfreezePlan
 
 __all__ = ["AUTO_SIZE", "BEST_NEEDS_VALIDATION", "AugmentationConfig", "ConfigError", "RunConfig", "SETTINGS"]
-CONFIG_VERSION = 3  # 2: flips as one choice, rotation in degrees, unfreeze as a plan; 3: fast_mode
+CONFIG_VERSION = 4  # 2: flips as one choice, rotation in degrees, unfreeze as a plan; 3: fast_mode; 4: finetune_until
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,14 @@ class RunConfig:
         help="See 'Model to keep' for which epoch is kept.",
         flag="--early-stopping",
         **PATIENCE,
+    )
+    finetune_until: str = setting(
+        "pays",
+        label="How long to fine-tune",
+        help="Whether phase 2 may end early. Where the new head alone is already as good as it gets, more "
+        "fine-tuning only costs time; with fewer validation photos than needed to tell, every epoch runs.",
+        choices=FINETUNE_UNTIL,
+        recipe=True,
     )
     reduce_lr_patience: int = setting(
         2,
@@ -356,6 +365,8 @@ def _upgrade(values: dict[str, Any]) -> dict[str, Any]:
         values["augmentation"] = aug
     if version < 3 and "feature_cache" in values:  # fast mode's old name
         values["fast_mode"] = values.pop("feature_cache")
+    if version < 4:  # runs made before fine-tuning could end early ran every epoch set (a resumed one still does)
+        values.setdefault("finetune_until", "all")
     return values
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.network.choices import FINETUNE_PATIENCE
 from core.network.config import SETTINGS, AugmentationConfig, RunConfig
 from core.network.freezing import UnfreezePlan
 
@@ -45,12 +46,13 @@ class Recipe:
 
 _DEFAULTS = RunConfig()
 
-# What every classic recipe shares: a constant learning rate, no averaging, no early stopping,
+# What every classic recipe shares: a constant learning rate, no averaging, no early stopping, every epoch,
 # the most accurate epoch kept, and fast mode's 2 stored versions of each photo (as these recipes
 # were first measured here).
 _AS_WRITTEN: dict[str, Any] = {
     "keep": "best",
     "early_stopping_patience": 0,
+    "finetune_until": "all",
     "reduce_lr_patience": 0,
     "cosine_decay": False,
     "average_weights": False,
@@ -63,8 +65,9 @@ RECIPES: dict[str, Recipe] = {
         title="Fine-Tune Studio default",
         plain=(
             "A network that already knows photos learns your classes in two steps: first a new last layer, then "
-            "the top of the network as well, on slightly altered copies of your photos. The most accurate model "
-            "this tool makes; minutes on a laptop."
+            "the top of the network as well, on slightly altered copies of your photos, for as long as that still "
+            "improves the results. The most accurate model this tool makes; minutes on a laptop, less where the "
+            "first step is already as good as it gets."
         ),
         source="This tool's default, chosen by measurement on the shared datasets (docs/recipes.md).",
         what=(
@@ -72,7 +75,9 @@ RECIPES: dict[str, Recipe] = {
             f"pooling, Dropout {_DEFAULTS.dropout}; "
             f"the new head for {_DEFAULTS.head_epochs} epochs at Adam {_DEFAULTS.head_learning_rate:g} (quick: it "
             f"trains on stored features), then the top blocks for {_DEFAULTS.finetune_epochs} epochs at "
-            f"{_DEFAULTS.finetune_learning_rate:g} after a one-epoch warm-up. Learning rates fall along a cosine, "
+            f"{_DEFAULTS.finetune_learning_rate:g} after a one-epoch warm-up, ended early once {FINETUNE_PATIENCE} "
+            "epochs in a row do not improve the validation photos (given 200 or more); each epoch makes one more "
+            "altered version of the photos as it begins. Learning rates fall along a cosine, "
             "the weights are averaged over about an epoch, and the final, settled model is kept (the most "
             "accurate epoch instead, given 200 or more validation photos). Flips, small rotations and zoom."
         ),

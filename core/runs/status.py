@@ -159,6 +159,8 @@ class RunStatus:
     kept: str | None = None  # "final", "best" or "first": which weights model.keras holds
     # The head-trained model, kept as soon as phase 1 ends: its validation and test accuracy
     first_model: dict[str, Any] = field(default_factory=dict)
+    # What phase 2 decided and why (`core.training.phases.finetune_decision`), once it has ended
+    finetune_decision: str = ""
     accuracy: float | None = None
     accuracy_split: str | None = None  # "test", or "val" when no photos were kept aside for a test
     suggestion: float | None = None  # the learning-rate finder's
@@ -191,12 +193,14 @@ class RunStatus:
                 "first model's results, kept when phase 1 ended."
             )
         if self.kept == "first":
+            if self.finetune_decision:
+                return f"{self.finetune_decision} The first model (only its new head trained) was kept."
             return (
                 "The first model (only its new head trained) was kept: fine-tuning did not do better on the "
                 "validation photos."
             )
         kept = f"{KEPT_MODEL[self.kept].capitalize()} was kept." if self.kept in KEPT_MODEL else ""
-        return " ".join(filter(None, [kept, self._first_did_better()]))
+        return " ".join(filter(None, [self.finetune_decision, kept, self._first_did_better()]))
 
     def _first_did_better(self) -> str:
         """Said plainly when the first model scored higher on the same test photos than the model kept."""

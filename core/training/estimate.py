@@ -59,10 +59,13 @@ class StageSpeeds:
         return cls(**{f.name: float(data[f.name]) for f in fields(cls) if f.name in data})
 
 
-def estimate(config, counts: dict[str, int], speeds: StageSpeeds, cached: bool) -> dict[str, float]:
+def estimate(
+    config, counts: dict[str, int], speeds: StageSpeeds, cached: bool, finetune_epochs: int | None = None
+) -> dict[str, float]:
     """Seconds for each stage of a run of `config` on `counts` photos per split (train, val, test).
 
-    `cached`: fast mode will be used (pretrained weights and the switch on).
+    `cached`: fast mode will be used (pretrained weights and the switch on). `finetune_epochs`: the phase-2
+    epochs that run, where fine-tuning ends before the epochs set (0: skipped); None: all of them.
     """
     train, val, test = (counts.get(split, 0) for split in ("train", "val", "test"))
     batch = max(1, min(config.batch_size, max(train, 1)))
@@ -71,8 +74,12 @@ def estimate(config, counts: dict[str, int], speeds: StageSpeeds, cached: bool) 
     finetunes = config.finetune_epochs > 0 and not config.unfreeze.trains_nothing
     # Every photo is decoded twice: once when the scan checks it, once at the training size.
     stages = {Stage.PREPARING: speeds.startup + 2 * speeds.decode * (train + val + test)}
+    # With phase 2 to come, phase 1 reads the original photos only, and phase 2 makes one altered version
+    # of each training photo as each of its first epochs begins (`core.training.features.LazyViews`).
+    lazy = views - 1 if cached and finetunes else 0
+    per_version = (speeds.forward + speeds.augment) * train
     if cached:
-        work = speeds.forward * (train * views + val) + speeds.augment * train * (views - 1)
+        work = speeds.forward * (train * (views - lazy) + val) + speeds.augment * train * (views - 1 - lazy)
         stages[Stage.FEATURES] = work + speeds.forward_trace
         validation = 0.0  # phase 1 validates on stored features too: a few matrix products
         finetune_validation = speeds.finetune_forward * val  # phase 2 through the blocks it trains
@@ -85,12 +92,17 @@ def estimate(config, counts: dict[str, int], speeds: StageSpeeds, cached: bool) 
     if finetunes:  # the first model: saved twice and scored on the test photos as phase 1 ends
         stages[Stage.HEAD] += 2 * speeds.save + speeds.forward * test + speeds.forward_trace
     finetune_epoch = steps * speeds.finetune_step + speeds.finetune_epoch + finetune_validation
+    ran = config.finetune_epochs if finetune_epochs is None else finetune_epochs
     stages[Stage.FINETUNE] = (
-        config.finetune_epochs * finetune_epoch + speeds.finetune_trace + 2 * speeds.save if finetunes else 0.0
+        ran * finetune_epoch + min(ran, lazy) * per_version + speeds.finetune_trace + 2 * speeds.save
+        if finetunes and ran
+        else 0.0
     )
     calibration = min(train, 2000) + val
     # Evaluation and calibration each build a prediction graph of the whole model.
     stages[Stage.EVALUATING] = speeds.forward * (test + calibration) + speeds.save * 2 + 2 * speeds.forward_trace
+    if finetunes and cached and not ran:  # the first model is kept: loaded and saved; its scores and stored features
+        stages[Stage.EVALUATING] = speeds.save * 2  # give its evaluation and calibration (`core.training.keep`)
     if not config.head_epochs:
         stages[Stage.HEAD] = 0.0
     return {str(stage): round(seconds, 1) for stage, seconds in stages.items()}
@@ -109,14 +121,27 @@ def speeds_request(config, report) -> dict:
     }
 
 
-def planned_seconds(config, report, speeds: dict) -> dict[str, float]:
-    """`estimate` for a run of `config` on `report`'s photos, split as the run will split them."""
+def earliest_stop(config, validation: int) -> int | None:
+    """The fewest phase-2 epochs a run of `config` with `validation` photos can run, when fine-tuning may be
+    skipped (0) or end early (`finetune_until` "pays", `core.training.phases`); None when every epoch set runs."""
+    from core.network.choices import BEST_NEEDS_VALIDATION
+
+    judged = config.finetune_until == "pays" and validation >= BEST_NEEDS_VALIDATION
+    if judged and config.finetune_epochs and not config.unfreeze.trains_nothing:
+        return 0
+    return None
+
+
+def planned_seconds(config, report, speeds: dict, shortest: bool = False) -> dict[str, float]:
+    """`estimate` for a run of `config` on `report`'s photos, split as the run will split them; `shortest`:
+    for the run where fine-tuning is skipped (`earliest_stop`; the whole run where it cannot be)."""
     from core.data.splits import make_splits
 
     plan = make_splits(report, config.val_fraction, config.test_fraction, config.seed)
     counts = {"train": len(plan.train), "val": len(plan.val), "test": len(plan.test)}
     cached = config.fast_mode and config.weights != "none"
-    return estimate(config, counts, StageSpeeds.from_dict(speeds), cached)
+    epochs = earliest_stop(config, counts["val"]) if shortest else None
+    return estimate(config, counts, StageSpeeds.from_dict(speeds), cached, epochs)
 
 
 def seconds_left(

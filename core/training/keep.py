@@ -24,6 +24,9 @@ def keep_model(session: Session, outcome: RunState):
     config, echo = session.config, session.echo
     validation = len(session.data["val"].images)
     keep = keep_choice(config.keep, validation, BEST_NEEDS_VALIDATION)
+    if session.head_enough and outcome is RunState.SUCCEEDED and session.run.first_model_path.exists():
+        echo("Keeping the first model: fine-tuning did not improve on it.")
+        return keras.models.load_model(session.run.first_model_path, safe_mode=True), "first"
     if keep == "final" and outcome is RunState.SUCCEEDED:
         # As training left it (a resumed run's last checkpoint is its final epoch); averaged when averaging is on.
         why = f" ({validation} validation photos are too few to pick an epoch by)" if config.keep == "auto" else ""
@@ -88,7 +91,11 @@ def evaluate(session: Session, model, kept: str, outcome: RunState) -> RunState:
     run = session.run
     save_model_atomic(keepable(session, model), run.model_path)
     run.update_status(kept=kept, stage=Stage.EVALUATING, message="Evaluating on the photos kept aside")
-    evaluation = score_model(session, model)
+    scored = run.evaluation()
+    if kept == "first" and scored and scored.get("model") == "first":
+        evaluation = scored  # scored on the same photos as phase 1 ended
+    else:
+        evaluation = score_model(session, model)
     evaluation["model"] = kept
     split, class_names = evaluation["split"], evaluation["class_names"]
     evaluation["seconds"] = round(time.time() - (run.raw_status().started or time.time()), 1)

@@ -7,6 +7,7 @@ import json
 import time
 
 from core.base.files import save_model_atomic, write_atomic
+from core.network.choices import FINETUNE_PATIENCE, HEAD_FITS
 from core.network.config import BEST_NEEDS_VALIDATION, RunConfig
 from core.runs.status import ResumePoint, RunState, Stage, keep_rule
 from core.training.failures import RunFailed, RunStopped
@@ -28,11 +29,44 @@ def run_phases(session: Session) -> RunState:
         phase_start = resume.phase_start if resume and plan.phase == resume.phase else session.epochs_done
         epochs = phase_start + plan.epochs - session.epochs_done
         adopt_estimate(session.run, session.run.config(), session.report)
+        if plan.phase == 2 and not resume and (skipped := skip_finetuning(session)):
+            session.echo(skipped)
+            session.run.update_status(finetune_decision=skipped)
+            session.head_enough = True
+            break
         if epochs > 0 and run_phase(session, plan, phase_start, epochs):
             return RunState.STOPPED
         if plan.phase == 1 and len(plans) > 1 and not session.run.raw_status().first_model:
             keep_first_model(session)
     return RunState.SUCCEEDED
+
+
+def skip_finetuning(session: Session) -> str:
+    """Why phase 2 is skipped, in one plain sentence; "" when it runs. It is skipped (`finetune_until` "pays",
+    with BEST_NEEDS_VALIDATION validation photos) where the new head alone already tells apart HEAD_FITS of its
+    training photos, judged on the stored features of the original photos (no dropout, a matrix product)."""
+    import numpy as np
+
+    validation = len(session.data["val"].images)
+    parts, pooled = session.features.parts, session.pooled
+    if session.config.finetune_until != "pays" or validation < BEST_NEEDS_VALIDATION or not parts or not pooled:
+        return ""
+    labels = session.data["train"].labels
+    answers = np.argmax(parts.head.predict(np.asarray(pooled["train"], np.float32), verbose=0), axis=1)
+    fits = float(np.mean(answers == labels))
+    head = session.run.raw_status().first_model.get("val_accuracy")
+    on_val = f" ({head:.1%} of the validation photos)" if isinstance(head, float) else ""
+    if fits < HEAD_FITS:
+        session.echo(
+            f"The new head alone tells apart {fits:.1%} of its training photos{on_val}: fine-tuning adapts the "
+            "network's features to these classes."
+        )
+        return ""
+    return (
+        f"Fine-tuning was skipped: the new head alone already tells apart {fits:.1%} of its training photos"
+        f"{on_val}, so the network's features suit these classes, and fine-tuning, which changes them, would "
+        "mostly cost time."
+    )
 
 
 def keep_first_model(session: Session) -> None:
@@ -67,19 +101,30 @@ def keep_first_model(session: Session) -> None:
 
 def run_phase(session: Session, plan: PhasePlan, phase_start: int, epochs: int) -> bool:
     """Fit one phase for `epochs` epochs (fewer when resumed); True when Stop was pressed."""
-    from core.network.freezing import count_trainable, set_phase
-    from core.network.model import compile_for_phase
-    from core.training.callbacks import StopOnRequest
+    from core.network.freezing import set_phase
 
-    run, config, classifier = session.run, session.config, session.classifier
+    run, classifier = session.run, session.classifier
     started = time.perf_counter()
     set_phase(classifier.base, plan.phase, classifier.mask, classifier.freeze_batch_norm)
     try:
-        fit_model, train_ds, val_ds = _phase_inputs(session, plan)
+        fit_model, train_ds, val_ds, lazy = _phase_inputs(session, plan)
     except RunStopped:
         if plan.phase == 1 or not run.best_checkpoint_path.exists():
             raise
         return True  # stopped while phase 2 prepared: phase 1's best model stands
+    try:
+        return _fit_phase(session, plan, phase_start, epochs, fit_model, train_ds, val_ds, lazy, started)
+    finally:
+        if lazy is not None:
+            lazy.close()
+
+
+def _fit_phase(session: Session, plan: PhasePlan, phase_start, epochs, fit_model, train_ds, val_ds, lazy, started):
+    from core.network.freezing import count_trainable
+    from core.network.model import compile_for_phase
+    from core.training.callbacks import StopOnRequest
+
+    run, config, classifier = session.run, session.config, session.classifier
     # The average spans about one epoch: long enough to smooth the last steps' noise, short
     # enough to follow the learning of a phase only a few epochs long.
     compile_for_phase(fit_model, config.optimizer, plan.learning_rate, session.steps if config.average_weights else 0)
@@ -95,7 +140,9 @@ def run_phase(session: Session, plan: PhasePlan, phase_start: int, epochs: int) 
         epochs_before_phase=session.epochs_done,
     )
     stopper = StopOnRequest(run.stop_path)
-    stream, callbacks = _phase_callbacks(session, plan, phase_start, epochs, stopper)
+    stream, callbacks, judge = _phase_callbacks(session, plan, phase_start, epochs, stopper)
+    if lazy is not None:  # before the stream, so an epoch's time includes making its version of the photos
+        callbacks.insert(0, lazy.callback())
     history = fit_model.fit(
         train_ds,
         validation_data=val_ds,
@@ -105,7 +152,31 @@ def run_phase(session: Session, plan: PhasePlan, phase_start: int, epochs: int) 
         class_weight=session.class_weight,
         verbose=0,
     )
-    session.epochs_done += len(history.history.get("loss", []))
+    ran = len(history.history.get("loss", []))
+    session.epochs_done += ran
+    if plan.phase == 2 and not stopper.stopped:
+        head = run.raw_status().first_model.get("val_accuracy")
+        scores = history.history.get("val_accuracy", [])
+        decision = finetune_decision(
+            config.finetune_until,
+            len(session.data["val"].images),
+            ran,
+            plan.epochs,
+            head,
+            scores,
+            stopped_early=judge is not None and ran < epochs,
+        )
+        session.head_enough = bool(
+            ran < epochs and judge and isinstance(head, float) and scores and max(scores) <= head
+        )
+        session.echo(decision)
+        run.update_status(finetune_decision=decision)
+        if lazy is not None:
+            made = lazy.ready - 1
+            session.echo(
+                f"Phase 2 made {made} altered version{'' if made == 1 else 's'} of each training photo as its "
+                f"epochs began, in {lazy.seconds:.1f} s."
+            )
     key = str(plan.phase)
     session.phase_seconds[key] = round(session.phase_seconds.get(key, 0.0) + time.perf_counter() - started, 2)
     run.update_status(phase_seconds=session.phase_seconds)
@@ -118,7 +189,8 @@ def run_phase(session: Session, plan: PhasePlan, phase_start: int, epochs: int) 
 
 
 def _phase_inputs(session: Session, plan: PhasePlan):
-    """The model to fit and its training and validation batches: stored features in fast mode, else photos."""
+    """The model to fit, its training and validation batches (stored features in fast mode, else photos), and
+    the altered versions phase 2 still has to make (`LazyViews`, or None)."""
     from core.data.pipeline import make_dataset
     from core.training.features import ExtractionStopped, phase_inputs
 
@@ -151,11 +223,11 @@ def _phase_inputs(session: Session, plan: PhasePlan):
             session.echo(f"{done} in {time.perf_counter() - started:.1f} s.")
             if inputs.pooled is not None:
                 session.pooled = inputs.pooled
-            return inputs.model, inputs.train, inputs.val
+            return inputs.model, inputs.train, inputs.val, inputs.lazy
     train, val = session.data["train"], session.data["val"]
     train_ds = make_dataset(train.images, train.labels, session.batch_size, shuffle=True, seed=session.config.seed)
     val_ds = make_dataset(val.images, val.labels, session.batch_size, shuffle=False) if len(val.images) else None
-    return session.classifier.model, train_ds, val_ds
+    return session.classifier.model, train_ds, val_ds, None
 
 
 def _phase_callbacks(session: Session, plan: PhasePlan, phase_start: int, epochs: int, stopper):
@@ -192,6 +264,16 @@ def _phase_callbacks(session: Session, plan: PhasePlan, phase_start: int, epochs
     # epoch's end, so the stream, the checkpoints and early stopping all see the averaged model.
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.average_weights else []
     callbacks = swap + [stream, session.checkpoint, stopper, keras.callbacks.TerminateOnNaN()]
+    judge = None
+    validation = len(session.data["val"].images)
+    if plan.phase == 2 and config.finetune_until == "pays" and validation >= BEST_NEEDS_VALIDATION:
+        # Fine-tuning must beat the new head alone (its validation accuracy, the baseline) and then its own best:
+        # FINETUNE_PATIENCE epochs in a row that do neither end it. Measured in docs/speed.md.
+        head = session.run.raw_status().first_model.get("val_accuracy")
+        judge = keras.callbacks.EarlyStopping(
+            monitor=session.monitor, patience=FINETUNE_PATIENCE, baseline=head if isinstance(head, float) else None
+        )
+        callbacks.append(judge)
     if config.early_stopping_patience and epochs > 1:
         # Phase 2 goes on from where phase 1 ended, not from phase 1's best epoch (Keras would restore
         # that at the end of every fit): on small validation sets the "best" epoch is often an early,
@@ -214,7 +296,59 @@ def _phase_callbacks(session: Session, plan: PhasePlan, phase_start: int, epochs
                 monitor=monitor, factor=0.3, patience=config.reduce_lr_patience, min_lr=1e-7
             )
         )
-    return stream, callbacks
+    return stream, callbacks, judge
+
+
+def finetune_decision(
+    until: str,
+    validation: int,
+    ran: int,
+    planned: int,
+    head: float | None,
+    history: list[float],
+    stopped_early: bool,
+) -> str:
+    """What phase 2 decided and why, in one plain sentence (the Train page, the log and the report say it).
+
+    Args:
+        until: the `finetune_until` setting; validation: the run's validation photos.
+        ran, planned: the phase-2 epochs run (since it last started) and set.
+        head: the new head's validation accuracy as phase 1 ended; history: each phase-2 epoch's.
+        stopped_early: the judge of `finetune_until` "pays" ended the phase.
+    """
+    best = max(history) if history else None
+    epochs = f"{planned} epoch{'' if planned == 1 else 's'}"
+    if stopped_early and best is not None and head is not None and best <= head:
+        return (
+            f"Fine-tuning stopped after {ran} of {epochs}: it did not improve on the new head alone "
+            f"({best:.1%} of the validation photos at best, against {head:.1%}), so more would only have cost time."
+        )
+    if stopped_early and best is not None:
+        return (
+            f"Fine-tuning stopped after {ran} of {epochs}: it no longer improved the validation photos "
+            f"({best:.1%} at best{f', against {head:.1%} for the new head alone' if head is not None else ''})."
+        )
+    gain = (
+        f" (from {head:.1%} with the new head alone to {best:.1%} at best)"
+        if head is not None and best is not None
+        else ""
+    )
+    if until == "pays" and validation < BEST_NEEDS_VALIDATION:
+        return (
+            f"Fine-tuning ran all {epochs}{gain}: {validation} validation photos are too few to tell when it stops "
+            f"paying ({BEST_NEEDS_VALIDATION} are needed), so it was not stopped early."
+        )
+    if until == "pays" and best is not None and head is not None and best <= head:
+        return (
+            f"Fine-tuning ran all {epochs} without improving on the new head alone ({best:.1%} of the validation "
+            f"photos at best, against {head:.1%})."
+        )
+    if until == "pays":
+        return (
+            f"Fine-tuning ran all {epochs}: it improved the validation photos{gain} and never went "
+            f"{FINETUNE_PATIENCE} epochs in a row without improving."
+        )
+    return f"Fine-tuning ran all {epochs}, as set{gain}."
 
 
 def _epoch_line(row: dict, config: RunConfig) -> str:

@@ -70,6 +70,7 @@ class Session:
     last_saved: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     pooled: dict | None = None  # fast mode: phase 1's stored `pool` output of the original photos
+    head_enough: bool = False  # phase 2 ended early without improving on the new head alone (phase 1's model)
     placement: Placement | None = None  # the devices and precision (`core.network.distribute`); set by start_session
 
     @property
