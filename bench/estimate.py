@@ -93,15 +93,16 @@ def one_run(dataset: str, recipe_key: str) -> dict:
             1 for before, after in zip(trace, trace[1:], strict=False) if after[1] > before[1] + 1.0 and after[2]
         )
         decision = raw.finetune_decision
+        skipped = decision.startswith("Fine-tuning was skipped")
         stopped = decision.startswith("Fine-tuning stopped after")
         return {
             "state": str(status.state),
-            # The page says both: the whole run, and the run where fine-tuning stops at its earliest. The one for
-            # the kind of run it turned out to be is the estimate that has to hold.
-            "estimate": shortest if stopped else sum(planned.values()),
+            # The page says both: the whole run, and the run where fine-tuning is skipped; the one for the kind of
+            # run it turned out to be has to hold. A run that stops part way is judged against the whole run's.
+            "estimate": shortest if skipped else sum(planned.values()),
             "full": sum(planned.values()),
             "shortest": shortest,
-            "kind": "stopped early" if stopped else ("fine-tuned" if decision else "head only"),
+            "kind": "skipped" if skipped else "stopped early" if stopped else "fine-tuned" if decision else "head only",
             "phase2": sum(1 for row in run.history() if row.get("phase") == 2),
             "actual": actual,
             "measuring": measuring,

@@ -218,9 +218,9 @@ def phase_inputs(
         # 0.711 from 8 versions), and phase 2 makes its altered versions as its epochs use them (`LazyViews`).
         key = plan.key(images, config, training=split == "train" and (phase == 2 or not parts.cut))
         if phase == 2 and split == "train" and key.views > 1 and not _cached(key, "bottom"):
-            originals = plan.key(images, config, training=False)
+            original_key = plan.key(images, config, training=False)
             values, was_cached = extract(
-                parts.front, images.images, [("bottom", originals)], stop_requested=stop_requested, progress=progress
+                parts.front, images.images, [("bottom", original_key)], stop_requested=stop_requested, progress=progress
             )
             lazy = LazyViews(values[0], images.images, parts.front, parts.augment, key, stop_requested)
             reused = reused and was_cached
@@ -370,7 +370,9 @@ class LazyViews:
         self.seconds = 0.0  # spent making versions
         # Where the versions fit in memory, the batches gather them in the graph from a variable the new versions
         # are written into (read through Python, an epoch took 1.5 times as long on flowers5's phase 2).
-        self.table = self._ready_var = self._fresh_var = None
+        self.table: Any = None
+        self._ready_var: Any = None
+        self._fresh_var: Any = None
         if self.array.nbytes <= IN_MEMORY_BYTES:
             import tensorflow as tf
 
