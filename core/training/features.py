@@ -369,13 +369,14 @@ class LazyViews:
         self.fresh: int | None = None
         self.seconds = 0.0  # spent making versions
         # Where the versions fit in memory, the batches gather them in the graph from a variable the new versions
-        # are written into (read through Python, an epoch took 1.5 times as long on flowers5's phase 2).
+        # are written into (read through Python, an epoch took 1.5 times as long on flowers5's phase 2). Under a
+        # distribution strategy a variable would be one per replica, so the batches read through Python there.
         self.table: Any = None
         self._ready_var: Any = None
         self._fresh_var: Any = None
-        if self.array.nbytes <= IN_MEMORY_BYTES:
-            import tensorflow as tf
+        import tensorflow as tf
 
+        if self.array.nbytes <= IN_MEMORY_BYTES and not tf.distribute.has_strategy():
             count = self.array.shape[1]
             self.table = tf.Variable(tf.zeros((key.views * count, *shape[2:]), tf.float16), trainable=False)
             self.table[:count].assign(np.asarray(originals[0]))
