@@ -36,6 +36,11 @@ def test_the_estimate_multiplies_each_measured_speed_by_the_work_of_its_stage():
     assert plan["finetune"] == pytest.approx(15 * (5 * 0.05 + 0.15 + 0.01 * 40) + versions + 4.0 + 0.4, abs=0.05)
     short = estimate(config, {"train": 160, "val": 40, "test": 40}, SPEEDS, cached=True, finetune_epochs=3)
     assert short["finetune"] == pytest.approx(3 * (5 * 0.05 + 0.15 + 0.01 * 40 + 0.003 * 160) + 4.4, abs=0.05)
+    # Each version runs only the layers below the ones phase 2 trains, once measured.
+    from dataclasses import replace
+
+    cheaper = estimate(config, {"train": 160, "val": 40, "test": 40}, replace(SPEEDS, bottom_forward=0.001), True)
+    assert cheaper["finetune"] == pytest.approx(plan["finetune"] - 7 * 0.001 * 160, abs=0.1)  # both rounded
     skipped = estimate(config, {"train": 160, "val": 40, "test": 40}, SPEEDS, cached=True, finetune_epochs=0)
     assert skipped["finetune"] == 0.0 and skipped["features"] == plan["features"] and skipped["head"] == plan["head"]
     assert skipped["evaluating"] == pytest.approx(0.4)  # the first model is kept, already scored

@@ -38,6 +38,8 @@ class StageSpeeds:
             ending it).
         finetune_forward: phase 2's pass over one validation photo in fast mode (from the stored
             features through the blocks it trains), which every phase-2 epoch pays for each validation photo.
+        bottom_forward: the frozen layers' pass over one photo (below the first layer phase 2 trains), which
+            each altered version phase 2 makes costs a training photo (0: not measured, `forward` stands in).
     """
 
     startup: float
@@ -53,6 +55,7 @@ class StageSpeeds:
     head_epoch: float = 0.0
     finetune_epoch: float = 0.0
     finetune_forward: float = 0.0
+    bottom_forward: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> StageSpeeds:
@@ -77,7 +80,7 @@ def estimate(
     # With phase 2 to come, phase 1 reads the original photos only, and phase 2 makes one altered version
     # of each training photo as each of its first epochs begins (`core.training.features.LazyViews`).
     lazy = views - 1 if cached and finetunes else 0
-    per_version = (speeds.forward + speeds.augment) * train
+    per_version = ((speeds.bottom_forward or speeds.forward) + speeds.augment) * train
     if cached:
         work = speeds.forward * (train * (views - lazy) + val) + speeds.augment * train * (views - 1 - lazy)
         stages[Stage.FEATURES] = work + speeds.forward_trace
@@ -220,6 +223,7 @@ def measure_speeds(config, image_size: int, sample_paths: list[str], classes: in
     extractor = parts.front_both or parts.front
     forward, forward_trace = _per_call(lambda: extractor.predict_on_batch(pixels), repeats)
     augment = _per_call(lambda: build_augmenter(config.augmentation, 0)(pixels, training=True), repeats)[0]
+    bottom_forward = _per_call(lambda: parts.front.predict_on_batch(pixels), repeats)[0] if cut else forward
     set_phase(base, 1, mask)
     head: tuple[Any, Any] = (
         (parts.head, _random_like(parts.head.inputs[0], batch)) if config.fast_mode else (model, pixels)
@@ -249,6 +253,7 @@ def measure_speeds(config, image_size: int, sample_paths: list[str], classes: in
         head_epoch,
         finetune_epoch,
         finetune_forward if top is not model else 0.0,
+        bottom_forward / batch,
     )
 
 
