@@ -182,8 +182,8 @@ class RunConfig:
     finetune_until: str = setting(
         "pays",
         label="How long to fine-tune",
-        help="Whether phase 2 may end early. Where the new head alone is already as good as it gets, more "
-        "fine-tuning only costs time; with fewer validation photos than needed to tell, every epoch runs.",
+        help="Whether phase 2 may be skipped or end early. Where the new head alone is already as good as it "
+        "gets, fine-tuning only costs time; with fewer validation photos than needed to tell, every epoch runs.",
         choices=FINETUNE_UNTIL,
         recipe=True,
     )

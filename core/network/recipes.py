@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.network.choices import FINETUNE_PATIENCE
+from core.network.choices import FINETUNE_PATIENCE, HEAD_FITS
 from core.network.config import SETTINGS, AugmentationConfig, RunConfig
 from core.network.freezing import UnfreezePlan
 
@@ -75,8 +75,9 @@ RECIPES: dict[str, Recipe] = {
             f"pooling, Dropout {_DEFAULTS.dropout}; "
             f"the new head for {_DEFAULTS.head_epochs} epochs at Adam {_DEFAULTS.head_learning_rate:g} (quick: it "
             f"trains on stored features), then the top blocks for {_DEFAULTS.finetune_epochs} epochs at "
-            f"{_DEFAULTS.finetune_learning_rate:g} after a one-epoch warm-up, ended early once {FINETUNE_PATIENCE} "
-            "epochs in a row do not improve the validation photos (given 200 or more); each epoch makes one more "
+            f"{_DEFAULTS.finetune_learning_rate:g} after a one-epoch warm-up; given 200 or more validation photos, "
+            f"skipped where the head alone fits {HEAD_FITS:.0%} of its training photos and ended once "
+            f"{FINETUNE_PATIENCE} epochs in a row do not improve the validation photos; each epoch makes one more "
             "altered version of the photos as it begins. Learning rates fall along a cosine, "
             "the weights are averaged over about an epoch, and the final, settled model is kept (the most "
             "accurate epoch instead, given 200 or more validation photos). Flips, small rotations and zoom."
