@@ -65,11 +65,11 @@ def test_each_stage_change_records_how_long_the_stage_took(monkeypatch):
 
 def test_fine_tuning_can_be_skipped_only_with_enough_validation_photos():
     from core.network.freezing import UnfreezePlan
-    from core.training.estimate import earliest_stop
+    from core.training.estimate import can_skip_finetuning
 
     config = RunConfig(finetune_epochs=15)
-    assert config.finetune_until == "pays" and earliest_stop(config, 650) == 0  # skipped where the head suffices
-    assert earliest_stop(config, 199) is None  # too few to tell: every epoch runs
-    assert earliest_stop(config.replace(finetune_until="all"), 650) is None
-    assert earliest_stop(config.replace(finetune_epochs=0), 650) is None  # no fine-tuning to skip
-    assert earliest_stop(config.replace(unfreeze=UnfreezePlan.parse("none")), 650) is None
+    assert config.finetune_until == "pays" and can_skip_finetuning(config, 650)  # skipped where the head suffices
+    assert not can_skip_finetuning(config, 199)  # too few to tell: every epoch runs
+    assert not can_skip_finetuning(config.replace(finetune_until="all"), 650)
+    assert not can_skip_finetuning(config.replace(finetune_epochs=0), 650)  # no fine-tuning to skip
+    assert not can_skip_finetuning(config.replace(unfreeze=UnfreezePlan.parse("none")), 650)

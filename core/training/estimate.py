@@ -124,26 +124,24 @@ def speeds_request(config, report) -> dict:
     }
 
 
-def earliest_stop(config, validation: int) -> int | None:
-    """The fewest phase-2 epochs a run of `config` with `validation` photos can run, when fine-tuning may be
-    skipped (0) or end early (`finetune_until` "pays", `core.training.phases`); None when every epoch set runs."""
+def can_skip_finetuning(config, validation: int) -> bool:
+    """Whether a run of `config` with `validation` photos may skip phase 2 (`finetune_until` "pays", given enough
+    validation photos to judge: `core.training.phases.skip_finetuning`), so its shortest run has none."""
     from core.network.choices import BEST_NEEDS_VALIDATION
 
     judged = config.finetune_until == "pays" and validation >= BEST_NEEDS_VALIDATION
-    if judged and config.finetune_epochs and not config.unfreeze.trains_nothing:
-        return 0
-    return None
+    return bool(judged and config.finetune_epochs and not config.unfreeze.trains_nothing)
 
 
 def planned_seconds(config, report, speeds: dict, shortest: bool = False) -> dict[str, float]:
     """`estimate` for a run of `config` on `report`'s photos, split as the run will split them; `shortest`:
-    for the run where fine-tuning is skipped (`earliest_stop`; the whole run where it cannot be)."""
+    for the run where fine-tuning is skipped (`can_skip_finetuning`; the whole run where it cannot be)."""
     from core.data.splits import make_splits
 
     plan = make_splits(report, config.val_fraction, config.test_fraction, config.seed)
     counts = {"train": len(plan.train), "val": len(plan.val), "test": len(plan.test)}
     cached = config.fast_mode and config.weights != "none"
-    epochs = earliest_stop(config, counts["val"]) if shortest else None
+    epochs = 0 if shortest and can_skip_finetuning(config, counts["val"]) else None
     return estimate(config, counts, StageSpeeds.from_dict(speeds), cached, epochs)
 
 

@@ -217,7 +217,7 @@ def phase_inputs(
         # Phase 1 reads the original photos only when phase 2 follows (on flowers5 the head scored 0.718 from them,
         # 0.711 from 8 versions), and phase 2 makes its altered versions as its epochs use them (`LazyViews`).
         key = plan.key(images, config, training=split == "train" and (phase == 2 or not parts.cut))
-        if phase == 2 and split == "train" and key.views > 1 and not _cached(key, "bottom"):
+        if phase == 2 and split == "train" and key.views > 1 and not cache_file("bottom", key).exists():
             original_key = plan.key(images, config, training=False)
             values, was_cached = extract(
                 parts.front, images.images, [("bottom", original_key)], stop_requested=stop_requested, progress=progress
@@ -322,7 +322,7 @@ def extract(
     """
     folder = features_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{what}-{key.digest()}.npy" for what, key in targets]
+    paths = [cache_file(what, key) for what, key in targets]
     if all(path.exists() for path in paths):
         return [np.load(path, mmap_mode="r") for path in paths], True
     with contextlib.ExitStack() as files:  # each file appears under its name only if all were written
@@ -340,8 +340,9 @@ def extract(
     return [np.load(path, mmap_mode="r") for path in paths], False
 
 
-def _cached(key: FeatureKey, what: str) -> bool:
-    return (features_dir() / f"{what}-{key.digest()}.npy").exists()
+def cache_file(what: str, key: FeatureKey) -> Path:
+    """Where the features `what` ("bottom", "pooled") of `key` are stored."""
+    return features_dir() / f"{what}-{key.digest()}.npy"
 
 
 class LazyViews:
@@ -360,7 +361,7 @@ class LazyViews:
     def __init__(self, originals: np.ndarray, images: np.ndarray, front, augment, key: FeatureKey, stop_requested):
         self.images, self.front, self.augment, self.key = images, front, augment, key
         self.stop_requested = stop_requested
-        self.path = features_dir() / f"bottom-{key.digest()}.npy"
+        self.path = cache_file("bottom", key)
         self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}-{id(self)}.tmp.npy")
         shape = (key.views, *originals.shape[1:])
         self.array = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=np.float16, shape=shape)
@@ -436,7 +437,7 @@ def lazy_dataset(views: LazyViews, labels: np.ndarray, batch_size: int, seed: in
     import tensorflow as tf
 
     count = int(views.array.shape[1])
-    indices = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    indices = _index_batches(count, batch_size, shuffle=True, seed=seed)
     label_table = tf.constant(np.asarray(labels, dtype=np.int32))
     table, ready, fresh = views.table, views._ready_var, views._fresh_var
 
@@ -502,10 +503,7 @@ def feature_dataset(
     import tensorflow as tf
 
     views, count = int(features.shape[0]), int(features.shape[1])
-    indices = tf.data.Dataset.range(count)
-    if shuffle:
-        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    indices = indices.batch(batch_size)
+    indices = _index_batches(count, batch_size, shuffle, seed)
     label_table = tf.constant(np.asarray(labels, dtype=np.int32))
     if features.nbytes <= IN_MEMORY_BYTES and views_ready is None:
         table = tf.constant(np.ascontiguousarray(features).reshape(views * count, *features.shape[2:]))
@@ -538,3 +536,13 @@ def feature_dataset(
         return rows, batch_labels
 
     return indices.map(load, num_parallel_calls=2).prefetch(tf.data.AUTOTUNE)
+
+
+def _index_batches(count: int, batch_size: int, shuffle: bool, seed: int):
+    """Batches of the photos' positions, in a new seeded order every epoch when `shuffle`."""
+    import tensorflow as tf
+
+    indices = tf.data.Dataset.range(count)
+    if shuffle:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return indices.batch(batch_size)

@@ -157,18 +157,11 @@ def _fit_phase(session: Session, plan: PhasePlan, phase_start, epochs, fit_model
     if plan.phase == 2 and not stopper.stopped:
         head = run.raw_status().first_model.get("val_accuracy")
         scores = history.history.get("val_accuracy", [])
+        stopped_early = judge is not None and ran < epochs
         decision = finetune_decision(
-            config.finetune_until,
-            len(session.data["val"].images),
-            ran,
-            plan.epochs,
-            head,
-            scores,
-            stopped_early=judge is not None and ran < epochs,
+            config.finetune_until, len(session.data["val"].images), ran, plan.epochs, head, scores, stopped_early
         )
-        session.head_enough = bool(
-            ran < epochs and judge and isinstance(head, float) and scores and max(scores) <= head
-        )
+        session.head_enough = bool(stopped_early and isinstance(head, float) and scores and max(scores) <= head)
         session.echo(decision)
         run.update_status(finetune_decision=decision)
         if lazy is not None:
