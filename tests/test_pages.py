@@ -852,7 +852,7 @@ def test_train_page_gives_the_time_if_fine_tuning_stops_early_and_says_what_a_ru
     run = RunDirectory.create(runs_root(), RunConfig(data="demo"), run_id="judged")
     decision = (
         "Fine-tuning stopped after 3 of 15 epochs: it did not improve on the new head alone (97.0% of the "
-        "validation photos at best, against 97.4%), so more would only have cost time."
+        "validation photos at best, against 97.4%), so it ended there."
     )
     run.update_status(state=RunState.SUCCEEDED, finetune_decision=decision)
     at = page("train").run()

@@ -366,7 +366,7 @@ def test_fine_tuning_stops_after_three_epochs_that_do_not_beat_the_head_alone(ma
     assert [row["phase"] for row in run.history()].count(2) == 3
     assert status.finetune_decision == (
         "Fine-tuning stopped after 3 of 10 epochs: it did not improve on the new head alone (100.0% of the "
-        "validation photos at best, against 100.0%), so more would only have cost time."
+        "validation photos at best, against 100.0%), so it ended there."
     )
     assert status.finetune_decision in lines and status.finetune_decision in status.kept_in_words()
 

@@ -314,7 +314,7 @@ def finetune_decision(
     if stopped_early and best is not None and head is not None and best <= head:
         return (
             f"Fine-tuning stopped after {ran} of {epochs}: it did not improve on the new head alone "
-            f"({best:.1%} of the validation photos at best, against {head:.1%}), so more would only have cost time."
+            f"({best:.1%} of the validation photos at best, against {head:.1%}), so it ended there."
         )
     if stopped_early and best is not None:
         return (
